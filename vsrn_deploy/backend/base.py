@@ -1,0 +1,75 @@
+"""The runner protocol shared by validation and benchmarking (after Polygraphy's runners).
+
+A runner serves one encoder of one backend. It is built cheaply, does its heavy loading in
+`activate()`, and is used as a context manager:
+
+    with make_runner("ort", "image", onnx_dir="export") as runner:
+        outputs = runner.infer({"region_features": features})
+
+Inputs and outputs are numpy arrays named as in the ONNX contract (contracts.md):
+image: region_features float32 (B, k, F) -> image_embedding (B, D), region_embeddings (B, k, D);
+text: token_ids int64 (B, T), lengths int64 (B,) -> text_embedding (B, D).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "trt")
+ENCODERS = ("image", "text")
+
+INPUT_NAMES = {"image": ("region_features",), "text": ("token_ids", "lengths")}
+OUTPUT_NAMES = {"image": ("image_embedding", "region_embeddings"), "text": ("text_embedding",)}
+
+
+class Runner:
+    """Base class: subclasses implement `_activate`, `_infer` and optionally `_deactivate`, `synchronize`."""
+
+    backend: str = ""
+
+    def __init__(self, encoder: str) -> None:
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        self.encoder = encoder
+        self.is_active = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}:{self.encoder}"
+
+    def activate(self) -> None:
+        if not self.is_active:
+            self._activate()
+            self.is_active = True
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self._deactivate()
+            self.is_active = False
+
+    def __enter__(self) -> Runner:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.deactivate()
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch; returns float32 numpy outputs keyed by the contract's output names."""
+        if not self.is_active:
+            raise RuntimeError(f"{self.name} runner used before activate()")
+        return self._infer(feed)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (GPU backends); a no-op on the CPU."""
+
+    def _activate(self) -> None:
+        raise NotImplementedError
+
+    def _deactivate(self) -> None:
+        pass
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
