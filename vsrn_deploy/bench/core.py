@@ -1,0 +1,524 @@
+"""The benchmark: latency percentiles and throughput of each backend, encoder and batch size.
+
+Every (encoder, backend) runner is activated once; then, batch size by batch size, each backend
+is warmed up and timed on the SAME inputs, so ratios between backends are measured side by side
+(on a shared or throttling machine, interleaving keeps slow phases from favouring one backend).
+Each timed call is `runner.infer(feed)` followed by `runner.synchronize()`, timed with
+`time.perf_counter` (or CUDA events around the call when the device is a GPU).
+
+Throughput is `batch / p50 latency`, and the roofline columns use it too: on a shared machine the
+median is the figure least moved by other work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
+from vsrn_deploy.bench import flops as _flops
+from vsrn_deploy.bench.machine import machine_info, measure_matmul_peak
+from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.errors import VsrnError
+
+SCHEMA = "vsrn-deploy.bench/1"
+ORT_BACKENDS = ("ort", "ort-fp16")
+TORCH_BACKENDS = ("torch", "torch-deploy", "torch-compile")
+# The precision each backend computes in when the runner does not say (device -> precision).
+_DEFAULT_PRECISION = {
+    "torch": {"cpu": "fp32", "cuda": "fp32"},
+    "torch-deploy": {"cpu": "fp32", "cuda": "fp16"},
+    "torch-compile": {"cpu": "fp32", "cuda": "fp16"},
+    "ort": {"cpu": "fp32", "cuda": "fp32"},
+    "ort-fp16": {"cpu": "fp16", "cuda": "fp16"},
+    "trt": {"cpu": "fp16", "cuda": "fp16"},
+}
+_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to benchmark and how.
+
+    Attributes:
+        encoders: "image" and/or "text".
+        backends: backend names from `vsrn_deploy.backend.base.BACKENDS`.
+        batches: batch sizes.
+        warmup: untimed calls before timing each (backend, batch).
+        iters: timed calls per (backend, batch); None: time for `seconds` instead.
+        seconds: time budget per (backend, batch) when `iters` is None (at least `min_iters` calls).
+        min_iters: the fewest timed calls under a time budget.
+        threads: intra-op threads for torch and onnxruntime (None: their defaults).
+        device: "cpu" or "cuda".
+        dtype: precision of torch-deploy / torch-compile ("fp32", "fp16", "bf16"); None: fp32 on
+            the CPU, fp16 on CUDA.
+        checkpoint: a checkpoint to load; None: a randomly initialised model.
+        onnx_dir: an export to run the ort backends on; None (or a non-matching export): export
+            the benchmarked model to a temporary folder first.
+        tiny: use `VSRNConfig.tiny()` sizes for the random model (tests and smoke runs).
+        min_tokens, max_tokens: caption lengths (with <start> and <end>) are drawn uniformly from
+            this range, mixed within each batch.
+        seed: seed of the random model and inputs.
+        peak_seconds: time budget of the matmul-peak measurement.
+    """
+
+    encoders: tuple[str, ...] = ENCODERS
+    backends: tuple[str, ...] = ("torch", "torch-deploy", "ort", "ort-fp16")
+    batches: tuple[int, ...] = (1, 8, 32, 128)
+    warmup: int = 5
+    iters: int | None = None
+    seconds: float | None = 2.0
+    min_iters: int = 5
+    threads: int | None = None
+    device: str = "cpu"
+    dtype: str | None = None
+    checkpoint: str | None = None
+    onnx_dir: str | None = None
+    tiny: bool = False
+    min_tokens: int = 8
+    max_tokens: int = 20
+    seed: int = 0
+    peak_seconds: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        bad = [b for b in self.backends if b not in BACKENDS]
+        if bad:
+            problems.append(f"unknown backend(s) {bad}; choose from {list(BACKENDS)}")
+        if not self.backends:
+            problems.append("no backend given")
+        bad = [e for e in self.encoders if e not in ENCODERS]
+        if bad or not self.encoders:
+            problems.append(f"encoders must be among {list(ENCODERS)}, got {list(self.encoders)}")
+        if not self.batches or any(b < 1 for b in self.batches):
+            problems.append(f"batch sizes must be >= 1, got {list(self.batches)}")
+        if self.warmup < 0:
+            problems.append(f"warmup must be >= 0, got {self.warmup}")
+        if self.iters is not None and self.iters < 1:
+            problems.append(f"iters must be >= 1, got {self.iters}")
+        if self.iters is None and (self.seconds is None or self.seconds <= 0):
+            problems.append("give iters >= 1 or seconds > 0")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be >= 1, got {self.threads}")
+        if self.device not in ("cpu", "cuda"):
+            problems.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if not 2 <= self.min_tokens <= self.max_tokens:
+            problems.append(f"need 2 <= min_tokens <= max_tokens, got {self.min_tokens}..{self.max_tokens}")
+        if self.dtype not in (None, "fp32", "fp16", "bf16"):
+            problems.append(f"dtype must be fp32, fp16 or bf16, got {self.dtype!r}")
+        if self.tiny and self.checkpoint:
+            problems.append("--tiny sizes a random model; it cannot be combined with --checkpoint")
+        if problems:
+            raise VsrnError("invalid benchmark settings: " + "; ".join(problems))
+
+
+# --------------------------------------------------------------------------------------- statistics
+
+
+def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Percentiles (linear interpolation, as numpy's default) and mean of latencies in ms.
+
+    Args:
+        samples_ms: one latency per timed call.
+
+    Returns:
+        {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "max_ms", "iters"}.
+    """
+    if len(samples_ms) == 0:
+        raise ValueError("no latency samples")
+    arr = np.asarray(samples_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(arr, [50, 90, 99])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
+            "mean_ms": float(arr.mean()), "min_ms": float(arr.min()), "max_ms": float(arr.max()),
+            "iters": int(arr.size)}
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def image_feed(cfg: VSRNConfig, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Region features like the bottom-up-attention ones: non-negative (post-ReLU), float32.
+
+    Returns:
+        {"region_features": (batch, k, F) float32}.
+    """
+    rng = np.random.default_rng(seed)
+    feats = rng.standard_normal((batch, cfg.num_regions, cfg.img_dim), dtype=np.float32)
+    return {"region_features": np.maximum(feats, 0.0)}  # (B, k, F)
+
+
+def text_feed(cfg: VSRNConfig, batch: int, seed: int = 0, min_tokens: int = 8,
+              max_tokens: int = 20) -> dict[str, np.ndarray]:
+    """Captions of realistic, mixed lengths: `<start>` w1 .. wn `<end>`, padded with 0.
+
+    COCO captions have 10-14 words on average; lengths (with start and end) are drawn uniformly
+    from [min_tokens, max_tokens] and the batch is padded to its longest caption, as a serving
+    batcher would.
+
+    Returns:
+        {"token_ids": (batch, T) int64, "lengths": (batch,) int64}.
+    """
+    rng = np.random.default_rng(seed + 1)
+    lengths = rng.integers(min_tokens, max_tokens + 1, size=batch).astype(np.int64)
+    width = int(lengths.max())
+    ids = rng.integers(4, max(cfg.vocab_size, 5), size=(batch, width)).astype(np.int64)  # (B, T)
+    steps = np.arange(width)[None, :]
+    ids[steps >= lengths[:, None]] = 0  # <pad>
+    ids[:, 0] = 1  # <start>
+    ids[np.arange(batch), lengths - 1] = 2  # <end>
+    return {"token_ids": ids, "lengths": lengths}
+
+
+# ------------------------------------------------------------------------------------------- timing
+
+
+def _sync_timer(runner: Runner, device: str) -> Callable[[Callable[[], Any]], float]:
+    """A function that runs one call and returns its latency in ms, synchronised."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            def cuda_timed(call: Callable[[], Any]) -> float:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                call()
+                runner.synchronize()
+                end.record()
+                end.synchronize()
+                return float(start.elapsed_time(end))
+
+            return cuda_timed
+
+    def cpu_timed(call: Callable[[], Any]) -> float:
+        t0 = time.perf_counter()
+        call()
+        runner.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+    return cpu_timed
+
+
+def time_runner(runner: Runner, feed: dict[str, np.ndarray], *, warmup: int = 5, iters: int | None = None,
+                seconds: float | None = 2.0, min_iters: int = 5, max_iters: int = 100_000,
+                device: str = "cpu") -> list[float]:
+    """Warm up, then time `runner.infer(feed)` call by call.
+
+    Args:
+        runner: an active runner.
+        feed: its inputs.
+        warmup: untimed calls first.
+        iters: exactly this many timed calls; None: call for `seconds` (at least `min_iters`).
+        seconds: the time budget when `iters` is None.
+        min_iters, max_iters: bounds on the number of timed calls under a time budget.
+        device: "cuda" times with CUDA events, otherwise perf_counter.
+
+    Returns:
+        Latencies in ms, one per timed call.
+    """
+    timed = _sync_timer(runner, device)
+
+    def call() -> Any:
+        return runner.infer(feed)
+
+    for _ in range(warmup):
+        call()
+    runner.synchronize()
+    samples: list[float] = []
+    if iters is not None:
+        for _ in range(iters):
+            samples.append(timed(call))
+        return samples
+    budget = float(seconds or 0.0)
+    start = time.perf_counter()
+    while len(samples) < min_iters or (time.perf_counter() - start < budget and len(samples) < max_iters):
+        samples.append(timed(call))
+    return samples
+
+
+# ------------------------------------------------------------------------------------------- models
+
+
+def random_model(cfg: VSRNConfig, seed: int = 0) -> Any:
+    """A randomly initialised eval-mode VSRN (no caption generator) at `cfg`'s sizes.
+
+    The residual BatchNorms start at zero in a fresh model (each GCN layer is the identity); they
+    are given trained-looking values so every layer carries signal, as in a released model.
+    """
+    import torch
+
+    from vsrn_deploy.model import VSRN
+
+    torch.manual_seed(seed)
+    model = VSRN(cfg, with_caption=False)
+    with torch.no_grad():
+        for layer in model.img_enc.gcn_layers:
+            bn = layer.W[1]
+            bn.weight.uniform_(0.05, 0.2)
+            bn.bias.uniform_(-0.01, 0.01)
+            bn.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _export_matches(onnx_dir: Path, cfg: VSRNConfig, source_sha: str | None,
+                    precisions: set[str]) -> str | None:
+    """None when `onnx_dir` holds an export usable here, else the reason it does not."""
+    import json
+
+    manifest_path = onnx_dir / "manifest.json"
+    if not manifest_path.is_file():
+        return f"{onnx_dir} has no manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError:
+        return f"{manifest_path} is not valid JSON"
+    sizes = ("vocab_size", "img_dim", "embed_size", "word_dim", "num_regions", "gcn_layers",
+             "text_layers", "img_pool", "fc_norm", "final_bn")
+    theirs = manifest.get("config") or {}
+    differ = [s for s in sizes if theirs.get(s) != getattr(cfg, s)]
+    if differ:
+        return f"the export in {onnx_dir} has other model sizes ({', '.join(differ)})"
+    if source_sha is not None and (manifest.get("source") or {}).get("sha256") != source_sha:
+        return f"the export in {onnx_dir} was made from another checkpoint"
+    graphs = manifest.get("graphs") or {}
+    for enc in ("image_encoder", "text_encoder"):
+        for precision in precisions:
+            name = (graphs.get(enc) or {}).get(precision)
+            if not name or not (onnx_dir / name).is_file():
+                return f"{onnx_dir} lacks the {precision} {enc} graph"
+    return None
+
+
+def _export_to(model: Any, checkpoint: str | None, out_dir: Path, precisions: set[str], log: Log) -> None:
+    """Export `model` (saved as a checkpoint first when it has none) with the project's exporter."""
+    try:
+        from vsrn_deploy.export import ExportConfig, export_model
+    except ImportError as exc:
+        raise VsrnError(f"the ort backends need the ONNX exporter, which failed to import ({exc}); "
+                        "pass --onnx-dir with an export, or drop the ort backends") from None
+    if checkpoint is None:
+        from vsrn_deploy.checkpoint import save_checkpoint
+
+        checkpoint = str(out_dir / "random_model.pt")
+        save_checkpoint(checkpoint, model)
+    precision = "all" if "fp16" in precisions else "fp32"
+    t0 = time.perf_counter()
+    export_model(checkpoint, out_dir / "onnx", ExportConfig(precision=precision))
+    log(f"exported in {time.perf_counter() - t0:.0f} s")
+
+
+# ----------------------------------------------------------------------------------------- the run
+
+
+def _torch_dtype_name(bench: BenchConfig) -> str:
+    return bench.dtype or ("fp16" if bench.device == "cuda" else "fp32")
+
+
+def _precision_of(runner: Runner, backend: str, device: str) -> str:
+    """The precision a runner computes in: its own `precision`, its torch `dtype`, or the default."""
+    value = getattr(runner, "precision", None)
+    if isinstance(value, str) and value:
+        return value
+    dtype = str(getattr(runner, "dtype", "") or "")
+    for name, short in (("float16", "fp16"), ("bfloat16", "bf16"), ("float32", "fp32")):
+        if dtype.endswith(name):
+            return short
+    return _DEFAULT_PRECISION[backend][device]
+
+
+def _roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarray],
+              peak: dict[str, Any]) -> None:
+    """Add FLOPs, achieved GFLOP/s, share of the measured peak and (batch 1) weight bandwidth."""
+    batch = row["batch"]
+    seconds = row["p50_ms"] / 1e3
+    if row["encoder"] == "image":
+        per_item = float(_flops.image_encoder_flops(cfg))
+    else:
+        width = int(feed["token_ids"].shape[1])
+        per_item = _flops.text_encoder_flops(cfg, width)  # executed: the batch runs padded
+        row["tokens"] = width
+        row["mean_tokens"] = float(feed["lengths"].mean())
+    row["flops_per_item"] = per_item
+    row["gflops"] = per_item * batch / seconds / 1e9
+    peak_key = "float16" if row["precision"] in ("fp16", "bf16") and "float16" in peak else "float32"
+    row["pct_of_peak"] = 100.0 * row["gflops"] / peak[peak_key]["gflops"]
+    if batch == 1:
+        nbytes = _BYTES.get(row["precision"], 4)
+        if row["encoder"] == "image":
+            unique = _flops.image_encoder_weight_params(cfg) * nbytes
+            streamed = _flops.image_encoder_streamed_weight_bytes(cfg, nbytes)
+        else:
+            width = int(feed["token_ids"].shape[1])
+            unique = (3 * cfg.embed_size * (cfg.word_dim + cfg.embed_size)) * nbytes
+            streamed = _flops.text_encoder_streamed_weight_bytes(cfg, width, nbytes)
+        row["weight_bytes"] = unique
+        row["weight_gbps"] = unique / seconds / 1e9
+        row["streamed_weight_bytes"] = streamed
+        row["streamed_weight_gbps"] = streamed / seconds / 1e9
+
+
+def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
+    """Run the benchmark and return the report (see `SCHEMA`).
+
+    Args:
+        bench: the settings.
+        log: where progress lines go (stderr by default).
+
+    Returns:
+        {"schema", "created", "machine", "model", "settings", "results": [row, ...], "skipped":
+        [...]}; a row has encoder, backend, precision, batch, p50_ms, p90_ms, p99_ms, mean_ms,
+        min_ms, max_ms, iters, items_per_s, flops_per_item, gflops, pct_of_peak (and at batch 1
+        weight_bytes, weight_gbps, streamed_weight_bytes, streamed_weight_gbps; text rows tokens and
+        mean_tokens). A backend that cannot run here (torch-compile failing, TensorRT missing) is
+        listed under "skipped" with the reason instead.
+    """
+    import torch
+
+    from vsrn_deploy.backend.registry import make_runner
+
+    if bench.device == "cuda" and not torch.cuda.is_available():
+        raise VsrnError("--device cuda, but torch sees no CUDA GPU; run on a GPU machine or use --device cpu")
+    previous_threads = torch.get_num_threads()
+    if bench.threads:
+        torch.set_num_threads(bench.threads)
+
+    model_info: dict[str, Any]
+    if bench.checkpoint:
+        from vsrn_deploy.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(bench.checkpoint)
+        model, cfg = loaded.model, loaded.config
+        source_sha: str | None = loaded.sha256
+        model_info = {"source": "checkpoint", "checkpoint": str(bench.checkpoint), "sha256": loaded.sha256,
+                      "kind": loaded.kind}
+    else:
+        cfg = VSRNConfig.tiny() if bench.tiny else VSRNConfig()
+        model = random_model(cfg, bench.seed)
+        source_sha = None
+        model_info = {"source": "random init", "sizes": "tiny" if bench.tiny else "paper (COCO)"}
+    model_info["config"] = asdict(cfg)
+    model = model.eval()
+    if hasattr(model, "caption"):
+        model.caption = None  # the generator is not benchmarked; free its memory
+
+    peak = {"float32": measure_matmul_peak(bench.threads, seconds=bench.peak_seconds, device=bench.device)}
+    if bench.device == "cuda":
+        peak["float16"] = measure_matmul_peak(bench.threads, n=4096, seconds=bench.peak_seconds,
+                                              device="cuda", dtype="float16")
+    log(f"matmul peak (fp32, n=2048, {bench.threads or torch.get_num_threads()} threads): "
+        f"{peak['float32']['gflops']:.1f} GFLOP/s")
+    machine = machine_info(bench.threads, bench.device)
+    machine["matmul_peak"] = peak
+
+    report: dict[str, Any] = {"schema": SCHEMA,
+                              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                              "machine": machine, "model": model_info,
+                              "settings": {k: v for k, v in asdict(bench).items() if k != "extra"},
+                              "results": [], "skipped": []}
+    report["settings"].update(bench.extra)
+
+    with contextlib.ExitStack() as stack:
+        stack.callback(torch.set_num_threads, previous_threads)
+        onnx_dir = _prepare_onnx(bench, model, cfg, source_sha, report, stack, log)
+        for encoder in bench.encoders:
+            _bench_encoder(encoder, bench, model, cfg, onnx_dir, peak, report, make_runner, log)
+    return report
+
+
+def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: str | None,
+                  report: dict[str, Any], stack: contextlib.ExitStack, log: Log) -> str | None:
+    """The export folder the ort backends run on (exporting to a temporary one when needed)."""
+    wanted = [b for b in bench.backends if b in ORT_BACKENDS]
+    if not wanted:
+        return None
+    precisions = {"fp16" if b == "ort-fp16" else "fp32" for b in wanted}
+    reason = "no --onnx-dir given"
+    if bench.onnx_dir:
+        reason = _export_matches(Path(bench.onnx_dir), cfg, source_sha, precisions)
+        if reason is None:
+            report["model"]["onnx"] = {"dir": str(bench.onnx_dir), "exported_here": False}
+            return str(bench.onnx_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="vsrn-bench-"))
+    stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+    log(f"{reason}: exporting the benchmarked model to a temporary folder ({', '.join(sorted(precisions))})")
+    _export_to(model, bench.checkpoint, tmp, precisions, log)
+    report["model"]["onnx"] = {"dir": None, "exported_here": True, "reason": reason}
+    return str(tmp / "onnx")
+
+
+def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig, onnx_dir: str | None,
+                   peak: dict[str, Any], report: dict[str, Any], make_runner: Callable[..., Runner],
+                   log: Log) -> None:
+    """Activate every backend's runner for `encoder`, then time them batch by batch."""
+    runners: dict[str, Runner] = {}
+    with contextlib.ExitStack() as stack:
+        for backend in bench.backends:
+            try:
+                kwargs: dict[str, Any] = {}
+                if backend in ("torch-deploy", "torch-compile"):
+                    kwargs["dtype"] = _torch_dtype_name(bench)
+                runner = make_runner(backend, encoder, model=model, onnx_dir=onnx_dir or "export",
+                                     device=bench.device, threads=bench.threads, **kwargs)
+                runner.activate()
+            except Exception as exc:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
+                if not isinstance(exc, VsrnError) and backend != "torch-compile":
+                    raise
+                _skip(report, encoder, backend, None, exc, log)
+                continue
+            stack.callback(runner.deactivate)
+            runners[backend] = runner
+        for batch in bench.batches:
+            feed = (image_feed(cfg, batch, bench.seed) if encoder == "image" else
+                    text_feed(cfg, batch, bench.seed, bench.min_tokens, bench.max_tokens))
+            for backend, runner in runners.items():
+                try:
+                    samples = time_runner(runner, feed, warmup=bench.warmup, iters=bench.iters,
+                                          seconds=bench.seconds, min_iters=bench.min_iters,
+                                          device=bench.device)
+                except Exception as exc:  # noqa: BLE001 - torch.compile failures are recorded
+                    if backend != "torch-compile":
+                        raise
+                    _skip(report, encoder, backend, batch, exc, log)
+                    continue
+                row: dict[str, Any] = {"encoder": encoder, "backend": backend,
+                                       "precision": _precision_of(runner, backend, bench.device),
+                                       "batch": batch, "device": bench.device}
+                row.update(latency_stats(samples))
+                row["items_per_s"] = batch / (row["p50_ms"] / 1e3)
+                _roofline(row, cfg, feed, peak)
+                report["results"].append(row)
+                log(f"{encoder:5s} {backend:13s} batch {batch:4d}: p50 {row['p50_ms']:9.2f} ms  "
+                    f"p99 {row['p99_ms']:9.2f} ms  {row['items_per_s']:9.1f} items/s  "
+                    f"{row['gflops']:7.1f} GFLOP/s ({row['pct_of_peak']:.0f}% of peak)")
+
+
+def _skip(report: dict[str, Any], encoder: str, backend: str, batch: int | None, exc: BaseException,
+          log: Log) -> None:
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    report["skipped"].append({"encoder": encoder, "backend": backend, "batch": batch, "reason": reason})
+    log(f"skipped {backend} ({encoder}{'' if batch is None else f', batch {batch}'}): {reason}")

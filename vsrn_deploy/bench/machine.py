@@ -1,0 +1,148 @@
+"""What a benchmark ran on: CPU/GPU model, core and thread counts, package versions, matmul peak.
+
+Nothing here records the host name or user: results files are committed and shared.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+from typing import Any
+
+_PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "vsrn-deploy")
+
+
+def cpu_model() -> str:
+    """The CPU model name (from /proc/cpuinfo on Linux, else `platform.processor()`)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def physical_cores() -> int | None:
+    """Physical cores visible to this process (Linux: distinct (package, core) pairs), else None."""
+    try:
+        cores = set()
+        package = core = None
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key == "physical id":
+                    package = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                elif not line.strip() and core is not None:
+                    cores.add((package, core))
+                    package = core = None
+        if core is not None:
+            cores.add((package, core))
+        return len(cores) or None
+    except OSError:
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that set the speed (only those installed)."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def gpu_info() -> dict[str, Any] | None:
+    """Name, memory and CUDA version of GPU 0 when torch sees one; None otherwise."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(0)
+    return {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda,
+            "count": torch.cuda.device_count()}
+
+
+def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
+    """A host-name-free description of the machine a benchmark ran on.
+
+    Args:
+        threads: the intra-op thread count the benchmark used (None: the library default).
+        device: "cpu" or "cuda".
+
+    Returns:
+        {"cpu", "physical_cores", "logical_cpus", "threads", "os", "arch", "device", "gpu",
+        "versions"}.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return {
+        "cpu": cpu_model(),
+        "physical_cores": physical_cores(),
+        "logical_cpus": usable,
+        "threads": threads,
+        "os": f"{platform.system()} {platform.release()}",
+        "arch": platform.machine(),
+        "device": device,
+        "gpu": gpu_info() if device.startswith("cuda") else None,
+        "versions": package_versions(),
+    }
+
+
+def measure_matmul_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0,
+                        device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
+    """Measure a square matmul's FLOP rate on this machine: the 'peak' of the roofline columns.
+
+    An n x n x n GEMM through torch's BLAS (the same library the torch backends use) at the given
+    thread count, warmed up, timed with perf_counter over about `seconds`; the best of the timed
+    repetitions is the peak (the least disturbed by other work on a shared machine).
+
+    Args:
+        threads: intra-op threads (None: leave torch's setting).
+        n: matrix size.
+        seconds: time budget of the timed part.
+        device: "cpu" or "cuda".
+        dtype: "float32", "float16" or "bfloat16".
+
+    Returns:
+        {"gflops": best GFLOP/s, "median_gflops", "n", "dtype", "threads", "device"}.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+        b = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        for _ in range(2):
+            torch.mm(a, b)
+        sync()
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 200):
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            sync()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(previous)
+    flops = 2.0 * n**3
+    times.sort()
+    return {"gflops": flops / times[0] / 1e9, "median_gflops": flops / times[len(times) // 2] / 1e9,
+            "n": n, "dtype": dtype, "threads": threads, "device": device}

@@ -1,0 +1,90 @@
+"""`vsrn-deploy bench`: latency percentiles, throughput and roofline columns per backend and batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.errors import VsrnError
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise VsrnError(f"{what} must be comma-separated integers, e.g. 1,8,32; got {text!r}") from None
+    if not values:
+        raise VsrnError(f"{what} is empty")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+
+
+def bench(
+    checkpoint: Annotated[str | None, typer.Option(
+        help="Checkpoint to benchmark (vsrn-deploy or the authors'); default: a randomly initialised "
+             "model at the paper's sizes.")] = None,
+    encoder: Annotated[str, typer.Option(help="image, text or both.")] = "both",
+    backends: Annotated[str, typer.Option(
+        help="Comma-separated backends: torch, torch-deploy, torch-compile, ort, ort-fp16, trt.")]
+        = "torch,torch-deploy,ort,ort-fp16",
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,128",
+    warmup: Annotated[int, typer.Option(help="Untimed calls before timing each backend and batch.")] = 5,
+    iters: Annotated[int | None, typer.Option(
+        help="Timed calls per backend and batch (instead of --seconds).")] = None,
+    seconds: Annotated[float | None, typer.Option(
+        help="Time budget per backend and batch (default 2 s; at least 5 calls).")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Intra-op threads for torch and onnxruntime (default: their own).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    dtype: Annotated[str | None, typer.Option(
+        help="Precision of torch-deploy/torch-compile: fp32, fp16 or bf16 (default fp32 on the CPU, "
+             "fp16 on CUDA).")] = None,
+    onnx_dir: Annotated[str | None, typer.Option(
+        help="An export for the ort backends; without a matching one the model is exported to a "
+             "temporary folder first.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write the markdown table here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG plot here (needs matplotlib).")] = None,
+    tiny: Annotated[bool, typer.Option(help="Tiny random model (smoke tests).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random model and inputs.")] = 0,
+) -> None:
+    """Time every backend on the same inputs: p50/p90/p99 latency, items/s, GFLOP/s, % of peak."""
+    if iters is not None and seconds is not None:
+        raise VsrnError("give --iters or --seconds, not both")
+    encoders = ("image", "text") if encoder == "both" else (encoder,)
+    if encoder not in ("image", "text", "both"):
+        raise VsrnError(f"--encoder must be image, text or both; got {encoder!r}")
+    from vsrn_deploy.bench import BenchConfig, run_benchmark, to_markdown, write_json, write_markdown
+
+    cfg = BenchConfig(encoders=encoders, backends=_names(backends), batches=_int_list(batch, "--batch"),
+                      warmup=warmup, iters=iters, seconds=None if iters is not None else (seconds or 2.0),
+                      threads=threads, device=device, dtype=dtype, checkpoint=checkpoint,
+                      onnx_dir=onnx_dir, tiny=tiny, seed=seed)
+    if plot is not None:  # fail before the run, not after it, when matplotlib is missing
+        from vsrn_deploy.errors import import_optional
+
+        import_optional("matplotlib", "bench", "--plot")
+    report = run_benchmark(cfg)
+    typer.echo(to_markdown(report))
+    if out is not None:
+        write_json(report, out)
+        typer.echo(f"wrote {out}")
+    if markdown is not None:
+        write_markdown(report, markdown)
+        typer.echo(f"wrote {markdown}")
+    if plot is not None:
+        from vsrn_deploy.bench.plot import plot_report
+
+        plot_report(report, plot)
+        typer.echo(f"wrote {plot}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `bench` command to the root app."""
+    app.command("bench")(handle_errors(bench))
