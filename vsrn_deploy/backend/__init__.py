@@ -1,8 +1,10 @@
 """Runners: one protocol for every backend (torch, torch-deploy, torch-compile, ort, ort-fp16, trt).
 
 This package's `__init__` imports nothing heavy; each backend module imports its runtime lazily.
+`make_runner(backend, encoder, ...)` in `registry` is the entry point.
 """
 
 from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
+from vsrn_deploy.backend.registry import make_runner
 
-__all__ = ["BACKENDS", "ENCODERS", "Runner"]
+__all__ = ["BACKENDS", "ENCODERS", "Runner", "make_runner"]

@@ -1,0 +1,116 @@
+"""ONNX Runtime runners: `ort` (the FP32 graphs) and `ort-fp16` (the FP16 graphs).
+
+Imports neither torch nor (at module level) onnxruntime, so serving code stays light. Execution
+providers: the CPU always; CUDA and TensorRT when the installed onnxruntime build has them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsrn_deploy.backend.base import INPUT_NAMES, OUTPUT_NAMES, Runner
+from vsrn_deploy.backend.feeds import check_feed
+from vsrn_deploy.errors import VsrnError, import_optional
+
+MANIFEST_NAME = "manifest.json"
+_DEFAULT_FILES = {
+    ("image", "fp32"): "image_encoder.onnx",
+    ("image", "fp16"): "image_encoder.fp16.onnx",
+    ("text", "fp32"): "text_encoder.onnx",
+    ("text", "fp16"): "text_encoder.fp16.onnx",
+}
+# device -> the provider list handed to onnxruntime (best first; the CPU as the fallback for any
+# node the accelerator does not take).
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32") -> Path:
+    """Where the export put `encoder`'s graph of `precision` ("fp32" or "fp16").
+
+    Reads the export's manifest.json with plain json when present (no import of the exporter, which
+    needs torch), else falls back to the contract's file names.
+
+    Raises:
+        VsrnError: the graph is not there (with the export command that writes it).
+    """
+    onnx_dir = Path(onnx_dir)
+    name = _DEFAULT_FILES[(encoder, precision)]
+    manifest = onnx_dir / MANIFEST_NAME
+    if manifest.is_file():
+        try:
+            graphs = json.loads(manifest.read_text()).get("graphs", {})
+            name = graphs.get(f"{encoder}_encoder", {}).get(precision) or name
+        except (ValueError, AttributeError):
+            raise VsrnError(f"{manifest} is not valid JSON; re-run vsrn-deploy export") from None
+    path = onnx_dir / name
+    if not path.is_file():
+        hint = " --precision fp16" if precision == "fp16" else ""
+        raise VsrnError(f"no {precision} {encoder} graph at {path}; write it with: "
+                        f"vsrn-deploy export CKPT --out {onnx_dir}{hint}")
+    return path
+
+
+class OrtRunner(Runner):
+    """Runs one exported graph in ONNX Runtime.
+
+    Args:
+        encoder: "image" or "text".
+        onnx_path: the .onnx file.
+        device: "cpu", "cuda" or "tensorrt" (the execution provider to put first).
+        threads: intra-op threads (None: onnxruntime's default, one per physical core).
+        backend: the name reported by `name` ("ort" or "ort-fp16").
+    """
+
+    def __init__(self, encoder: str, onnx_path: str | os.PathLike, *, device: str = "cpu",
+                 threads: int | None = None, backend: str = "ort") -> None:
+        super().__init__(encoder)
+        if device not in _PROVIDERS:
+            raise VsrnError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
+        if threads is not None and threads < 1:
+            raise VsrnError(f"threads must be >= 1, got {threads}")
+        self.backend = backend
+        self.onnx_path = Path(onnx_path)
+        self.device = device
+        self.threads = threads
+        self.session: Any = None
+
+    def _activate(self) -> None:
+        ort = import_optional("onnxruntime", "ort", "running ONNX graphs")
+        if not self.onnx_path.is_file():
+            raise VsrnError(f"ONNX graph not found: {self.onnx_path}")
+        wanted = _PROVIDERS[self.device]
+        available = set(ort.get_available_providers())
+        if wanted[0] not in available:
+            raise VsrnError(f"onnxruntime here has no {wanted[0]} (available: {sorted(available)}); "
+                            "install onnxruntime-gpu on a machine with an NVIDIA GPU, or use device='cpu'")
+        opts = ort.SessionOptions()
+        if self.threads is not None:
+            opts.intra_op_num_threads = self.threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts,
+                                                providers=[p for p in wanted if p in available])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise VsrnError(f"onnxruntime cannot load {self.onnx_path}: {exc}") from None
+        names = {i.name for i in self.session.get_inputs()}
+        if encoder_inputs := [n for n in INPUT_NAMES[self.encoder] if n not in names]:
+            raise VsrnError(f"{self.onnx_path} lacks inputs {encoder_inputs}; is it the "
+                            f"{self.encoder} encoder?")
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = check_feed(self.encoder, feed)
+        wanted = [o.name for o in self.session.get_outputs() if o.name in OUTPUT_NAMES[self.encoder]]
+        values = self.session.run(wanted, feed)
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(wanted, values, strict=True)}

@@ -1,0 +1,68 @@
+"""`vsrn-deploy build-engine`: TensorRT plans (+ JSON sidecars) from an export folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vsrn_deploy.cli.common import handle_errors
+
+
+def build_engine(
+    onnx_dir: Annotated[Path, typer.Option(help="The export folder (manifest.json and the graphs).")]
+        = Path("export"),
+    out: Annotated[Path, typer.Option(help="Where to write <encoder>.<precision>.plan and .json.")]
+        = Path("engines"),
+    fp16: Annotated[bool, typer.Option(
+        "--fp16", help="Build FP16 engines (TensorRT 10: FP16 flag with the export's FP32 islands "
+        "pinned; TensorRT 11: the FP16 graph, strongly typed). Default: FP32.")] = False,
+    min_batch: Annotated[int, typer.Option(help="Smallest batch of the profile.")] = 1,
+    opt_batch: Annotated[int, typer.Option(help="Batch TensorRT tunes for.")] = 32,
+    max_batch: Annotated[int, typer.Option(help="Largest batch of the profile.")] = 128,
+    min_tokens: Annotated[int, typer.Option(help="Text: fewest tokens (incl. <start>/<end>).")] = 2,
+    opt_tokens: Annotated[int, typer.Option(help="Text: token count TensorRT tunes for.")] = 16,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Text: most tokens (default 64, or the export's limit when smaller).")] = None,
+    profile: Annotated[list[str] | None, typer.Option(
+        help="An extra optimisation profile 'min,opt,max' batch or 'min,opt,max:min,opt,max' "
+             "batch:tokens; repeat for several. Given, these replace the --*-batch/--*-tokens one.")]
+        = None,
+    timing_cache: Annotated[Path | None, typer.Option(
+        help="Timing cache file: loaded when present, saved after the build (faster rebuilds).")] = None,
+    workspace: Annotated[int | None, typer.Option(help="Workspace memory pool limit in MiB.")] = None,
+    opt_level: Annotated[int | None, typer.Option(
+        help="Builder optimisation level 0-5 (TensorRT default 3; higher builds longer).")] = None,
+    encoder: Annotated[str, typer.Option(help="image, text or both.")] = "both",
+    skip_precision_check: Annotated[bool, typer.Option(
+        "--skip-precision-check", help="Do not fail when the engine inspector cannot confirm the "
+        "requested precision.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
+) -> None:
+    """Build one TensorRT engine per encoder, checked against the export's manifest and inspected."""
+    from vsrn_deploy.engine.builder import BuildSettings, build_engines
+    from vsrn_deploy.engine.profiles import DEFAULT_TOKENS, ProfileSpec
+    from vsrn_deploy.errors import VsrnError
+
+    tokens = (min_tokens, opt_tokens, max_tokens if max_tokens is not None else DEFAULT_TOKENS[2])
+    if profile:
+        specs = tuple(ProfileSpec.parse(p, default_tokens=tokens) for p in profile)
+    else:
+        specs = (ProfileSpec(batch=(min_batch, opt_batch, max_batch), tokens=tokens),)
+    if encoder not in ("image", "text", "both"):
+        raise VsrnError(f"--encoder must be image, text or both, got {encoder!r}")
+    settings = BuildSettings(
+        precision="fp16" if fp16 else "fp32", profiles=specs, workspace_mib=workspace,
+        opt_level=opt_level, timing_cache=str(timing_cache) if timing_cache else None,
+        verify_precision=not skip_precision_check, verbose=verbose)
+    results = build_engines(onnx_dir, out, settings,
+                            encoders=("image", "text") if encoder == "both" else (encoder,),
+                            log=lambda msg: typer.echo(msg, err=True))
+    for r in results:
+        typer.echo(f"{r.encoder:5s}  {r.precision}  {r.seconds:7.1f}s  {r.plan}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `build-engine` to the root app."""
+    app.command("build-engine")(handle_errors(build_engine))

@@ -1,0 +1,126 @@
+"""The JSON sidecar written beside each TensorRT plan, and the check made before loading one.
+
+A serialized TensorRT engine only runs on the TensorRT version and the GPU model it was built for
+(TensorRT developer guide, "Engine compatibility"). The sidecar records both, plus what built it,
+so a stale plan fails with a message saying how to rebuild instead of an opaque deserialisation
+error. No torch, no tensorrt at module level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vsrn_deploy.errors import VsrnError
+
+SIDECAR_FORMAT = 1
+_REQUIRED = ("format_version", "encoder", "precision", "tensorrt_version", "gpu", "profiles",
+             "plan_sha256")
+
+
+def sidecar_path(plan_path: str | os.PathLike) -> Path:
+    """`engines/image_encoder.fp16.plan` -> `engines/image_encoder.fp16.json`."""
+    return Path(plan_path).with_suffix(".json")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temporary name in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_sidecar(plan_path: str | os.PathLike, sidecar: dict[str, Any]) -> Path:
+    """Write the sidecar of `plan_path` atomically; returns its path."""
+    path = sidecar_path(plan_path)
+    atomic_write_bytes(path, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_sidecar(plan_path: str | os.PathLike) -> dict[str, Any]:
+    """Read and sanity-check the sidecar of `plan_path`.
+
+    Raises:
+        VsrnError: missing, unreadable or incomplete sidecar (with the rebuild command).
+    """
+    path = sidecar_path(plan_path)
+    rebuild = rebuild_hint(plan_path)
+    if not path.is_file():
+        raise VsrnError(f"{plan_path} has no sidecar {path.name}, so its TensorRT version and GPU "
+                        f"are unknown; {rebuild}")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VsrnError(f"{path} is not valid JSON ({exc}); {rebuild}") from None
+    if not isinstance(data, dict):
+        raise VsrnError(f"{path} is not a vsrn-deploy engine sidecar; {rebuild}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise VsrnError(f"{path} lacks {missing}; {rebuild}")
+    if data["format_version"] != SIDECAR_FORMAT:
+        raise VsrnError(f"{path} has sidecar format {data['format_version']}, this vsrn-deploy reads "
+                        f"{SIDECAR_FORMAT}; {rebuild}")
+    return data
+
+
+def rebuild_hint(plan_path: str | os.PathLike) -> str:
+    """The command that rebuilds the plan at `plan_path` on this machine."""
+    plan_path = Path(plan_path)
+    fp16 = " --fp16" if ".fp16." in plan_path.name else ""
+    return ("rebuild it on this machine with: vsrn-deploy build-engine --onnx-dir export "
+            f"--out {plan_path.parent}{fp16}")
+
+
+def check_sidecar(plan_path: str | os.PathLike, sidecar: dict[str, Any], *, tensorrt_version: str,
+                  gpu: dict[str, Any], check_hash: bool = True) -> None:
+    """Refuse a plan built for another TensorRT version or GPU, or changed since it was built.
+
+    Args:
+        plan_path: the .plan file.
+        sidecar: its sidecar (`read_sidecar`).
+        tensorrt_version: `tensorrt.__version__` of the running process.
+        gpu: {"name", "compute_capability"} of the GPU it will run on.
+        check_hash: also compare the plan's sha256 with the sidecar's.
+
+    Raises:
+        VsrnError: naming what differs and how to rebuild.
+    """
+    problems = []
+    if str(sidecar["tensorrt_version"]) != str(tensorrt_version):
+        problems.append(f"built with TensorRT {sidecar['tensorrt_version']}, running {tensorrt_version}")
+    built = sidecar.get("gpu") or {}
+    if str(built.get("compute_capability")) != str(gpu.get("compute_capability")):
+        problems.append(f"built for compute capability {built.get('compute_capability')} "
+                        f"({built.get('name')}), this GPU is {gpu.get('compute_capability')} "
+                        f"({gpu.get('name')})")
+    elif str(built.get("name")) != str(gpu.get("name")):
+        problems.append(f"built on {built.get('name')}, this GPU is {gpu.get('name')} "
+                        "(tactics are tuned per GPU model)")
+    if check_hash and not problems:
+        actual = sha256_file(plan_path)
+        if actual != sidecar["plan_sha256"]:
+            problems.append(f"the plan's sha256 {actual[:12]}... differs from the sidecar's "
+                            f"{str(sidecar['plan_sha256'])[:12]}... (changed or truncated)")
+    if problems:
+        raise VsrnError(f"refusing {plan_path}: " + "; ".join(problems) + f"; {rebuild_hint(plan_path)}")
