@@ -13,6 +13,8 @@ import typer
 
 # Each module defines `register(app: typer.Typer) -> None`.
 _COMMAND_MODULES: list[str] = [
+    "build_engine",
+    "validate",
     "bench",
 ]
 
