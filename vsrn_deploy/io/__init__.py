@@ -1,0 +1,1 @@
+"""File formats read from users: restricted unpickling and embedding encoding helpers."""
