@@ -88,6 +88,10 @@ def _safe_globals() -> list[Any]:
     return [argparse.Namespace]
 
 
+# phrases of torch's weights-only unpickler when a file asks for something outside the allow-list
+_REFUSED = ("GLOBAL", "global", "reduce", "new object", "BUILD", "build", "persistent")
+
+
 def _torch_load(path: Path, map_location: Any) -> Any:
     if not path.is_file():
         raise VsrnError(f"checkpoint not found: {path}")
@@ -102,17 +106,20 @@ def _torch_load(path: Path, map_location: Any) -> Any:
             warnings.filterwarnings("ignore", message="pickle_load_args only works")
             return torch.load(path, map_location=map_location, weights_only=True, encoding="latin1")
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()
-        detail = next((line.strip() for line in reason if "GLOBAL" in line or "Unsupported" in line
-                       or "not allowed" in line or "unrecognized" in line.lower()),
-                      reason[-1] if reason else "")
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        hostile = next((line for line in lines if any(word in line for word in _REFUSED)), None)
+        if hostile is None:
+            detail = lines[-1] if lines else ""
+            raise VsrnError(f"cannot read {path}: not a PyTorch checkpoint, or corrupt "
+                            f"({detail[:200]})") from None
         raise VsrnError(f"refusing to load {path}: it is not a plain weights file and may run code "
-                        f"when unpickled ({detail[:300]})") from None
+                        f"when unpickled ({hostile[:300]})") from None
     except (EOFError, struct.error, zipfile.BadZipFile) as exc:
         raise VsrnError(f"cannot read {path}: the file is truncated or corrupt "
                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
     except RuntimeError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = msg.split(". ")[0]  # torch appends paragraphs of advice
         if "CUDA" in msg or "cuda" in msg:
             raise VsrnError(f"cannot load {path} onto {map_location!r}: {msg[:300]}; "
                             "use map_location='cpu'") from None
@@ -398,7 +405,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: VSRN, *, vocab: Vocabul
         "vocab": {"words": vocab.words} if vocab is not None else None,
         "vocab_path": ref,
         "train_state": state,
-        "versions": {"torch": torch.__version__, "vsrn_deploy": _version()},
+        "versions": {"torch": str(torch.__version__), "vsrn_deploy": _version()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_torch_save(payload, path)
