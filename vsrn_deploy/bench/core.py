@@ -114,8 +114,10 @@ class BenchConfig:
             problems.append(f"warmup must be >= 0, got {self.warmup}")
         if self.iters is not None and self.iters < 1:
             problems.append(f"iters must be >= 1, got {self.iters}")
-        if self.iters is None and (self.seconds is None or self.seconds <= 0):
-            problems.append("give iters >= 1 or seconds > 0")
+        if self.iters is None and (self.seconds is None or self.seconds < 0):
+            problems.append("give iters >= 1 or seconds >= 0 (with min_iters calls at least)")
+        if self.min_iters < 1:
+            problems.append(f"min_iters must be >= 1, got {self.min_iters}")
         if self.threads is not None and self.threads < 1:
             problems.append(f"threads must be >= 1, got {self.threads}")
         if self.device not in ("cpu", "cuda"):
@@ -351,9 +353,16 @@ def _precision_of(runner: Runner, backend: str, device: str) -> str:
     return _DEFAULT_PRECISION[backend][device]
 
 
-def _roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarray],
+def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarray],
               peak: dict[str, Any]) -> None:
-    """Add FLOPs, achieved GFLOP/s, share of the measured peak and (batch 1) weight bandwidth."""
+    """Add FLOPs, achieved GFLOP/s, share of the measured peak and (batch 1) weight bandwidth to `row`.
+
+    Args:
+        row: a result row with encoder, batch, precision and p50_ms (updated in place).
+        cfg: the model's sizes.
+        feed: the inputs timed (text: the padded width and lengths set the FLOPs).
+        peak: {"float32": {"gflops": ...}, optionally "float16": {...}} measured in the same run.
+    """
     batch = row["batch"]
     seconds = row["p50_ms"] / 1e3
     if row["encoder"] == "image":
@@ -510,7 +519,7 @@ def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig
                                        "batch": batch, "device": bench.device}
                 row.update(latency_stats(samples))
                 row["items_per_s"] = batch / (row["p50_ms"] / 1e3)
-                _roofline(row, cfg, feed, peak)
+                add_roofline(row, cfg, feed, peak)
                 report["results"].append(row)
                 log(f"{encoder:5s} {backend:13s} batch {batch:4d}: p50 {row['p50_ms']:9.2f} ms  "
                     f"p99 {row['p99_ms']:9.2f} ms  {row['items_per_s']:9.1f} items/s  "

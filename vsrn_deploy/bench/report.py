@@ -71,7 +71,8 @@ def machine_line(report: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | None = None) -> str:
+def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | None = None,
+                note: str | None = None) -> str:
     """A markdown table per encoder: backend, precision, batch, p50/p90/p99, items/s, GFLOP/s,
     % of the measured matmul peak and the p50 speed-up over `baseline`, then batch-1 bandwidths.
 
@@ -79,6 +80,7 @@ def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | No
         report: what `run_benchmark` returned (or its JSON read back).
         baseline: the backend the speed-up column divides by.
         title: an optional heading.
+        note: what one timed call covers (default: `runner.infer` with host numpy arrays).
 
     Returns:
         Markdown text.
@@ -110,9 +112,11 @@ def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | No
                          f"| {'-' if x is None else f'{x:.2f}x'} |")
         lines.append("")
         if encoder == "text":
-            widths = sorted({(r["batch"], r.get("tokens"), r.get("mean_tokens")) for r in rows})
-            lines += ["Text batches are padded to their longest caption (tokens incl. <start>/<end>): "
-                      + ", ".join(f"batch {b}: width {t}, mean {m:.1f}" for b, t, m in widths), ""]
+            widths = sorted({(r["batch"], r["tokens"], r["mean_tokens"]) for r in rows
+                             if r.get("tokens") is not None and r.get("mean_tokens") is not None})
+            if widths:
+                lines += ["Text batches are padded (widths count <start>/<end>): "
+                          + ", ".join(f"batch {b}: width {t}, mean length {m:.1f}" for b, t, m in widths), ""]
         bw = [r for r in rows if r["batch"] == 1 and "weight_gbps" in r]
         if bw:
             lines += [f"Batch-1 weight streaming ({encoder}): "
@@ -124,9 +128,11 @@ def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | No
         lines += ["Skipped: " + "; ".join(
             f"{s['backend']} ({s['encoder']}{'' if s.get('batch') is None else ', batch ' + str(s['batch'])})"
             f": {s['reason']}" for s in report["skipped"]), ""]
-    lines += ["Latency of one synchronised call (inputs and outputs as host numpy arrays); items/s = "
-              "batch / p50; GFLOP/s counts matmul FLOPs (vsrn_deploy.bench.flops); % of peak is "
-              "against the fp32 matmul measured in the same run.", ""]
+    lines += [note or ("Latency of one synchronised call with inputs and outputs as host numpy arrays "
+                       "(runner.infer)."),
+              "items/s = batch / p50; GFLOP/s counts matmul FLOPs (vsrn_deploy.bench.flops); % of peak "
+              "is against a matmul of the row's precision (fp32 where no fp16 peak was measured) timed "
+              "in the same run.", ""]
     return "\n".join(lines)
 
 

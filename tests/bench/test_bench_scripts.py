@@ -1,0 +1,57 @@
+"""The benchmark scripts in benchmarks/ run end to end at tiny sizes (the GPU one as a CPU dry run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_bench_script_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_bench_dry_run_exercises_every_variant(tmp_path):
+    gpu_bench = _load("gpu_bench")
+    # one batch size and short captions keep dynamo's tracing of the unrolled GRUs brief
+    argv = ["--dry-run", "--batches", "2", "--max-tokens", "6", "--seconds", "0", "--min-iters", "1",
+            "--warmup", "1", "--out-dir", str(tmp_path), "--prefix", "dry"]
+    code = gpu_bench.main(argv)
+    assert code == 0
+    report = json.loads((tmp_path / "dry.json").read_text())
+    variants = {(r["encoder"], r["backend"], r["batch"]) for r in report["results"]}
+    names = ("torch", "torch-fp16", gpu_bench.GRAPH, "torch-compile-fp16")
+    assert variants == {(e, n, b) for e in ("image", "text") for n in names for b in (2,)}
+    for r in report["results"]:
+        assert r["min_cosine"] > 0.99, r  # every variant computes the same embedding
+        assert r["p50_ms"] > 0 and r["items_per_s"] > 0
+    md = (tmp_path / "dry.md").read_text()
+    assert "Targets" in md and gpu_bench.GRAPH in md
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when there is no GPU")
+def test_gpu_bench_without_cuda_says_so(capsys, tmp_path):
+    assert _load("gpu_bench").main(["--out-dir", str(tmp_path)]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_cpu_encoder_script_smoke(tmp_path):
+    script = _load("bench_encoders")
+    code = script.main(["--tiny", "--backends", "torch,torch-deploy", "--batches", "1,32", "--seconds", "0",
+                        "--min-iters", "1", "--warmup", "0", "--threads", "1", "--out-dir", str(tmp_path),
+                        "--prefix", "smoke"])
+    assert code == 0
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    assert report["settings"]["script"] == "benchmarks/bench_encoders.py"
+    md = (tmp_path / "smoke.md").read_text()
+    assert "### Targets" in md and "theoretical FP32 peak" in md
+    assert (tmp_path / "smoke.png").is_file()
