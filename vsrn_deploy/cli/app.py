@@ -13,6 +13,9 @@ import typer
 
 # Each module defines `register(app: typer.Typer) -> None`.
 _COMMAND_MODULES: list[str] = [
+    "encode",
+    "data",
+    "train",
     "build_engine",
     "validate",
     "bench",
