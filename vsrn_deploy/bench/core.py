@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -279,14 +278,6 @@ def random_model(cfg: VSRNConfig, seed: int = 0) -> Any:
     return model.eval()
 
 
-def _sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _export_matches(onnx_dir: Path, cfg: VSRNConfig, source_sha: str | None,
                     precisions: set[str]) -> str | None:
     """None when `onnx_dir` holds an export usable here, else the reason it does not."""
@@ -316,22 +307,21 @@ def _export_matches(onnx_dir: Path, cfg: VSRNConfig, source_sha: str | None,
     return None
 
 
-def _export_to(model: Any, checkpoint: str | None, out_dir: Path, precisions: set[str], log: Log) -> None:
-    """Export `model` (saved as a checkpoint first when it has none) with the project's exporter."""
+def _export_to(model: Any, source: dict[str, Any] | None, out_dir: Path, precisions: set[str],
+               log: Log) -> None:
+    """Export the in-memory `model` with the project's exporter (its checks included).
+
+    No vocabulary is written: timing needs token ids only.
+    """
     try:
-        from vsrn_deploy.export import ExportConfig, export_model
+        from vsrn_deploy.export import ExportConfig, export_loaded
     except ImportError as exc:
         raise VsrnError(f"the ort backends need the ONNX exporter, which failed to import ({exc}); "
                         "pass --onnx-dir with an export, or drop the ort backends") from None
-    if checkpoint is None:
-        from vsrn_deploy.checkpoint import save_checkpoint
-
-        checkpoint = str(out_dir / "random_model.pt")
-        save_checkpoint(checkpoint, model)
     precision = "all" if "fp16" in precisions else "fp32"
     t0 = time.perf_counter()
-    export_model(checkpoint, out_dir / "onnx", ExportConfig(precision=precision))
-    log(f"exported in {time.perf_counter() - t0:.0f} s")
+    export_loaded(model, None, out_dir, ExportConfig(precision=precision), source=source)
+    log(f"exported ({precision}) in {time.perf_counter() - t0:.0f} s")
 
 
 # ----------------------------------------------------------------------------------------- the run
@@ -475,7 +465,10 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
     tmp = Path(tempfile.mkdtemp(prefix="vsrn-bench-"))
     stack.callback(shutil.rmtree, tmp, ignore_errors=True)
     log(f"{reason}: exporting the benchmarked model to a temporary folder ({', '.join(sorted(precisions))})")
-    _export_to(model, bench.checkpoint, tmp, precisions, log)
+    source = None
+    if bench.checkpoint:
+        source = {"path": str(bench.checkpoint), "sha256": source_sha, "kind": report["model"].get("kind")}
+    _export_to(model, source, tmp / "onnx", precisions, log)
     report["model"]["onnx"] = {"dir": None, "exported_here": True, "reason": reason}
     return str(tmp / "onnx")
 

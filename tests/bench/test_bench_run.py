@@ -1,0 +1,96 @@
+"""run_benchmark on tiny models: the report's fields and shapes (never speed), markdown and PNG."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vsrn_deploy.bench import BenchConfig, plot_report, run_benchmark, to_markdown, write_json, write_markdown
+from vsrn_deploy.bench.core import add_roofline, image_feed
+from vsrn_deploy.config import VSRNConfig
+
+ROW_KEYS = {"encoder", "backend", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "iters",
+            "items_per_s", "flops_per_item", "gflops", "pct_of_peak"}
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def torch_report():
+    cfg = BenchConfig(backends=("torch", "torch-deploy", "trt"), batches=(1, 3), warmup=1, iters=3,
+                      seconds=None, tiny=True, threads=1, peak_seconds=0.05)
+    return run_benchmark(cfg, log=_quiet)
+
+
+def test_report_has_a_row_per_encoder_backend_and_batch(torch_report):
+    rows = torch_report["results"]
+    keys = {(r["encoder"], r["backend"], r["batch"]) for r in rows}
+    assert keys == {(e, b, n) for e in ("image", "text") for b in ("torch", "torch-deploy") for n in (1, 3)}
+    for r in rows:
+        assert ROW_KEYS <= set(r)
+        assert r["iters"] == 3
+        assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"]
+        assert r["items_per_s"] == pytest.approx(r["batch"] / (r["p50_ms"] / 1e3))
+        assert r["precision"] == "fp32"
+        assert r["gflops"] == pytest.approx(r["flops_per_item"] * r["items_per_s"] / 1e9)
+        if r["batch"] == 1:
+            assert r["weight_gbps"] > 0 and r["streamed_weight_bytes"] >= r["weight_bytes"]
+        else:
+            assert "weight_gbps" not in r
+        if r["encoder"] == "text":
+            assert 8 <= r["mean_tokens"] <= r["tokens"] <= 20
+
+
+def test_report_records_machine_versions_model_and_skips(torch_report):
+    m = torch_report["machine"]
+    assert m["cpu"] and m["threads"] == 1 and m["matmul_peak"]["float32"]["gflops"] > 0
+    assert {"python", "torch", "numpy"} <= set(m["versions"])
+    assert "hostname" not in json.dumps(m).lower()
+    assert torch_report["model"]["source"] == "random init"
+    assert torch_report["model"]["config"]["embed_size"] == VSRNConfig.tiny().embed_size
+    skipped = torch_report["skipped"]
+    assert {(s["encoder"], s["backend"]) for s in skipped} == {("image", "trt"), ("text", "trt")}
+    assert all(s["reason"] for s in skipped)
+
+
+def test_json_markdown_and_png_are_written(torch_report, tmp_path):
+    out = write_json(torch_report, tmp_path / "r.json")
+    assert json.loads(out.read_text())["results"] == torch_report["results"]
+    md = write_markdown(torch_report, tmp_path / "r.md").read_text()
+    assert md == to_markdown(torch_report)
+    assert "| backend | precision | batch | p50 ms | p90 ms | p99 ms | items/s | GFLOP/s | % of peak" in md
+    assert md.count("| torch-deploy | fp32 |") == 4 and "Skipped: trt" in md
+    png = plot_report(torch_report, tmp_path / "r.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_roofline_bandwidth_uses_the_row_precision():
+    cfg = VSRNConfig()
+    peak = {"float32": {"gflops": 100.0}, "float16": {"gflops": 400.0}}
+    feed = image_feed(VSRNConfig.tiny(), 1)  # only the text encoder reads the feed
+    fp32 = {"encoder": "image", "batch": 1, "precision": "fp32", "p50_ms": 100.0}
+    fp16 = dict(fp32, precision="fp16")
+    add_roofline(fp32, cfg, feed, peak)
+    add_roofline(fp16, cfg, feed, peak)
+    assert fp32["gflops"] == pytest.approx(69.88, abs=0.01)  # 6.988 GFLOP in 0.1 s
+    assert fp32["pct_of_peak"] == pytest.approx(69.88, abs=0.01)
+    assert fp16["pct_of_peak"] == pytest.approx(fp32["pct_of_peak"] / 4)
+    assert fp32["weight_bytes"] == 2 * fp16["weight_bytes"] == 23 * 2048 * 2048 * 4
+    assert fp32["weight_gbps"] == pytest.approx(fp32["weight_bytes"] / 0.1 / 1e9)
+
+
+@pytest.mark.export
+def test_ort_backends_run_on_a_temporary_export(tmp_path):
+    messages: list[str] = []
+    cfg = BenchConfig(encoders=("image", "text"), backends=("torch", "ort", "ort-fp16"), batches=(2,),
+                      warmup=1, iters=2, seconds=None, tiny=True, threads=1, peak_seconds=0.05)
+    report = run_benchmark(cfg, log=messages.append)
+    assert report["model"]["onnx"]["exported_here"] is True
+    assert any("exporting" in m for m in messages)
+    got = {(r["encoder"], r["backend"], r["precision"]) for r in report["results"]}
+    assert got == {(e, b, p) for e in ("image", "text") for b, p in
+                   (("torch", "fp32"), ("ort", "fp32"), ("ort-fp16", "fp16"))}
