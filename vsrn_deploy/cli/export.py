@@ -1,0 +1,76 @@
+"""`vsrn-deploy export CKPT`: deploy-form ONNX graphs, checked against the eager model before exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vsrn_deploy.cli.common import handle_errors
+
+
+def _summary_table(result) -> str:
+    rows = [("file", "bytes", "sha256")]
+    for name, entry in result.files.items():
+        rows.append((name, f"{entry['bytes']:,}", entry["sha256"][:16]))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in width))
+    results = result.parity.get("results", {})
+    for key, outputs in results.items():
+        for output, metrics in outputs.items():
+            shown = ", ".join(f"{m} {v:.3g}" for m, v in metrics.items() if m != "passed")
+            lines.append(f"{key:<36} {output:<18} {shown}")
+    for graph, chosen in result.islands.items():
+        lines.append(f"{graph}: {len(chosen)} FP32 island nodes")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `export` command to the root app."""
+
+    @app.command("export")
+    @handle_errors
+    def export_command(
+        checkpoint: Annotated[
+            Path, typer.Argument(help="vsrn-deploy checkpoint or the authors' model_best.pth.tar")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="export folder")] = Path("export"),
+        vocab: Annotated[
+            Path | None,
+            typer.Option(
+                "--vocab",
+                help="vocabulary (.pkl or vocab.json); default: "
+                "the checkpoint's, else <vocab_path>/<data_name>_vocab.pkl",
+            ),
+        ] = None,
+        precision: Annotated[
+            str,
+            typer.Option(
+                "--precision", help="fp32, fp16 or all (fp16/all also write *.fp16.onnx with FP32 islands)"
+            ),
+        ] = "fp32",
+        opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13..24)")] = 17,
+        calibration: Annotated[
+            Path | None,
+            typer.Option(
+                "--calibration",
+                help="region features .npy (N, k, F) for choosing FP16 islands; default: synthetic",
+            ),
+        ] = None,
+        max_batch: Annotated[int, typer.Option("--max-batch", help="largest batch validated")] = 32,
+    ) -> None:
+        """Export both encoders to ONNX (deploy form), check them against the eager model."""
+        from vsrn_deploy.export.exporter import ExportConfig, export_model
+
+        cfg = ExportConfig(
+            precision=precision,
+            opset=opset,
+            vocab=str(vocab) if vocab else None,
+            calibration=str(calibration) if calibration else None,
+            max_batch=max_batch,
+        )
+        result = export_model(checkpoint, out, cfg, progress=lambda line: typer.echo(line, err=True))
+        typer.echo(_summary_table(result))
+        typer.echo(f"wrote {out} ({result.seconds:.1f} s)")
