@@ -14,8 +14,10 @@ import typer
 # Each module defines `register(app: typer.Typer) -> None`.
 _COMMAND_MODULES: list[str] = [
     "encode",
+    "export",
     "data",
     "train",
+    "evaluate",
     "build_engine",
     "validate",
     "bench",
