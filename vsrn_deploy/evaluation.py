@@ -52,6 +52,8 @@ CAPTIONS_PER_IMAGE = 5
 FOLD_IMAGES = 1000
 #: Default upper bound on the float64 score block held at once.
 DEFAULT_BLOCK_BYTES = 64 * 2**20
+#: Scores compared at once: small enough to stay in cache across the comparison passes.
+SLICE_BYTES = 4 * 2**20
 #: The tie rule, named in reports.
 TIE_RULE = "argsort(kind='stable')[::-1]: among equal scores the higher index ranks first"
 METRICS = ("r1", "r5", "r10", "medr", "meanr")
@@ -250,8 +252,9 @@ def _rank(scores: _Scores, *, do_i2t: bool, do_t2i: bool, top1: bool,
     n, k = scores.n_images, scores.per_image
     m = n * k
     rows_per_block = _block_rows(n, m, block_bytes)
+    rows_per_slice = _block_rows(rows_per_block, m, SLICE_BYTES)
     buf = np.empty((rows_per_block, m), dtype=np.float64)
-    mask_buf = np.empty((rows_per_block, m), dtype=bool)
+    mask_buf = np.empty((rows_per_slice, m), dtype=bool)
     owner = np.arange(m) // k  # image of each caption
     g = scores.gt  # (M,)
 
@@ -261,50 +264,54 @@ def _rank(scores: _Scores, *, do_i2t: bool, do_t2i: bool, top1: bool,
     t2i_top = np.zeros(m, dtype=np.int64) if do_t2i and top1 else None
     t2i_best = np.full(m, -np.inf) if do_t2i and top1 else None
 
-    for a in range(0, n, rows_per_block):
-        b = min(n, a + rows_per_block)
-        c = b - a
-        s = scores.block(a, b, buf[:c])  # (c, M)
-        mask = mask_buf[:c]
-        local = np.arange(c)
-        own_cols = np.arange(a * k, b * k)  # captions of the images in this block
-        own_rows = owner[own_cols] - a  # their image's row in the block
+    for start in range(0, n, rows_per_block):
+        stop = min(n, start + rows_per_block)
+        block = scores.block(start, stop, buf[:stop - start])  # (rows, M)
+        # Compare in slices that stay in cache: each slice is read by up to four passes.
+        for a in range(start, stop, rows_per_slice):
+            b = min(stop, a + rows_per_slice)
+            c = b - a
+            s = block[a - start:b - start]  # (c, M)
+            mask = mask_buf[:c]
+            local = np.arange(c)
+            own_cols = np.arange(a * k, b * k)  # captions of the images in this slice
+            own_rows = owner[own_cols] - a  # their image's row in the slice
 
-        if i2t is not None:
-            cols = own_cols.reshape(c, k)  # (c, k) captions of each image
-            own = s[local[:, None], cols]  # (c, k) their scores
-            pick = k - 1 - np.argmax(own[:, ::-1], axis=1)  # best caption; ties: highest index
-            best_col = cols[local, pick]
-            best = own[local, pick][:, None]  # (c, 1)
-            np.greater(s, best, out=mask)
-            rank = np.count_nonzero(mask, axis=1).astype(np.int64)
-            np.equal(s, best, out=mask)
-            mask[local, best_col] = False
-            if mask.any():  # exact ties: equal scores at a higher caption index rank first
-                rr, cc = np.nonzero(mask)
-                later = cc > best_col[rr]
-                rank += np.bincount(rr[later], minlength=c)
-            i2t[a:b] = rank
-            if i2t_top is not None:
-                i2t_top[a:b] = m - 1 - np.argmax(s[:, ::-1], axis=1)  # last index of the maximum
+            if i2t is not None:
+                cols = own_cols.reshape(c, k)  # (c, k) captions of each image
+                own = s[local[:, None], cols]  # (c, k) their scores
+                pick = k - 1 - np.argmax(own[:, ::-1], axis=1)  # best caption; ties: highest index
+                best_col = cols[local, pick]
+                best = own[local, pick][:, None]  # (c, 1)
+                np.greater(s, best, out=mask)
+                rank = np.count_nonzero(mask, axis=1).astype(np.int64)
+                np.equal(s, best, out=mask)
+                mask[local, best_col] = False
+                if mask.any():  # exact ties: equal scores at a higher caption index rank first
+                    rr, cc = np.nonzero(mask)
+                    later = cc > best_col[rr]
+                    rank += np.bincount(rr[later], minlength=c)
+                i2t[a:b] = rank
+                if i2t_top is not None:
+                    i2t_top[a:b] = m - 1 - np.argmax(s[:, ::-1], axis=1)  # last index of the maximum
 
-        if t2i is not None:
-            np.greater(s, g, out=mask)
-            mask[own_rows, own_cols] = False  # a caption's own image is not "above" itself
-            t2i += _column_counts(mask)
-            np.equal(s, g, out=mask)
-            mask[own_rows, own_cols] = False
-            if mask.any():
-                rr, cc = np.nonzero(mask)
-                later = (rr + a) > owner[cc]
-                t2i += np.bincount(cc[later], minlength=m)
-            if t2i_top is not None:
-                idx = c - 1 - np.argmax(s[::-1], axis=0)  # last row of each column's maximum
-                val = s[idx, np.arange(m)]
-                # later blocks hold higher image indices, so >= keeps the highest index among ties
-                upd = val >= t2i_best
-                t2i_best[upd] = val[upd]
-                t2i_top[upd] = a + idx[upd]
+            if t2i is not None:
+                np.greater(s, g, out=mask)
+                mask[own_rows, own_cols] = False  # a caption's own image is not "above" itself
+                t2i += _column_counts(mask)
+                np.equal(s, g, out=mask)
+                mask[own_rows, own_cols] = False
+                if mask.any():
+                    rr, cc = np.nonzero(mask)
+                    later = (rr + a) > owner[cc]
+                    t2i += np.bincount(cc[later], minlength=m)
+                if t2i_top is not None:
+                    idx = c - 1 - np.argmax(s[::-1], axis=0)  # last row of each column's maximum
+                    val = s[idx, np.arange(m)]
+                    # later slices hold higher image indices: >= keeps the highest index among ties
+                    upd = val >= t2i_best
+                    t2i_best[upd] = val[upd]
+                    t2i_top[upd] = a + idx[upd]
     return _Ranks(i2t, i2t_top, t2i, t2i_top)
 
 
