@@ -121,6 +121,16 @@ def test_opt_with_bytes_values_and_no_num_batches_tracked(tmp_path):
     _assert_matches_reference(loaded.model, img_sd, txt_sd, "f30k_precomp", cfg)
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+def test_numpy_scalars_in_the_file_are_plain_numbers_after_loading(tmp_path, legacy):
+    path = save_authors_checkpoint(tmp_path / "m.pth.tar", VSRN(VSRNConfig.tiny(), with_caption=False),
+                                   legacy=legacy, best_rsum=np.float64(512.25),
+                                   opt={"margin": np.float32(0.25)})
+    state = load_checkpoint(path).train_state
+    assert state["best_rsum"] == 512.25 and type(state["best_rsum"]) is float
+    assert state["authors_opt"]["margin"] == 0.25 and type(state["authors_opt"]["margin"]) is float
+
+
 def test_realistic_sizes_match_reference(tmp_path):
     cfg = VSRNConfig(vocab_size=300, img_dim=512, embed_size=256, num_regions=36, gcn_layers=4,
                      fc_norm=False, final_bn=True, data_name="f30k_precomp")
@@ -298,3 +308,13 @@ def test_unrelated_torch_files_are_named(tmp_path):
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     with pytest.raises(VsrnError, match="holding a Tensor, not a VSRN checkpoint"):
         load_checkpoint(tmp_path / "tensor.pt")
+
+
+def test_authors_checkpoint_finds_the_shared_vocabulary(tmp_path):
+    """A COCO-sized model picks up shared/vocab/coco_precomp_vocab.pkl of a source checkout."""
+    cfg = VSRNConfig.tiny(vocab_size=10006)
+    path = save_authors_checkpoint(tmp_path / "model_best.pth.tar", VSRN(cfg, with_caption=False))
+    loaded = load_checkpoint(path)
+    assert loaded.vocab is not None and len(loaded.vocab) == 10006
+    assert loaded.vocab_path.endswith("coco_precomp_vocab.pkl")
+    assert loaded.vocab.encode("a dog")[0] == 1

@@ -45,7 +45,9 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LoadedCheckpoint", "save_checkpoint
 
 FORMAT_NAME = "vsrn-deploy-checkpoint"
 FORMAT_VERSION = 1
-_REPO_SHARED_VOCAB = Path(__file__).resolve().parents[1] / ".." / "shared" / "vocab"
+# a source checkout keeps the authors' vocabularies in shared/vocab, inside it or beside it
+_REPO = Path(__file__).resolve().parents[1]
+_SHARED_VOCAB_DIRS = (_REPO / "shared" / "vocab", _REPO.parent / "shared" / "vocab")
 
 
 @dataclass
@@ -84,8 +86,18 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 # --- safe reading -----------------------------------------------------------------------------
 def _safe_globals() -> list[Any]:
-    """Globals allowed beyond torch's weights-only set: the authors' opt Namespace only."""
-    return [argparse.Namespace]
+    """Globals allowed beyond torch's weights-only set.
+
+    The authors' `opt` Namespace, and NumPy scalars (a `best_rsum` computed with NumPy pickles as
+    `numpy.core.multiarray.scalar(dtype, raw bytes)`): data constructors that run no user code.
+    """
+    import numpy as np
+
+    allowed: list[Any] = [argparse.Namespace, np.dtype]
+    scalar = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+    allowed += [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+    allowed += sorted({type(np.dtype(code)) for code in "?bBhHiIlLqQefdg"}, key=str)
+    return allowed
 
 
 # phrases of torch's weights-only unpickler when a file asks for something outside the allow-list
@@ -183,6 +195,8 @@ def _opt_to_dict(opt: Any, source: str) -> dict[str, Any] | None:
         raise VsrnError(f"{source}: 'opt' is a {type(opt).__name__}, expected argparse.Namespace")
 
     def fix(value: Any) -> Any:
+        if type(value).__module__ == "numpy" and hasattr(value, "item"):
+            return value.item()  # NumPy scalars -> plain Python numbers
         if isinstance(value, bytes):
             return decode_py2_str(value)
         if isinstance(value, str):
@@ -280,7 +294,7 @@ def find_authors_vocab(data_name: str, *, checkpoint_path: str | os.PathLike[str
 
     Order: `search_dirs`; `vocab_path` (their `opt.vocab_path`, relative paths tried against the
     checkpoint's folder and the working directory); the checkpoint's folder and its `vocab/`; and
-    `../shared/vocab` beside a source checkout.
+    `shared/vocab` inside or beside a source checkout.
 
     Args:
         data_name: e.g. 'coco_precomp'.
@@ -301,7 +315,7 @@ def find_authors_vocab(data_name: str, *, checkpoint_path: str | os.PathLike[str
         dirs.append(vp)
     if ckpt_dir is not None:
         dirs += [ckpt_dir, ckpt_dir / "vocab"]
-    dirs.append(_REPO_SHARED_VOCAB)
+    dirs += _SHARED_VOCAB_DIRS
     for folder in dirs:
         for suffix in ("_vocab.pkl", "_vocab.json"):
             candidate = folder / f"{data_name}{suffix}"
@@ -335,8 +349,10 @@ def _load_authors(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
             vocab = candidate
         else:
             vocab_file = None
+    best = obj.get("best_rsum")
     train_state = {"epoch": obj.get("epoch"), "step": obj.get("Eiters"),
-                   "best_rsum": obj.get("best_rsum"), "authors_opt": opt}
+                   "best_rsum": float(best) if isinstance(best, int | float) else best,
+                   "authors_opt": opt}
     return LoadedCheckpoint(config=config, model=model, vocab=vocab,
                             vocab_path=str(vocab_file) if vocab_file else None,
                             train_state=train_state, kind="authors", sha256=file_sha256(path),
