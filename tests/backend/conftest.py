@@ -1,0 +1,56 @@
+"""Fixtures for the runner tests: a tiny model and its graphs (built once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.vsrn import VSRN
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> VSRN:
+    torch.manual_seed(0)
+    return VSRN(VSRNConfig.tiny(), with_caption=False).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_graphs(tiny_model: VSRN, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """FP32 and FP16 graphs of the tiny model, written by the exporter's graph builders."""
+    from vsrn_deploy.export import fp16
+    from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
+    from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
+    from vsrn_deploy.validate import pad_batch, synthetic_captions, synthetic_features
+
+    out = tmp_path_factory.mktemp("tiny_graphs")
+    cfg = tiny_model.config
+    image = build_image_graph(ImageEncoderDeploy.from_encoder(tiny_model.img_enc))
+    text = build_text_graph(TextEncoderDeploy.from_encoder(tiny_model.txt_enc))
+    calib = {"image_encoder": [{"region_features": synthetic_features(8, cfg.num_regions, cfg.img_dim)}],
+             "text_encoder": [pad_batch(synthetic_captions(2, cfg.vocab_size))]}
+    for graph, name in ((image, "image_encoder"), (text, "text_encoder")):
+        onnx.save(graph, out / f"{name}.onnx")
+        islands = fp16.choose_islands(graph, fp16.record_ranges(graph, calib[name]))
+        onnx.save(fp16.convert_to_fp16(graph, islands), out / f"{name}.fp16.onnx")
+    return out
+
+
+@pytest.fixture()
+def image_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
+    from vsrn_deploy.validate import synthetic_features
+
+    cfg = tiny_model.config
+    return {"region_features": synthetic_features(3, cfg.num_regions, cfg.img_dim, seed=5)}
+
+
+@pytest.fixture()
+def text_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
+    from vsrn_deploy.validate import pad_batch, synthetic_captions
+
+    caps = synthetic_captions(1, tiny_model.config.vocab_size, seed=5)  # 5 captions, mixed lengths
+    return pad_batch(caps)

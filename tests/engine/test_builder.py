@@ -1,0 +1,218 @@
+"""Engine builder: TensorRT 10 vs 11 routing (on a fake tensorrt), precision inspection, error order."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from fake_tensorrt import write_manifest
+
+from vsrn_deploy.engine import builder as B
+from vsrn_deploy.engine.profiles import ProfileSpec
+from vsrn_deploy.errors import CheckFailed, VsrnError
+
+
+def test_trt10_fp16_sets_the_flag_and_pins_islands(fake_trt, export_dir, tmp_path):
+    trt = fake_trt("10.13.0")
+    cache = tmp_path / "timing.cache"
+    settings = B.BuildSettings(precision="fp16", fp32_islands=("/norm/ReduceSum",), workspace_mib=512,
+                               opt_level=4, timing_cache=str(cache))
+    data = B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", settings)
+    assert data == b"PLAN10.13.0"
+    cfg, net = trt.config, trt.network
+    assert net.flags == 0  # weakly typed, so the FP16 flag applies
+    assert cfg.flags == {"FP16", "OBEY_PRECISION_CONSTRAINTS"}
+    pinned = {layer.name: (layer.precision, layer.output_types) for layer in net.layers}
+    assert pinned["/norm/ReduceSum"] == ("float32", {0: "float32"})
+    assert pinned["/fc/MatMul"] == (None, {})
+    assert cfg.pool_limits == {"WORKSPACE": 512 << 20}
+    assert cfg.builder_optimization_level == 4
+    assert cfg.profiling_verbosity == "DETAILED"
+    assert cfg.profiles[0].shapes == {"region_features": ((1, 6, 24), (32, 6, 24), (128, 6, 24))}
+    assert cache.read_bytes() == b"cache:"  # saved after the build
+
+
+def test_trt10_pins_layers_by_output_tensor_name(fake_trt, export_dir):
+    from fake_tensorrt import FakeNetwork, FakeParser
+
+    trt = fake_trt("10.0.1")
+    net = FakeNetwork(0)
+    FakeParser(trt, net).parse_from_file(str(export_dir / "text_encoder.onnx"))
+    for layer in net.layers:  # the parser may name layers unlike their nodes; outputs keep names
+        layer.name = f"(Unnamed Layer* {id(layer)})"
+    assert B.pin_fp32_islands(trt, net, ("/norm/Div",), export_dir / "text_encoder.onnx") == 1
+    assert [layer.precision for layer in net.layers] == [None, "float32"]
+
+
+def test_trt11_builds_strongly_typed_without_precision_flags(fake_trt, export_dir):
+    trt = fake_trt("11.0.0")
+    settings = B.BuildSettings(precision="fp16", fp32_islands=("/norm/ReduceSum",))
+    data = B.engine_bytes_from_onnx(export_dir / "image_encoder.fp16.onnx", settings)
+    assert data == b"PLAN11.0.0"
+    assert trt.config.flags == set()  # no FP16 / OBEY flags exist in 11 (the fake lacks them)
+    assert all(layer.precision is None for layer in trt.network.layers)
+    assert ("parse_from_file", "image_encoder.fp16.onnx") in trt.calls
+
+
+def test_fp32_build_clears_tf32_on_trt10(fake_trt, export_dir):
+    trt = fake_trt("10.13.0")
+    B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings(precision="fp32"))
+    assert "FP16" not in trt.config.flags and "TF32" in trt.config.cleared
+
+
+def test_text_profiles_cover_batch_and_tokens(fake_trt, export_dir):
+    trt = fake_trt("10.13.0")
+    profiles = (ProfileSpec((1, 1, 1), (2, 8, 16)), ProfileSpec((8, 64, 256), (2, 16, 32)))
+    B.engine_bytes_from_onnx(export_dir / "text_encoder.onnx",
+                             B.BuildSettings(precision="fp32", profiles=profiles))
+    shapes = [p.shapes for p in trt.config.profiles]
+    assert shapes[0] == {"token_ids": ((1, 2), (1, 8), (1, 16)), "lengths": ((1,), (1,), (1,))}
+    assert shapes[1]["token_ids"] == ((8, 2), (64, 16), (256, 32))
+
+
+def test_timing_cache_is_loaded_when_present(fake_trt, export_dir, tmp_path):
+    trt = fake_trt("10.13.0")
+    cache = tmp_path / "t.cache"
+    cache.write_bytes(b"old")
+    B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx",
+                             B.BuildSettings(precision="fp32", timing_cache=str(cache)))
+    assert trt.config.cache.data == b"old"
+    assert cache.read_bytes() == b"cache:old"
+
+
+def test_old_tensorrt_and_failed_build_are_clear_errors(fake_trt, export_dir):
+    fake_trt("8.6.1")
+    with pytest.raises(VsrnError, match="TensorRT 10 or newer"):
+        B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings())
+    trt = fake_trt("10.13.0")
+    trt.fail_build = True
+    with pytest.raises(VsrnError, match="--verbose"):
+        B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings())
+
+
+def test_settings_validation():
+    with pytest.raises(VsrnError, match="opt-level"):
+        B.BuildSettings(opt_level=7)
+    with pytest.raises(VsrnError, match="workspace"):
+        B.BuildSettings(workspace_mib=0)
+    with pytest.raises(VsrnError, match="precision"):
+        B.BuildSettings(precision="int8")
+
+
+# --- inspection -------------------------------------------------------------------------------
+
+TRT10_JSON = {"Layers": [
+    {"Name": "gemm", "LayerType": "CaskGemm", "Inputs": [{"Format/Datatype": "Row major linear FP16 format"}],
+     "Outputs": [{"Format/Datatype": "Row major linear FP16 format"}]},
+    {"Name": "norm", "LayerType": "Reduce", "Inputs": [{"Format/Datatype": "Row major linear FP32 format"}],
+     "Outputs": [{"Format/Datatype": "Float"}]},
+], "Bindings": ["region_features", "image_embedding"]}
+TRT11_FP32_JSON = {"Layers": [
+    {"Name": "gemm_half_named", "LayerType": "CaskGemm", "Inputs": [{"Format/Datatype": "Float"}],
+     "Outputs": [{"Format/Datatype": "Float"}]}],
+    "I/O Tensors": [{"Name": "region_features", "DataType": "Float"}]}
+
+
+def test_precision_summary_reads_both_json_generations():
+    s10 = B.layer_precision_summary(TRT10_JSON)
+    assert (s10["fp16_layers"], s10["fp32_layers"], s10["layers"]) == (1, 1, 2)
+    s11 = B.layer_precision_summary(TRT11_FP32_JSON)
+    assert (s11["fp16_layers"], s11["fp32_layers"]) == (0, 1)  # a name mentioning "half" is ignored
+    names_only = B.layer_precision_summary({"Layers": ["a", "b"]})
+    assert names_only["other_layers"] == 2
+
+
+def test_check_precision_catches_silent_fp32_and_stray_fp16():
+    B.check_precision(B.layer_precision_summary(TRT10_JSON), "fp16", "image_encoder")
+    with pytest.raises(CheckFailed, match="no FP16 layer"):
+        B.check_precision(B.layer_precision_summary(TRT11_FP32_JSON), "fp16", "image_encoder")
+    with pytest.raises(CheckFailed, match="run FP16"):
+        B.check_precision(B.layer_precision_summary(TRT10_JSON), "fp32", "image_encoder")
+
+
+# --- build_engines: order of checks and the files it writes -------------------------------------
+
+def _gpu(monkeypatch):
+    from vsrn_deploy.backend import cuda
+
+    monkeypatch.setattr(cuda, "gpu_info", lambda index=0: cuda.GpuInfo("NVIDIA Fake", "8.9"))
+
+
+def test_without_tensorrt_the_install_command_is_named(monkeypatch, export_dir, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import raises ImportError
+    with pytest.raises(VsrnError, match=r"pip install 'vsrn-deploy\[trt\]'.*NVIDIA GPU"):
+        B.build_engines(tmp_path / "nowhere", tmp_path / "engines", B.BuildSettings())
+
+
+def test_without_a_gpu_it_says_so(fake_trt, monkeypatch, export_dir, tmp_path):
+    fake_trt("10.13.0")
+    from vsrn_deploy.backend import cuda
+
+    monkeypatch.setattr(cuda, "gpu_info", lambda index=0: (_ for _ in ()).throw(
+        VsrnError("no NVIDIA GPU is visible")))
+    with pytest.raises(VsrnError, match="no NVIDIA GPU"):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings())
+
+
+def test_missing_manifest_and_changed_graph(fake_trt, monkeypatch, export_dir, tmp_path):
+    fake_trt("10.13.0")
+    _gpu(monkeypatch)
+    with pytest.raises(VsrnError, match="manifest.json not found"):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings())
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])
+    with open(export_dir / "image_encoder.onnx", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(VsrnError, match="image_encoder.onnx changed since export"):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings())
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.parametrize("version,source", [("10.13.0", "image_encoder.onnx"),
+                                            ("11.0.0", "image_encoder.fp16.onnx")])
+def test_build_engines_writes_plans_and_sidecars(fake_trt, monkeypatch, export_dir, tmp_path, version,
+                                                 source):
+    trt = fake_trt(version)
+    _gpu(monkeypatch)
+    monkeypatch.setattr(B, "inspect_engine", lambda data, settings: TRT10_JSON)
+    files = ["image_encoder.onnx", "text_encoder.onnx", "image_encoder.fp16.onnx", "text_encoder.fp16.onnx"]
+    write_manifest(export_dir, files, islands={"image_encoder": ["/norm/ReduceSum"]})
+    results = B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings(precision="fp16"))
+    assert [r.encoder for r in results] == ["image", "text"]
+    plan = tmp_path / "engines" / "image_encoder.fp16.plan"
+    side = json.loads(plan.with_suffix(".json").read_text())
+    assert plan.read_bytes() == f"PLAN{version}".encode()
+    assert side["tensorrt_version"] == version
+    assert side["gpu"] == {"name": "NVIDIA Fake", "compute_capability": "8.9", "index": 0}
+    assert side["source_onnx"]["file"] == source
+    assert side["precision"] == "fp16" and side["precision_check"]["fp16_layers"] == 1
+    assert side["builder"]["fp32_islands"] == ["/norm/ReduceSum"]
+    assert side["build_path"] == ("strongly-typed" if version.startswith("11") else "weak-fp16-flags")
+    assert ("parse_from_file", source) in trt.calls
+
+
+def test_trt11_fp16_needs_the_fp16_graph(fake_trt, monkeypatch, export_dir, tmp_path):
+    fake_trt("11.0.0")
+    _gpu(monkeypatch)
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])
+    with pytest.raises(VsrnError, match="--precision all"):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings(precision="fp16"))
+
+
+def test_silent_fp32_engine_fails_the_build(fake_trt, monkeypatch, export_dir, tmp_path):
+    fake_trt("10.13.0")
+    _gpu(monkeypatch)
+    monkeypatch.setattr(B, "inspect_engine", lambda data, settings: TRT11_FP32_JSON)
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])
+    with pytest.raises(CheckFailed):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings(precision="fp16"))
+    assert not (tmp_path / "engines" / "image_encoder.fp16.plan").exists()
+
+
+def test_default_token_range_is_clipped_to_an_unrolled_export(fake_trt, monkeypatch, export_dir, tmp_path):
+    trt = fake_trt("10.13.0")
+    _gpu(monkeypatch)
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"], text_max_tokens=20)
+    B.build_engines(export_dir, tmp_path / "engines",
+                    B.BuildSettings(precision="fp32", verify_precision=False), encoders=("text",))
+    assert trt.config.profiles[0].shapes["token_ids"][2] == (128, 20)
