@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -69,8 +70,11 @@ def test_encode_bad_inputs_exit_2_without_traceback(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint at all" * 5)
     np.save(tmp_path / "flat.npy", np.zeros((4, 3), np.float32))
     np.save(tmp_path / "wide.npy", np.zeros((2, 6, 99), np.float32))
+    pwned = tmp_path / "pwned"
+    (tmp_path / "hostile.pt").write_bytes(pickle.dumps({"model": _CreatesFile(pwned)}, protocol=2))
     runner = CliRunner()
     cases = [
+        (["encode", str(tmp_path / "hostile.pt"), "--images", str(tmp_path / "ims.npy")], "refusing to load"),
         (["encode", str(tmp_path / "bad.pt"), "--images", str(tmp_path / "ims.npy")], "not a PyTorch"),
         (["encode", str(ckpt)], "nothing to encode"),
         (["encode", str(ckpt), "--images", str(tmp_path / "flat.npy")], "must be \\[images, regions"),
@@ -86,3 +90,12 @@ def test_encode_bad_inputs_exit_2_without_traceback(tmp_path):
         assert isinstance(result.exception, SystemExit), result.exception  # typer.Exit, not a crash
         assert re.search(message, result.output), (message, result.output)
     assert not list(tmp_path.glob("x/*.npy"))  # nothing half-written
+    assert not pwned.exists()
+
+
+class _CreatesFile:
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (str(self.target), "w"))
