@@ -234,3 +234,35 @@ def test_nan_and_half_ensemble_raise():
         ev.recall_report(ims[:4], caps[:20], fold5=True)
     with pytest.raises(VsrnError, match=r"\[n_images, n_images \* 5\]"):
         ev.i2t_from_sims(np.zeros((4, 4)))
+
+
+def test_slices_inside_blocks_keep_ties_exact(monkeypatch):
+    ims, caps = _quantised(np.random.default_rng(10), 23)
+    rep = np.repeat(ims, 5, axis=0)
+    monkeypatch.setattr(ev, "SLICE_BYTES", 8 * caps.shape[0] * 3)  # slices of 3 rows
+    block = 8 * caps.shape[0] * 7  # blocks of 7 rows: slices and blocks both straddle ties
+    _assert_same(ev.i2t(ims, caps, return_ranks=True, block_bytes=block), naive_i2t(rep, caps))
+    _assert_same(ev.t2i(ims, caps, return_ranks=True, block_bytes=block), naive_t2i(rep, caps))
+
+
+def test_one_caption_per_image_is_symmetric():
+    rng = np.random.default_rng(11)
+    sims = rng.integers(0, 4, (12, 12)).astype(np.float64)  # many ties
+    a = ev.t2i_from_sims(sims, captions_per_image=1, return_ranks=True)
+    b = ev.i2t_from_sims(sims.T.copy(), captions_per_image=1, return_ranks=True)
+    assert a[0] == b[0]
+    np.testing.assert_array_equal(a[1][0], b[1][0])
+    np.testing.assert_array_equal(a[1][1], b[1][1])
+    # and the i2t ranks are the stable-reversed argsort positions
+    for i in range(12):
+        order = np.argsort(sims[i], kind="stable")[::-1]
+        assert ev.i2t_from_sims(sims, captions_per_image=1, return_ranks=True)[1][0][i] == \
+            int(np.where(order == i)[0][0])
+
+
+def test_module_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, vsrn_deploy.evaluation; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

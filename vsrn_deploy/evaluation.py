@@ -106,8 +106,8 @@ def _unique_images(images: np.ndarray, n_captions: int, per_image: int, name: st
         # set of distinct images with one caption each is never silently subsampled.
         groups = images.reshape(n_images, per_image, images.shape[1])
         scale = float(np.abs(groups[:, 0]).max()) or 1.0
-        for start in range(0, n_images, 4096):
-            part = groups[start:start + 4096]
+        for start in range(0, n_images, 256):  # bounded temporaries, even at 2048 dims
+            part = groups[start:start + 256]
             if not np.allclose(part, part[:, :1], rtol=0.0, atol=1e-3 * scale):
                 raise VsrnError(
                     f"{name} has one row per caption ({n_captions}) but rows {per_image}*i..."
@@ -121,7 +121,10 @@ def _unique_images(images: np.ndarray, n_captions: int, per_image: int, name: st
 
 
 def _prepare(images: Any, captions: Any, per_image: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Validated float64 (unique images [N, D], captions [N*k, D]), C-contiguous."""
+    """Validated float64 (unique images [N, D], transposed captions [D, N*k]), C-contiguous.
+
+    The captions are kept only transposed (the fast BLAS operand): one float64 copy in memory.
+    """
     _check_per_image(per_image)
     ims = _as_matrix(images, "images" + suffix)
     caps = _as_matrix(captions, "captions" + suffix)
@@ -132,7 +135,7 @@ def _prepare(images: Any, captions: Any, per_image: int, suffix: str = "") -> tu
     _check_finite(ims, "images" + suffix)
     _check_finite(caps, "captions" + suffix)
     return (np.ascontiguousarray(ims, dtype=np.float64),
-            np.ascontiguousarray(caps, dtype=np.float64))
+            np.ascontiguousarray(caps.T, dtype=np.float64))  # (N, D), (D, M)
 
 
 @dataclass(frozen=True)
@@ -151,24 +154,26 @@ class _Scores:
 
 
 def _scores_from_embeddings(pairs: Sequence[tuple[np.ndarray, np.ndarray]], per_image: int) -> _Scores:
-    """Scores of one model, or the mean of several (the authors' ensemble: (d1 + d2) / 2)."""
+    """Scores of one model, or the mean of several (the authors' ensemble: (d1 + d2) / 2).
+
+    Each pair is (images [N, D], captions transposed [D, N*k]), float64 and C-contiguous.
+    """
     n_images = pairs[0][0].shape[0]
-    caps_t = [np.ascontiguousarray(caps.T) for _, caps in pairs]  # (D, M): faster BLAS operand
 
     def block(a: int, b: int, out: np.ndarray) -> np.ndarray:
-        np.matmul(pairs[0][0][a:b], caps_t[0], out=out)  # (b-a, M)
+        np.matmul(pairs[0][0][a:b], pairs[0][1], out=out)  # (b-a, M)
         if len(pairs) > 1:
             tmp = np.empty_like(out)
-            for (ims, _), ct in zip(pairs[1:], caps_t[1:], strict=True):
-                np.matmul(ims[a:b], ct, out=tmp)
+            for ims, caps_t in pairs[1:]:
+                np.matmul(ims[a:b], caps_t, out=tmp)
                 out += tmp
             out /= len(pairs)
         return out
 
     gts = []
-    for ims, caps in pairs:
-        groups = caps.reshape(n_images, per_image, caps.shape[1])
-        gts.append(np.einsum("nd,nkd->nk", ims, groups).reshape(-1))  # (M,) own-image scores
+    for ims, caps_t in pairs:
+        groups = caps_t.reshape(caps_t.shape[0], n_images, per_image)  # (D, N, k)
+        gts.append(np.einsum("nd,dnk->nk", ims, groups).reshape(-1))  # (M,) own-image scores
     gt = gts[0]
     for extra in gts[1:]:
         gt = gt + extra
@@ -177,7 +182,8 @@ def _scores_from_embeddings(pairs: Sequence[tuple[np.ndarray, np.ndarray]], per_
 
     def sub(a: int, b: int) -> _Scores:
         return _scores_from_embeddings(
-            [(ims[a:b], caps[a * per_image:b * per_image]) for ims, caps in pairs], per_image)
+            [(ims[a:b], np.ascontiguousarray(caps_t[:, a * per_image:b * per_image]))
+             for ims, caps_t in pairs], per_image)
 
     return _Scores(n_images, per_image, block, gt, sub)
 
@@ -216,9 +222,9 @@ def _embedding_scores(images: Any, captions: Any, images2: Any, captions2: Any,
         raise VsrnError("an ensemble needs both images2 and captions2 (the second model's embeddings)")
     if images2 is not None:
         pairs.append(_prepare(images2, captions2, per_image, suffix="2"))
-        if pairs[1][1].shape[0] != pairs[0][1].shape[0]:
-            raise VsrnError(f"the two models embed different caption sets ({pairs[0][1].shape[0]} vs "
-                            f"{pairs[1][1].shape[0]} captions); encode the same split with both")
+        if pairs[1][1].shape[1] != pairs[0][1].shape[1]:
+            raise VsrnError(f"the two models embed different caption sets ({pairs[0][1].shape[1]} vs "
+                            f"{pairs[1][1].shape[1]} captions); encode the same split with both")
     return _scores_from_embeddings(pairs, per_image)
 
 
@@ -350,8 +356,8 @@ def similarity(images: Any, captions: Any, *, captions_per_image: int = CAPTIONS
     Returns:
         [N, kN] float64 scores. For large sets prefer `recall_report`, which never builds this.
     """
-    ims, caps = _prepare(images, captions, captions_per_image)
-    return ims @ caps.T  # (N, kN)
+    ims, caps_t = _prepare(images, captions, captions_per_image)
+    return ims @ caps_t  # (N, kN)
 
 
 def i2t(images: Any, captions: Any, *, return_ranks: bool = False, images2: Any = None,
