@@ -1,0 +1,110 @@
+"""`vsrn-deploy export` end to end on a tiny authors'-format checkpoint (exported once per session)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.export.manifest import read_manifest, sha256_file, verify_files
+from vsrn_deploy.export.validation import synthetic_captions, synthetic_region_features
+
+pytestmark = pytest.mark.export
+
+CONTRACT_FILES = {
+    "image_encoder.onnx",
+    "text_encoder.onnx",
+    "image_encoder.fp16.onnx",
+    "text_encoder.fp16.onnx",
+    "vocab.json",
+    "manifest.json",
+}
+
+
+def test_export_succeeds_and_writes_the_contract_files(exported):
+    result = exported["result"]
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in exported["out"].iterdir()} == CONTRACT_FILES
+    assert "validation passed" in result.output
+    # nothing left beside the export folder (temporary folders renamed or removed)
+    assert [p.name for p in exported["out"].parent.iterdir()] == ["export"]
+
+
+def test_manifest_fields_and_checksums(exported):
+    out = exported["out"]
+    manifest = read_manifest(out)
+    verify_files(out, manifest)
+    for name, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256_file(out / name)
+        assert entry["bytes"] == (out / name).stat().st_size
+    cfg = exported["model"].config
+    assert manifest["config"]["embed_size"] == cfg.embed_size
+    assert manifest["source"]["kind"] == "authors"
+    assert manifest["source"]["sha256"] == sha256_file(exported["path"])
+    assert manifest["precision"] == "all" and manifest["opset"] == 17
+    assert manifest["text_max_tokens"] is None
+    image = manifest["graphs"]["image_encoder"]
+    assert image["fp32"] == "image_encoder.onnx" and image["fp16"] == "image_encoder.fp16.onnx"
+    assert [t["name"] for t in image["outputs"]] == ["image_embedding", "region_embeddings"]
+    assert [t["name"] for t in manifest["graphs"]["text_encoder"]["inputs"]] == ["token_ids", "lengths"]
+    assert manifest["parity"]["passed"] is True and manifest["parity"]["batches"] == [1, 3, 5, 16]
+    fp32 = manifest["parity"]["results"]["image_encoder.onnx/ort"]["image_embedding"]
+    assert fp32["max_abs_err"] <= 1e-5
+    islands = manifest["fp32_islands"]["image_encoder"]
+    names = {n.name for n in onnx.load(str(out / "image_encoder.fp16.onnx")).graph.node}
+    assert islands and set(islands) <= names
+    assert {"torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
+
+
+def test_verify_files_names_a_changed_file(exported, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported["out"], copy)
+    with open(copy / "text_encoder.onnx", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(VsrnError, match="text_encoder.onnx changed"):
+        verify_files(copy, read_manifest(copy))
+
+
+def test_written_fp32_graphs_reproduce_the_eager_model(exported):
+    out, model = exported["out"], exported["model"]
+    cfg = model.config
+    k = read_manifest(out)["config"]["num_regions"]  # the authors' files do not record k: 36
+    image = ort.InferenceSession(str(out / "image_encoder.onnx"), providers=["CPUExecutionProvider"])
+    text = ort.InferenceSession(str(out / "text_encoder.onnx"), providers=["CPUExecutionProvider"])
+    feats = synthetic_region_features(7, k, cfg.img_dim, seed=11)
+    ids, lengths = synthetic_captions(9, cfg.vocab_size, 12, seed=12)
+    with torch.no_grad():
+        emb, regions = model.img_enc(torch.from_numpy(feats))
+        txt = model.txt_enc(torch.from_numpy(ids), torch.from_numpy(lengths))
+    got = image.run(None, {"region_features": feats})
+    np.testing.assert_allclose(got[0], emb.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got[1], regions.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        text.run(None, {"token_ids": ids, "lengths": lengths})[0], txt.numpy(), atol=1e-5
+    )
+
+
+def test_fp16_graphs_keep_float32_interfaces_and_fp16_weights(exported):
+    out = exported["out"]
+    for name in ("image_encoder.fp16.onnx", "text_encoder.fp16.onnx"):
+        model = onnx.load(str(out / name))
+        fp32 = onnx.load(str(out / name.replace(".fp16", "")))
+        assert [i.type.tensor_type.elem_type for i in model.graph.input] == [
+            i.type.tensor_type.elem_type for i in fp32.graph.input
+        ]
+        assert {o.type.tensor_type.elem_type for o in model.graph.output} == {onnx.TensorProto.FLOAT}
+        big = [i for i in model.graph.initializer if np.prod(i.dims) >= 64]
+        assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in big)
+
+
+def test_vocab_json_is_the_given_vocabulary(exported):
+    data = json.loads((exported["out"] / "vocab.json").read_text())
+    original = json.loads(exported["vocab"].read_text())
+    assert data == original
