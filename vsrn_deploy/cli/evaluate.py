@@ -48,6 +48,19 @@ def _resolve_vocab(loaded: Any, vocab_path: Path | None, data: Path) -> tuple[An
     return load_vocab(str(found)), str(found)
 
 
+def _progress(say: Any) -> Any:
+    """A progress callback that reports every fifth of the images and of the captions."""
+    shown: dict[str, int] = {}
+
+    def report(what: str, done: int, total: int) -> None:
+        step = 5 * done // total
+        if step > shown.get(what, 0):
+            shown[what] = step
+            say(f"  {what}: {done}/{total}")
+
+    return report
+
+
 def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", fold5: bool = False,
                    vocab: Path | None = None, batch_size: int = 128, device: str = "auto",
                    max_images: int | None = None, echo: Any = None) -> dict[str, Any]:
@@ -109,7 +122,7 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
         model = loaded.model.to(device)
         say(f"encoding with {ckpt} ({loaded.kind}, vocabulary {where}) on {device}")
         embeddings.append(encode_split(model, CaptionDataset(ds, words), batch_size=batch_size,
-                                       device=device, repeat=False))
+                                       device=device, repeat=False, progress=_progress(say)))
         sources.append({"path": str(ckpt), "sha256": loaded.sha256, "kind": loaded.kind,
                         "vocab": where})
         del model, loaded
