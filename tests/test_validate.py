@@ -1,0 +1,131 @@
+"""vsrn-deploy validate: torch / torch-deploy / ort / ort-fp16 agree on a tiny exported model; a
+corrupted graph fails with exit 1; bad usage exits 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from vsrn_deploy.cli.app import app
+from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.validate import (
+    ValidateConfig,
+    run_validation,
+    synthetic_captions,
+    synthetic_features,
+    top1_agreement,
+    unexplained_recall_flips,
+)
+
+pytestmark = pytest.mark.export
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny vsrn-deploy checkpoint and its FP32 + FP16 export (exported once per session)."""
+    from vsrn_deploy.checkpoint import save_checkpoint
+    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.export import ExportConfig, export_model
+    from vsrn_deploy.model.vsrn import VSRN
+    from vsrn_deploy.vocab import build_vocab
+
+    root = tmp_path_factory.mktemp("validate")
+    torch.manual_seed(0)
+    cfg = VSRNConfig.tiny()
+    words = ["dog", "cat", "runs", "on", "grass", "a", "red", "ball", "man", "rides", "horse", "beach"]
+    vocab = build_vocab([" ".join(words)], threshold=1)
+    model = VSRN(cfg.replace(vocab_size=len(vocab))).eval()
+    ckpt = save_checkpoint(root / "tiny.pth", model, vocab=vocab)
+    export_model(ckpt, root / "export", ExportConfig(precision="all", max_batch=8))
+    return ckpt, root / "export"
+
+
+def test_validate_passes_across_backends(tiny_export, tmp_path):
+    ckpt, export = tiny_export
+    out = tmp_path / "report.json"
+    res = CliRunner().invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(export),
+                                   "--backends", "torch,torch-deploy,ort,ort-fp16", "--synthetic", "40",
+                                   "--batch-size", "16", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["passed"] is True
+    assert set(report["backends"]) == {"torch", "torch-deploy", "ort", "ort-fp16"}
+    for name in ("torch-deploy", "ort"):
+        assert report["backends"][name]["precision"] == "fp32"
+        assert report["backends"][name]["max_abs_err"] <= 1e-5
+    fp16 = report["backends"]["ort-fp16"]
+    assert fp16["precision"] == "fp16" and fp16["max_abs_err"] > 0
+    assert fp16["min_cosine"] >= 0.9995 and fp16["top1_agreement"] >= 0.99
+    assert set(fp16["recall"]) >= {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"}
+    assert "ort-fp16" in res.output and "PASSED" in res.output
+
+
+def test_validate_finds_the_checkpoint_through_the_manifest(tiny_export):
+    _, export = tiny_export
+    report = run_validation(ValidateConfig(onnx_dir=str(export), backends=("ort",), synthetic=20))
+    assert report["passed"] and report["checkpoint"].endswith("tiny.pth")
+
+
+def test_corrupted_graph_fails_with_exit_1(tiny_export, tmp_path):
+    ckpt, export = tiny_export
+    bad = tmp_path / "bad_export"
+    bad.mkdir()
+    for f in export.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    model = onnx.load(bad / "image_encoder.fp16.onnx")
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:  # a 20% error on every FP16 weight
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float16 and arr.size > 1:
+            noisy = arr + rng.normal(0, 0.2 * float(np.abs(arr).mean()), arr.shape)
+            init.CopyFrom(numpy_helper.from_array(noisy.astype(np.float16), init.name))
+    onnx.save(model, bad / "image_encoder.fp16.onnx")
+    res = CliRunner().invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(bad),
+                                   "--backends", "ort,ort-fp16", "--synthetic", "40"])
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.output and "ort-fp16" in res.stderr
+
+
+def test_bad_usage_exits_2(tiny_export, tmp_path):
+    ckpt, export = tiny_export
+    runner = CliRunner()
+    res = runner.invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(export),
+                              "--backends", "tvm"])
+    assert res.exit_code == 2 and "unknown backends" in res.output
+    res = runner.invoke(app, ["validate", "--onnx-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "--checkpoint" in res.output
+    res = runner.invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(tmp_path / "none"),
+                              "--backends", "ort", "--synthetic", "20"])
+    assert res.exit_code == 2 and "vsrn-deploy export" in res.output
+    with pytest.raises(VsrnError, match="at least 10"):
+        ValidateConfig(synthetic=3)
+
+
+def test_synthetic_inputs_look_like_region_features():
+    x = synthetic_features(4, 36, 256, seed=1)
+    assert x.dtype == np.float32 and x.shape == (4, 36, 256)
+    assert x.min() >= 0 and 0.5 < (x == 0).mean() < 0.7 and x.max() > 5
+    caps = synthetic_captions(3, 50, max_tokens=12)
+    assert len(caps) == 15 and all(c[0] == 1 and c[-1] == 2 and 3 <= len(c) <= 12 for c in caps)
+    assert {len(c) for c in caps} >= {3, 12}  # shortest and longest both present
+
+
+def test_top1_and_recall_flips_ignore_near_ties_only():
+    ref = np.array([[0.9, 0.8995, 0.1, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4, 0.5]]).repeat(5, axis=1)[:, :10]
+    ref = np.random.default_rng(0).normal(size=(2, 10)) * 0.01 + ref
+    swapped = ref.copy()
+    i, j = ref[0].argsort()[-2:]
+    swapped[0, [i, j]] = ref[0, [j, i]]  # swap the two best captions of image 0
+    gap = abs(ref[0, i] - ref[0, j])
+    assert top1_agreement(ref, swapped, tie_tol=gap + 1e-9)["i2t"] == 1.0
+    assert top1_agreement(ref, swapped, tie_tol=gap / 2)["i2t"] == 0.5
+    assert top1_agreement(ref, swapped, tie_tol=gap / 2)["i2t_raw"] == 0.5
+    assert unexplained_recall_flips(ref, ref, 1e-3) == dict.fromkeys(
+        ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"], 0.0)
