@@ -74,7 +74,8 @@ def test_ensemble_fold5_and_authors_checkpoint(setup):
     assert "ensemble of 2 models" in res.output
 
 
-@pytest.mark.parametrize("case", ["missing_ckpt", "missing_data", "vocab_mismatch", "three", "not_5"])
+@pytest.mark.parametrize("case", ["missing_ckpt", "missing_data", "vocab_mismatch", "three", "not_5",
+                                  "empty_line", "fold5_not_divisible"])
 def test_bad_input_exits_2(setup, tmp_path, case):
     root, folder, vocab, _, (ck1, _) = setup
     args = [ck1, "--data", folder, "--device", "cpu"]
@@ -90,6 +91,15 @@ def test_bad_input_exits_2(setup, tmp_path, case):
     elif case == "three":
         args = [ck1, ck1, ck1, *args[1:]]
         match = "one checkpoint, or two"
+    elif case == "empty_line":
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        np.save(bad / "test_ims.npy", np.ones((2, 4, 16), np.float32))
+        (bad / "test_caps.txt").write_text("a cat\n" * 4 + "\n" + "a cat\n" * 5)
+        args[2], match = bad, "line 5 is empty"
+    elif case == "fold5_not_divisible":
+        args += ["--fold5", "--max-images", "8"]
+        match = "divisible by 5"
     else:  # 12 captions for 2 images: neither 5 nor 1 per image
         bad = tmp_path / "bad"
         bad.mkdir()
