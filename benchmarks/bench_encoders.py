@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="time budget per backend and batch")
     parser.add_argument("--min-iters", type=int, default=5)
-    parser.add_argument("--onnx-dir", default=None, help="reuse an export of the same sizes")
+    parser.add_argument("--onnx-dir", default=None,
+                        help="an export of the same sizes to reuse (a missing or empty folder: export there)")
+    parser.add_argument("--peak-seconds", type=float, default=2.0, help="time budget of the matmul peak")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (smoke run)")
     parser.add_argument("--theoretical-peak", type=float, default=157.0,
                         help="GFLOP/s: 2 cores x 2.45 GHz x 32 FP32 FLOP/cycle (two 8-wide FMA pipes)")
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BenchConfig(encoders=tuple(args.encoders.split(",")), backends=tuple(args.backends.split(",")),
                       batches=tuple(int(b) for b in args.batches.split(",")), warmup=args.warmup,
                       iters=None, seconds=args.seconds, min_iters=args.min_iters, threads=args.threads,
-                      onnx_dir=args.onnx_dir, tiny=args.tiny, peak_seconds=2.0,
+                      onnx_dir=args.onnx_dir, tiny=args.tiny, peak_seconds=args.peak_seconds,
                       extra={"script": "benchmarks/bench_encoders.py",
                              "argv": sys.argv[1:] if argv is None else list(argv)})
     report = run_benchmark(cfg)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vsrn_deploy.bench import BenchConfig, plot_report, run_benchmark, to_markdown, write_json, write_markdown
-from vsrn_deploy.bench.core import add_roofline, image_feed
+from vsrn_deploy.bench.core import _export_matches, add_roofline, image_feed
 from vsrn_deploy.config import VSRNConfig
 
 ROW_KEYS = {"encoder", "backend", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "iters",
@@ -84,13 +84,37 @@ def test_roofline_bandwidth_uses_the_row_precision():
 
 
 @pytest.mark.export
-def test_ort_backends_run_on_a_temporary_export(tmp_path):
+def test_ort_backends_export_into_an_empty_onnx_dir_then_reuse_it(tmp_path):
     messages: list[str] = []
+    export_dir = tmp_path / "exp"
     cfg = BenchConfig(encoders=("image", "text"), backends=("torch", "ort", "ort-fp16"), batches=(2,),
-                      warmup=1, iters=2, seconds=None, tiny=True, threads=1, peak_seconds=0.05)
+                      warmup=1, iters=2, seconds=None, tiny=True, threads=1, peak_seconds=0.05,
+                      onnx_dir=str(export_dir))
     report = run_benchmark(cfg, log=messages.append)
-    assert report["model"]["onnx"]["exported_here"] is True
+    assert report["model"]["onnx"] == {"dir": str(export_dir), "exported_here": True,
+                                       "reason": f"{export_dir} held no export"}
     assert any("exporting" in m for m in messages)
+    assert (export_dir / "manifest.json").is_file()
     got = {(r["encoder"], r["backend"], r["precision"]) for r in report["results"]}
     assert got == {(e, b, p) for e in ("image", "text") for b, p in
                    (("torch", "fp32"), ("ort", "fp32"), ("ort-fp16", "fp16"))}
+    again = run_benchmark(BenchConfig(encoders=("image",), backends=("ort",), batches=(1,), warmup=0, iters=1,
+                                      seconds=None, tiny=True, peak_seconds=0.01, onnx_dir=str(export_dir)),
+                          log=_quiet)
+    assert again["model"]["onnx"] == {"dir": str(export_dir), "exported_here": False}
+    assert [r["backend"] for r in again["results"]] == ["ort"]
+
+
+def test_an_export_of_other_sizes_or_checkpoint_does_not_match(tmp_path):
+    cfg = VSRNConfig.tiny()
+    graphs = {"image_encoder": {"fp32": "i.onnx"}, "text_encoder": {"fp32": "t.onnx"}}
+    (tmp_path / "i.onnx").write_bytes(b"x")
+    (tmp_path / "t.onnx").write_bytes(b"x")
+    manifest = {"config": cfg.to_dict(), "source": {"sha256": "aa"}, "graphs": graphs}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert _export_matches(tmp_path, cfg, None, {"fp32"}) is None
+    assert _export_matches(tmp_path, cfg, "aa", {"fp32"}) is None
+    assert "another checkpoint" in _export_matches(tmp_path, cfg, "bb", {"fp32"})
+    assert "fp16" in _export_matches(tmp_path, cfg, None, {"fp16"})
+    assert "embed_size" in _export_matches(tmp_path, cfg.replace(embed_size=32), None, {"fp32"})
+    assert "no manifest" in _export_matches(tmp_path / "nothing", cfg, None, {"fp32"})

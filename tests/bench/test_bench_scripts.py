@@ -47,7 +47,8 @@ def test_gpu_bench_without_cuda_says_so(capsys, tmp_path):
 def test_cpu_encoder_script_smoke(tmp_path):
     script = _load("bench_encoders")
     code = script.main(["--tiny", "--backends", "torch,torch-deploy", "--batches", "1,32", "--seconds", "0",
-                        "--min-iters", "1", "--warmup", "0", "--threads", "1", "--out-dir", str(tmp_path),
+                        "--min-iters", "1", "--warmup", "0", "--threads", "1", "--peak-seconds", "0.01",
+                        "--out-dir", str(tmp_path),
                         "--prefix", "smoke"])
     assert code == 0
     report = json.loads((tmp_path / "smoke.json").read_text())

@@ -46,8 +46,9 @@ def bench(
         help="Precision of torch-deploy/torch-compile: fp32, fp16 or bf16 (default fp32 on the CPU, "
              "fp16 on CUDA).")] = None,
     onnx_dir: Annotated[str | None, typer.Option(
-        help="An export for the ort backends; without a matching one the model is exported to a "
-             "temporary folder first.")] = None,
+        help="An export for the ort backends. A missing or empty folder: the benchmarked model is "
+             "exported there first (and reused next time); none given, or another model's export: "
+             "exported to a temporary folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     markdown: Annotated[Path | None, typer.Option(help="Write the markdown table here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot here (needs matplotlib).")] = None,
