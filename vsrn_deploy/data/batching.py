@@ -1,0 +1,193 @@
+"""Batching precomp data for training and encoding: a torch Dataset, the collate function, loaders.
+
+Each sample is one caption with its image's region features. Captions become ``<start> ... <end>``
+ids; a batch is padded with 0 (``<pad>``) and its lengths count ``<start>`` and ``<end>``. The
+caption decoder (L_G) is trained with teacher forcing on the same ids: it reads ``token_ids[:, :-1]``
+and predicts ``token_ids[:, 1:]``, so no separate target tensor is needed.
+
+Region order (an ablation switch of the paper's GRU, which reads regions in sequence):
+``given`` keeps the file's order (detector confidence in the SCAN release), ``box`` sorts regions by
+box area, largest first (needs ``{split}_boxes.npy``), ``random`` draws a new permutation per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vsrn_deploy.data.precomp import PrecompSplit
+from vsrn_deploy.errors import VsrnError
+
+REGION_ORDERS = ("given", "box", "random")
+
+
+class _Encoder(Protocol):
+    def encode(self, caption: str) -> list[int]: ...
+
+
+@dataclass
+class Batch:
+    """A padded batch.
+
+    Attributes:
+        features: (B, k, F) float32 region features.
+        token_ids: (B, T) int64 ids, ``<start>`` first, ``<end>`` at length-1, 0 after.
+        lengths: (B,) int64, counting ``<start>`` and ``<end>``.
+        caption_index: (B,) int64 caption row in the split.
+        image_index: (B,) int64 image row in the split.
+    """
+
+    features: torch.Tensor
+    token_ids: torch.Tensor
+    lengths: torch.Tensor
+    caption_index: torch.Tensor
+    image_index: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The same batch on `device`."""
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (
+            self.features, self.token_ids, self.lengths, self.caption_index, self.image_index)))
+
+    def pin_memory(self) -> Batch:
+        """Pinned copy (DataLoader calls this when pin_memory=True)."""
+        return Batch(*(t.pin_memory() for t in (
+            self.features, self.token_ids, self.lengths, self.caption_index, self.image_index)))
+
+    def check_finite(self) -> None:
+        """Raise VsrnError naming the images whose features hold NaN or Inf.
+
+        This is the lazy, per-batch NaN check: it costs one pass over data already in memory.
+        """
+        bad = ~torch.isfinite(self.features).flatten(1).all(dim=1)
+        if bool(bad.any()):
+            images = sorted({int(i) for i in self.image_index[bad].tolist()})
+            raise VsrnError(f"region features of image(s) {images[:10]} hold NaN/Inf; the feature "
+                            "file is corrupt (fix or drop those images)")
+
+    def __len__(self) -> int:
+        return int(self.token_ids.shape[0])
+
+
+class CaptionDataset(Dataset):
+    """(features [k, F] float32 tensor, ids LongTensor, caption_index, image_index) per caption.
+
+    Args:
+        split: the precomp split to read.
+        vocab: anything with ``encode(caption) -> list[int]`` (a `vsrn_deploy.vocab.Vocabulary`).
+        region_order: ``given``, ``box`` (largest box first; needs boxes) or ``random``.
+        seed: base seed of the ``random`` region order (mixed with the caption index and the
+            epoch set by `set_epoch`, so the order is reproducible and differs per epoch).
+    """
+
+    def __init__(self, split: PrecompSplit, vocab: _Encoder, *, region_order: str = "given",
+                 seed: int = 0) -> None:
+        if region_order not in REGION_ORDERS:
+            raise VsrnError(f"region order must be one of {REGION_ORDERS} (got {region_order!r})")
+        if region_order == "box" and split.boxes is None:
+            raise VsrnError(f"region order 'box' needs {split.folder}/{split.split}_boxes.npy "
+                            "(region boxes x1, y1, x2, y2), which does not exist")
+        self.split = split
+        self.vocab = vocab
+        self.region_order = region_order
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random region order for a new epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def region_permutation(self, caption_index: int, image_index: int) -> np.ndarray | None:
+        """Indices that reorder the k regions of this sample, or None to keep them."""
+        if self.region_order == "box":
+            box = np.asarray(self.split.boxes[image_index], dtype=np.float64)  # (k, 4)
+            area = (box[:, 2] - box[:, 0]).clip(min=0) * (box[:, 3] - box[:, 1]).clip(min=0)
+            return np.argsort(-area, kind="stable")
+        if self.region_order == "random":
+            rng = np.random.default_rng((self.seed, self.epoch, caption_index))
+            return rng.permutation(self.split.num_regions)
+        return None
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        image_index = self.split.image_index(index)
+        features = self.split.image_features(image_index)  # (k, F)
+        order = self.region_permutation(index, image_index)
+        if order is not None:
+            features = features[order]
+        ids = self.vocab.encode(self.split.captions[index])
+        return (torch.from_numpy(np.ascontiguousarray(features)), torch.tensor(ids, dtype=torch.int64),
+                index, image_index)
+
+
+def collate_batch(samples: Sequence[tuple[torch.Tensor, torch.Tensor, int, int]]) -> Batch:
+    """Stack features and pad caption ids with 0 into a `Batch` (rows keep their order).
+
+    Args:
+        samples: items of `CaptionDataset`.
+    Returns:
+        The batch; ``lengths[i]`` is the number of ids of sample i (``<start>``/``<end>`` included).
+    """
+    if not samples:
+        raise VsrnError("cannot collate an empty batch")
+    features = torch.stack([s[0] for s in samples])  # (B, k, F)
+    lengths = torch.tensor([len(s[1]) for s in samples], dtype=torch.int64)
+    token_ids = torch.zeros(len(samples), int(lengths.max()), dtype=torch.int64)  # (B, T), 0 = <pad>
+    for row, sample in enumerate(samples):
+        token_ids[row, : len(sample[1])] = sample[1]
+    caption_index = torch.tensor([s[2] for s in samples], dtype=torch.int64)
+    image_index = torch.tensor([s[3] for s in samples], dtype=torch.int64)
+    return Batch(features, token_ids, lengths, caption_index, image_index)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # numpy's global RNG is not reseeded per worker by torch; keep workers independent anyway.
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_loader(split: PrecompSplit | CaptionDataset, vocab: _Encoder | None, batch_size: int,
+                shuffle: bool, workers: int = 0, *, region_order: str = "given", seed: int = 0,
+                sampler: Sampler | None = None, drop_last: bool = False,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader of `Batch` objects over a split.
+
+    Args:
+        split: a `PrecompSplit` (wrapped in a `CaptionDataset` with `vocab`) or a ready dataset.
+        vocab: the vocabulary (ignored when `split` is already a dataset).
+        batch_size: captions per batch.
+        shuffle: shuffle captions each epoch (ignored when `sampler` is given).
+        workers: DataLoader worker processes (0 reads in the main process).
+        region_order: see `CaptionDataset`.
+        seed: seeds the shuffling generator and the random region order.
+        sampler: e.g. a DistributedSampler.
+        drop_last: drop the last incomplete batch.
+        pin_memory: pin host memory (CUDA).
+    Returns:
+        The loader.
+    """
+    if batch_size < 1:
+        raise VsrnError(f"batch size must be >= 1 (got {batch_size})")
+    if workers < 0:
+        raise VsrnError(f"workers must be >= 0 (got {workers})")
+    if isinstance(split, CaptionDataset):
+        dataset = split
+    else:
+        if vocab is None:
+            raise VsrnError("make_loader needs a vocabulary to encode captions")
+        dataset = CaptionDataset(split, vocab, region_order=region_order, seed=seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    kwargs: dict[str, Any] = {}
+    if workers > 0:
+        kwargs.update(persistent_workers=False, worker_init_fn=_seed_worker)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
+                      sampler=sampler, num_workers=workers, collate_fn=collate_batch,
+                      drop_last=drop_last, pin_memory=pin_memory, generator=generator, **kwargs)

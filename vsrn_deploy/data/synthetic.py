@@ -1,0 +1,257 @@
+"""A synthetic dataset in the SCAN precomp layout, for demos, tests and ablations without the real data.
+
+What an image holds: two objects, each a (noun, colour, side) triple, e.g. a red dog on the left
+and a blue car on the right. What its regions hold, like bottom-up-attention features
+(non-negative, sparse, real-looking magnitudes):
+
+- a few *noun regions* per object: the noun's prototype plus a left/right position code;
+- a few *colour regions* per object: the colour's prototype (a part of the object, like an
+  attribute box);
+- every region of an object also carries that object's *instance code*, a random sparse vector
+  drawn fresh for every object of every image (like the shared appearance of overlapping boxes);
+- background regions: unmentioned "stuff" prototypes (grass, sky, ...);
+- all of it passed through ReLU with noise, and the regions shuffled (the "given" order carries no
+  meaning, like detector confidence).
+
+Captions (5 per image) use real words of the authors' COCO vocabulary: "a red dog to the left of a
+blue car", "a blue car with a red dog on its left", ...
+
+Why this needs relations between regions: images come in groups of four that share both nouns and
+both colours and differ only in which colour belongs to which noun and which noun is on which side.
+The sum (or mean) of the regions is the same for all four, so a mean-pooled encoder cannot tell them
+apart; the side is inside a noun region (a sequence model can bind it), but the colour of a noun is
+only resolvable by matching the instance codes of two different regions, which is what the
+region-relationship GCN's pairwise affinities compute. So the paper's ablation order
+(mean-pool < GRU < GCN + GRU) has a chance to show (benchmarks/ablation.py measures it).
+
+Everything is deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from vsrn_deploy.errors import VsrnError
+
+NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
+         "bench", "umbrella")
+COLOURS = ("red", "blue", "green", "yellow", "white", "black", "brown", "orange")
+STUFF = ("grass", "sky", "road", "wall", "water", "tree", "building", "sand")  # background regions
+#: Caption templates over object 1 (left, L) and object 2 (right, R); 5 are used per image.
+TEMPLATES = (
+    "{L} to the left of {R}",
+    "{R} to the right of {L}",
+    "there is {L} on the left and {R} on the right",
+    "{R} with {L} on its left",
+    "a picture of {L} next to {R} on the right",
+)
+#: Every word the captions use (checked against the authors' vocabulary when it is available).
+WORDS = sorted({w for t in TEMPLATES for w in t.replace("{L}", "").replace("{R}", "").split()}
+               | set(NOUNS) | set(COLOURS) | {"a", "an"})
+
+DENSITY = 0.08  # fraction of non-zero dims of a prototype
+SCALE = 2.5  # mean magnitude of a non-zero prototype entry (exponential)
+
+
+def _authors_vocab_path() -> Path | None:
+    """The authors' COCO vocabulary in ../shared/vocab beside the checkout, when present."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[3] / "shared" / "vocab" / "coco_precomp_vocab.pkl",
+                  Path.cwd().parent / "shared" / "vocab" / "coco_precomp_vocab.pkl",
+                  Path.cwd() / "shared" / "vocab" / "coco_precomp_vocab.pkl"]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def check_words_in_authors_vocab(path: str | Path | None = None) -> list[str]:
+    """Words of the synthetic captions missing from the authors' COCO vocabulary ([] = all real).
+
+    Args:
+        path: the authors' ``coco_precomp_vocab.pkl``; found beside the checkout when None.
+    Returns:
+        The missing words, or [] (also when no authors' vocabulary is available: the embedded
+        word list is then used as it is).
+    """
+    path = Path(path) if path else _authors_vocab_path()
+    if path is None:
+        return []
+    from vsrn_deploy.vocab import load_vocab
+
+    vocab = load_vocab(str(path))
+    return [w for w in WORDS if w not in vocab.word2idx]
+
+
+def _article(colour: str) -> str:
+    return "an" if colour[0] in "aeiou" else "a"
+
+
+def _sparse_prototypes(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """n non-negative sparse vectors (about DENSITY non-zero, exponential magnitudes)."""
+    mask = rng.random((n, dim)) < DENSITY
+    return (mask * rng.exponential(SCALE, (n, dim))).astype(np.float32)
+
+
+class _World:
+    """The concept prototypes shared by every split (drawn once from the seed)."""
+
+    def __init__(self, rng: np.random.Generator, dim: int) -> None:
+        self.dim = dim
+        self.nouns = _sparse_prototypes(rng, len(NOUNS), dim)
+        self.colours = _sparse_prototypes(rng, len(COLOURS), dim)
+        self.sides = _sparse_prototypes(rng, 2, dim)  # left, right
+        self.stuff = _sparse_prototypes(rng, len(STUFF), dim)
+
+
+def _layout(num_regions: int) -> tuple[int, int]:
+    """(noun regions, colour regions) per object for k regions (2 objects)."""
+    nouns = max(1, num_regions // 8)
+    colours = max(1, num_regions // 12)
+    return nouns, colours
+
+
+def _image(world: _World, rng: np.random.Generator, objects: list[tuple[int, int, int]],
+           num_regions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Region features [k, F] and boxes [k, 4] of one image with `objects` = [(noun, colour, side)]."""
+    dim = world.dim
+    per_noun, per_colour = _layout(num_regions)
+    rows: list[np.ndarray] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    for noun, colour, side in objects:
+        instance = _sparse_prototypes(rng, 1, dim)[0]
+        x0 = 0.05 if side == 0 else 0.55
+        for _ in range(per_noun):  # object boxes: large, jittered
+            rows.append(world.nouns[noun] + 0.8 * world.sides[side] + instance)
+            dx, dy = rng.uniform(0, 0.05, 2)
+            boxes.append((x0 + dx, 0.2 + dy, x0 + 0.38 + dx, 0.85 + dy))
+        for _ in range(per_colour):  # part boxes: medium
+            rows.append(world.colours[colour] + instance)
+            dx, dy = rng.uniform(0, 0.15, 2)
+            boxes.append((x0 + dx, 0.3 + dy, x0 + 0.2 + dx, 0.55 + dy))
+    while len(rows) < num_regions:  # background stuff: small boxes anywhere
+        rows.append(world.stuff[rng.integers(len(STUFF))].copy())
+        x, y = rng.uniform(0, 0.85, 2)
+        w, h = rng.uniform(0.03, 0.15, 2)
+        boxes.append((x, y, x + w, y + h))
+    feats = np.stack(rows)  # (k, F)
+    feats *= rng.uniform(0.7, 1.3, (num_regions, 1)).astype(np.float32)  # detector-like scale jitter
+    feats += rng.normal(-0.6, 0.6, feats.shape).astype(np.float32)  # ReLU keeps most noise at 0
+    np.maximum(feats, 0, out=feats)
+    order = rng.permutation(num_regions)  # the given order carries no meaning
+    return feats[order], np.asarray(boxes, dtype=np.float32)[order]
+
+
+def _describe(objects: list[tuple[int, int, int]], rng: np.random.Generator) -> list[str]:
+    """Five captions of an image (one per template, in a random order)."""
+    by_side = {side: (noun, colour) for noun, colour, side in objects}
+    phrases = {}
+    for key, side in (("L", 0), ("R", 1)):
+        noun, colour = by_side[side]
+        phrases[key] = f"{_article(COLOURS[colour])} {COLOURS[colour]} {NOUNS[noun]}"
+    captions = [t.format(**phrases) for t in TEMPLATES]
+    return [captions[i] for i in rng.permutation(len(captions))]
+
+
+def _group_objects(rng: np.random.Generator) -> list[list[tuple[int, int, int]]]:
+    """Four images sharing two nouns and two colours, differing in colour binding and sides."""
+    n1, n2 = rng.choice(len(NOUNS), 2, replace=False)
+    c1, c2 = rng.choice(len(COLOURS), 2, replace=False)
+    return [[(n1, c1, 0), (n2, c2, 1)], [(n1, c2, 0), (n2, c1, 1)],
+            [(n1, c1, 1), (n2, c2, 0)], [(n1, c2, 1), (n2, c1, 0)]]
+
+
+def _write_split(folder: Path, split: str, n_images: int, world: _World, rng: np.random.Generator,
+                 num_regions: int, boxes: bool) -> list[str]:
+    objects: list[list[tuple[int, int, int]]] = []
+    while len(objects) < n_images:
+        objects.extend(_group_objects(rng))
+    objects = [objects[i] for i in rng.permutation(len(objects))[:n_images]]
+    feats = np.lib.format.open_memmap(folder / f"{split}_ims.npy", mode="w+", dtype=np.float32,
+                                      shape=(n_images, num_regions, world.dim))
+    all_boxes = np.zeros((n_images, num_regions, 4), dtype=np.float32)
+    captions: list[str] = []
+    for i, objs in enumerate(objects):
+        feats[i], all_boxes[i] = _image(world, rng, objs, num_regions)
+        captions.extend(_describe(objs, rng))
+    feats.flush()
+    del feats
+    if boxes:
+        np.save(folder / f"{split}_boxes.npy", all_boxes)
+    (folder / f"{split}_caps.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
+    return captions
+
+
+def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n_train: int = 1000,
+                     n_dev: int = 100, n_test: int = 100, num_regions: int = 36,
+                     feature_dim: int = 2048, seed: int = 0, boxes: bool = True,
+                     overwrite: bool = False, vocab_threshold: int = 4) -> Path:
+    """Write a synthetic precomp dataset and its vocabulary.
+
+    Writes ``<out_dir>/<data_name>/{train,dev,test}_ims.npy`` (float32 [n, k, F]),
+    ``{split}_caps.txt`` (5 captions per image), ``{split}_boxes.npy`` (when `boxes`) and
+    ``<out_dir>/vocab/<data_name>_vocab.json`` (built from the training captions with
+    `vsrn_deploy.vocab.build_vocab`). The data folder appears complete or not at all.
+
+    Args:
+        out_dir: parent folder (the authors' ``--data_path``).
+        data_name: dataset folder name (the authors' ``--data_name``).
+        n_train: training images (captions: 5x).
+        n_dev: dev images.
+        n_test: test images.
+        num_regions: regions per image, k (>= 4).
+        feature_dim: feature size F (>= 16).
+        seed: everything is a function of the seed.
+        boxes: also write region boxes (x1, y1, x2, y2 in [0, 1]) for ``--region-order box``.
+        overwrite: replace an existing dataset folder of that name.
+        vocab_threshold: minimum count of a training word to enter the vocabulary.
+    Returns:
+        The dataset folder ``<out_dir>/<data_name>``.
+    """
+    for name, value, low in (("n_train", n_train, 1), ("n_dev", n_dev, 1), ("n_test", n_test, 1),
+                             ("num_regions", num_regions, 4), ("feature_dim", feature_dim, 16)):
+        if value < low:
+            raise VsrnError(f"{name} must be >= {low} (got {value})")
+    from vsrn_deploy.vocab import build_vocab
+
+    out = Path(out_dir)
+    target = out / data_name
+    if target.exists() and not overwrite:
+        raise VsrnError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    world = _World(rng, feature_dim)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{data_name}.", dir=out))
+    try:
+        train_caps = []
+        for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+            split_rng = np.random.default_rng((seed, ("train", "dev", "test").index(split) + 1))
+            caps = _write_split(tmp, split, n, world, split_rng, num_regions, boxes)
+            if split == "train":
+                train_caps = caps
+        (tmp / "synthetic.json").write_text(json.dumps({
+            "generator": "vsrn_deploy.data.synthetic", "seed": seed, "num_regions": num_regions,
+            "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
+            "captions_per_image": 5}, indent=2) + "\n")
+        vocab = build_vocab(train_caps, threshold=vocab_threshold)
+        vocab_dir = out / "vocab"
+        vocab_dir.mkdir(exist_ok=True)
+        vocab_tmp = vocab_dir / f".{data_name}_vocab.json.tmp"
+        vocab.save_json(str(vocab_tmp))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        os.replace(vocab_tmp, vocab_dir / f"{data_name}_vocab.json")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def default_vocab_path(data_folder: str | Path) -> Path:
+    """Where `generate_dataset` puts the vocabulary of the dataset in `data_folder`."""
+    folder = Path(data_folder)
+    return folder.parent / "vocab" / f"{folder.name}_vocab.json"
