@@ -64,7 +64,8 @@ class ExportConfig:
         fp16_margin: FP32 island when |x| >= 65504 / margin.
         fp16_policy_islands / fp16_range_islands: switch the two island rules (tests only).
         calibration_samples: synthetic calibration images when no file is given.
-        retrieval_images: images (x5 captions) of the synthetic FP16 retrieval set.
+        retrieval_images: images (x5 captions) of the synthetic FP16 retrieval set; None: 500, or 200
+            at embed_size > 512 (the eager text reference dominates the export time at full size).
         seed: seed of all synthetic inputs.
         overwrite: replace an existing export folder.
     """
@@ -79,7 +80,7 @@ class ExportConfig:
     fp16_policy_islands: bool = True
     fp16_range_islands: bool = True
     calibration_samples: int = 64
-    retrieval_images: int = 500
+    retrieval_images: int | None = None
     seed: int = 0
     overwrite: bool = True
 
@@ -435,7 +436,7 @@ def _export_into(
                 val.compare_fp16("image_encoder.fp16.onnx", runtime, b, refs_img[b], got)
                 val.compare_fp16("text_encoder.fp16.onnx", runtime, b, refs_txt[b], got_t)
         # synthetic retrieval set: N images, 5 captions each
-        n = cfg.retrieval_images
+        n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
         r_feats = synthetic_region_features(n, k, fdim, seed=cfg.seed + 3000)
         r_ids, r_lens = synthetic_captions(5 * n, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 3001)
         ref = retrieval_metrics(
