@@ -1,0 +1,78 @@
+"""The synthetic precomp generator: layout, determinism, feature statistics, relational captions."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsrn_deploy.data import synthetic
+from vsrn_deploy.data.precomp import PrecompSplit
+from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.vocab import load_vocab
+
+
+def _make(out: Path, seed: int = 0, **kw) -> Path:
+    args = {"n_train": 8, "n_dev": 4, "n_test": 4, "num_regions": 12, "feature_dim": 64, "seed": seed}
+    args.update(kw)
+    return synthetic.generate_dataset(out, **args)
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_layout_and_reader(tmp_path: Path) -> None:
+    folder = _make(tmp_path)
+    assert folder == tmp_path / "synth_precomp"
+    for split, n in (("train", 8), ("dev", 4), ("test", 4)):
+        s = PrecompSplit(folder, split)
+        assert (s.n_images, len(s), s.captions_per_image) == (n, 5 * n, 5)
+        assert s.features.shape == (n, 12, 64) and s.features.dtype == np.float32
+        assert s.boxes is not None and s.boxes.shape == (n, 12, 4)
+    vocab = load_vocab(synthetic.default_vocab_path(folder))
+    train = PrecompSplit(folder, "train")
+    unk = vocab("<unk>")
+    assert all(unk not in vocab.encode(c) for c in train.captions)  # the vocab covers every word
+
+
+def test_deterministic_by_seed(tmp_path: Path) -> None:
+    a = _digest(_make(tmp_path / "a", seed=5))
+    b = _digest(_make(tmp_path / "b", seed=5))
+    c = _digest(_make(tmp_path / "c", seed=6))
+    assert a == b and a != c
+
+
+def test_features_look_like_bottom_up_features(tmp_path: Path) -> None:
+    feats = np.asarray(PrecompSplit(_make(tmp_path, n_train=16, feature_dim=512), "train").features)
+    assert feats.min() >= 0  # ReLU features
+    zero = (feats == 0).mean()
+    assert 0.5 < zero < 0.95  # sparse: most entries are zero
+    assert 0.1 < feats.mean() < 1.0 and feats.max() > 5  # real-looking magnitudes
+
+
+def test_captions_use_real_words_and_describe_the_groups(tmp_path: Path) -> None:
+    assert synthetic.check_words_in_authors_vocab() == []  # every word is in the authors' vocab
+    split = PrecompSplit(_make(tmp_path, n_train=4, n_dev=1, n_test=1), "train")
+    # one group of 4: same two nouns and colours, different binding / sides
+    words = [set(split.captions[5 * i].split()) for i in range(4)]
+    assert len({frozenset(w & set(synthetic.NOUNS)) for w in words}) == 1
+    assert len({frozenset(w & set(synthetic.COLOURS)) for w in words}) == 1
+    assert len(set(split.captions[0::5]) | set(split.captions[1::5])) > 4
+    firsts = {split.captions[5 * i] for i in range(4)}
+    assert len(firsts) == 4
+
+
+def test_bad_arguments_and_overwrite(tmp_path: Path) -> None:
+    with pytest.raises(VsrnError, match="num_regions"):
+        synthetic.generate_dataset(tmp_path, n_train=2, num_regions=2)
+    _make(tmp_path)
+    with pytest.raises(VsrnError, match="already exists"):
+        _make(tmp_path)
+    _make(tmp_path, overwrite=True, seed=1)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
