@@ -266,3 +266,13 @@ def test_module_does_not_import_torch():
 
     code = "import sys, vsrn_deploy.evaluation; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_ensemble_ties_follow_the_same_rule():
+    ims, caps = _quantised(np.random.default_rng(12), 20)
+    ims2, caps2 = _quantised(np.random.default_rng(13), 20)
+    rep, rep2 = np.repeat(ims, 5, axis=0), np.repeat(ims2, 5, axis=0)
+    _assert_same(ev.i2t(ims, caps, images2=ims2, captions2=caps2, return_ranks=True),
+                 naive_i2t(rep, caps, rep2, caps2))
+    _assert_same(ev.t2i(ims, caps, images2=rep2, captions2=caps2, return_ranks=True),
+                 naive_t2i(rep, caps, rep2, caps2))
