@@ -4,14 +4,18 @@ For each backend, both encoders run on the same images and captions as the refer
 the training model in FP32), and the report holds, per backend:
 - abs error of every output (max / mean / p99) and the row cosine of the embeddings (min / mean);
 - top-1 agreement: how often the backend's best match (image->caption and caption->image) is the
-  reference's, counting a pick whose reference score ties the reference's best within `tie_tol`
-  as agreeing (swapping exact ties is not a ranking change; the raw rate is reported too);
-- R@1/5/10 in both directions (the authors' protocol, `vsrn_deploy.evaluation`) and the deltas
-  to the reference's, in points.
+  reference's, counting a pick whose reference score is within `tie_tol` of the reference's best
+  as agreeing; `tie_tol` is twice the backend's largest similarity error, capped at 1e-3 (FP16)
+  or 1e-6 (FP32): swapping candidates closer than the measured noise is not a ranking change.
+  The raw rate is reported too;
+- R@1/5/10 in both directions (the authors' protocol, `vsrn_deploy.evaluation`), the raw deltas
+  to the reference's in points, and the points that changed beyond such near-ties (queries whose
+  hit at K flipped although the reference's ground truth is not within `tie_tol` of the cut-off).
 
 Thresholds (issue 4's, exit 1 on a miss): FP32 backends: max abs error <= 1e-5 (1e-4 for TensorRT
 FP32 plans, whose kernels sum in a different order than the CPU); FP16 backends: min row cosine
->= 0.9995, every R@K within 0.2 points, top-1 agreement >= 99% in both directions.
+>= 0.9995, R@1/5/10 changed by at most 0.2 points beyond near-ties (each direction and K), top-1
+agreement >= 99% in both directions.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class Thresholds:
     fp16_min_cosine: float = 0.9995
     fp16_recall_delta: float = 0.2  # points (R@K is in percent)
     fp16_top1: float = 0.99
-    tie_tol_fp32: float = 1e-6
+    tie_tol_fp32: float = 1e-6  # caps of the near-tie tolerance (see the module docstring)
     tie_tol_fp16: float = 1e-3
 
 
@@ -290,7 +294,10 @@ def compare(backend: str, precision: str, ref: dict[str, np.ndarray], got: dict[
     cos = np.concatenate([row_cosine(ref[n], got[n]) for n in ("image_embedding", "text_embedding")])
     ref_sims = ref["image_embedding"] @ ref["text_embedding"].T
     got_sims = got["image_embedding"] @ got["text_embedding"].T
-    tie_tol = th.tie_tol_fp16 if precision == "fp16" else th.tie_tol_fp32
+    # A near-tie is a reference gap the backend's own measured similarity error can explain
+    # (twice its largest error), capped per precision so a sloppy backend earns no extra slack.
+    sim_err = float(np.abs(got_sims - ref_sims).max()) if ref_sims.size else 0.0
+    tie_tol = min(th.tie_tol_fp16 if precision == "fp16" else th.tie_tol_fp32, 2.0 * sim_err)
     top1 = top1_agreement(ref_sims, got_sims, tie_tol)
     rec = recall(got["image_embedding"], got["text_embedding"])
     delta = {k: rec[k] - ref_recall[k] for k in rec}
@@ -304,6 +311,8 @@ def compare(backend: str, precision: str, ref: dict[str, np.ndarray], got: dict[
         "mean_cosine": float(cos.mean()),
         "top1_agreement": min(top1["i2t"], top1["t2i"]),
         "top1": top1,
+        "similarity_max_abs_err": sim_err,
+        "tie_tol": tie_tol,
         "recall": rec,
         "recall_delta": delta,
         "recall_flips_beyond_ties": flips,

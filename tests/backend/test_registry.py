@@ -84,3 +84,11 @@ def test_runner_used_before_activate(tiny_model, image_feed):
     runner = make_runner("torch", "image", model=tiny_model)
     with pytest.raises(RuntimeError, match="before activate"):
         runner.infer(image_feed)
+
+
+def test_torch_runner_leaves_the_callers_model_alone(tiny_model, image_feed):
+    with make_runner("torch", "image", model=tiny_model, dtype="bf16") as runner:
+        runner.infer(image_feed)
+    import torch
+
+    assert {p.dtype for p in tiny_model.parameters()} == {torch.float32}

@@ -7,6 +7,7 @@ Imported only when one of these backends is asked for; serving code never loads 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,9 @@ class _ModuleRunner(Runner):
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = check_feed(self.encoder, feed)
         if self.encoder == "image":
-            x = torch.from_numpy(feed["region_features"]).to(self.device, self.dtype)
+            feats = feed["region_features"]
+            feats = feats if feats.flags.writeable else feats.copy()  # e.g. a memory-mapped split
+            x = torch.from_numpy(feats).to(self.device, self.dtype)
             emb, regions = self._call(x)
             outs = (emb, regions)
         else:
@@ -87,7 +90,8 @@ class TorchRunner(_ModuleRunner):
     backend = "torch"
 
     def _build(self) -> nn.Module:
-        return self.model.img_enc if self.encoder == "image" else self.model.txt_enc
+        # A copy: moving to another device or dtype must not change the caller's model in place.
+        return copy.deepcopy(self.model.img_enc if self.encoder == "image" else self.model.txt_enc)
 
 
 class TorchDeployRunner(_ModuleRunner):
