@@ -102,14 +102,19 @@ class DeviceBuffer:
 class Stream:
     """A CUDA stream with host<->device copies of numpy arrays."""
 
-    def __init__(self) -> None:
+    def __init__(self, device_index: int = 0) -> None:
         self._rt = cudart()
+        # Allocations and the stream belong to the current device: select it first.
+        _check(self._rt, self._rt.cudaSetDevice(device_index), "cudaSetDevice")
         self.handle = _check(self._rt, self._rt.cudaStreamCreate(), "cudaStreamCreate")
 
     @property
     def ptr(self) -> int:
         """The raw handle, as TensorRT's `execute_async_v3(stream_handle)` takes it."""
-        return int(self.handle)
+        try:
+            return int(self.handle)
+        except TypeError:  # cuda-python handle types without __int__
+            return int(self.handle.getPtr())
 
     def buffer(self) -> DeviceBuffer:
         return DeviceBuffer(self._rt)

@@ -97,13 +97,20 @@ class TrtRunner(Runner):
         gpu = cuda.gpu_info(self.device_index)
         if self.check:
             check_sidecar(self.plan, self.sidecar, tensorrt_version=trt.__version__, gpu=gpu.to_dict())
+        self.stream = cuda.Stream(self.device_index)  # selects the device before TensorRT allocates
+        try:
+            self._load(trt)
+        except BaseException:
+            self._deactivate()  # free the stream and buffers of a half-activated runner
+            raise
+
+    def _load(self, trt: Any) -> None:
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
         self.engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
         if self.engine is None:
             raise VsrnError(f"TensorRT could not deserialise {self.plan}; {rebuild_hint(self.plan)}")
         self.context = self.engine.create_execution_context()
-        self.stream = cuda.Stream()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         wanted = set(INPUT_NAMES[self.encoder]) | set(OUTPUT_NAMES[self.encoder])
         if missing := sorted(wanted - set(names)):
