@@ -129,3 +129,18 @@ def test_top1_and_recall_flips_ignore_near_ties_only():
     assert top1_agreement(ref, swapped, tie_tol=gap / 2)["i2t_raw"] == 0.5
     assert unexplained_recall_flips(ref, ref, 1e-3) == dict.fromkeys(
         ["i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"], 0.0)
+
+
+def test_validate_on_a_precomp_split(tiny_export, tmp_path):
+    from vsrn_deploy.data.synthetic import generate_dataset
+
+    ckpt, export = tiny_export
+    data = generate_dataset(tmp_path, n_train=4, n_dev=2, n_test=20, num_regions=6, feature_dim=24)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(export),
+                                   "--data", str(data), "--split", "test", "--limit", "12",
+                                   "--backends", "ort", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["inputs"]["images"] == 12 and report["inputs"]["captions"] == 60
+    assert report["backends"]["ort"]["max_abs_err"] <= 1e-5
