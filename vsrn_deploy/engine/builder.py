@@ -219,11 +219,11 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
                 # precisions binding (removed in 11.x, where strong typing always obeys).
                 config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
                 log(f"pinned {pinned} layers of {len(settings.fp32_islands)} FP32 island nodes")
-        elif hasattr(trt.BuilderFlag, "TF32"):
-            # FP32 means FP32: TF32 (on by default in 10.x) rounds matmul inputs to 10 mantissa bits.
-            config.clear_flag(trt.BuilderFlag.TF32)
     else:
         log("TensorRT >= 11: strongly typed network, precisions as written in the graph")
+    if settings.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        # FP32 means FP32: TF32 (on by default) rounds matmul inputs to 10 mantissa bits.
+        config.clear_flag(trt.BuilderFlag.TF32)
 
     inputs = _network_inputs(network)
     for spec in settings.profiles:
