@@ -61,12 +61,19 @@ def run_strict(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str
         The graph outputs keyed by name.
     """
     env: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # FP16 weights upcast once (the unrolled GRU reads the same matrices at every step)
+    upcast = {name: a.astype(np.float32) for name, a in env.items() if a.dtype == np.float16}
     env.update(feeds)
     for node in model.graph.node:
         ins = [env[n] if n else None for n in node.input]
         # the node's compute dtype: FP16 when any float input is FP16
         half = any(a is not None and a.dtype == np.float16 for a in ins)
-        f = [a.astype(np.float32) if a is not None and a.dtype == np.float16 else a for a in ins]
+        f = [
+            upcast[n]
+            if n in upcast
+            else (a.astype(np.float32) if a is not None and a.dtype == np.float16 else a)
+            for n, a in zip(node.input, ins, strict=True)
+        ]
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         op = node.op_type
         if op == "MatMul":

@@ -520,7 +520,8 @@ def _export_into(
             "threshold": fp16.FP16_MAX / cfg.fp16_margin,
             "calibration": calib_source if cfg.fp16 else None,
             "note": "FP16 weights and compute, float32 inputs/outputs; the text GRU node is an "
-            "FP32 island (no FP16 GRU kernel in ONNX Runtime's CPU provider)",
+            "FP32 island; ONNX Runtime's CPU provider runs FP16 MatMul/Add/... by casting to FP32, so "
+            "FP16 parity is also checked with the strict FP16 executor (strict-fp16)",
         }
         if cfg.fp16
         else None,

@@ -92,7 +92,7 @@ class CheckLine:
         status = "ok" if self.passed else "FAILED"
         return (
             f"{self.graph:<24} {self.runtime:<12} batch {str(self.batch):<5} {self.output:<18} "
-            f"{self.metric} {self.value:.3g} {op} {self.bound:g}  {status}"
+            f"{self.metric} {self.value:.6g} {op} {self.bound:g}  {status}"
         )
 
 
