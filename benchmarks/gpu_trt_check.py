@@ -60,7 +60,7 @@ def _machine() -> dict:
     return info
 
 
-def _make_checkpoint(variant: str, folder: Path, tiny: bool = False) -> Path:
+def _make_checkpoint(variant: str, folder: Path, tiny: bool = False, gcn_std: float = 0.0) -> Path:
     """A random paper-size model in the authors' checkpoint layout (no released weights needed)."""
     import torch
 
@@ -76,10 +76,10 @@ def _make_checkpoint(variant: str, folder: Path, tiny: bool = False) -> Path:
     words = [f"w{i}" for i in range(cfg.vocab_size - 4)]
     vocab: Vocabulary = build_vocab(words, threshold=1)
     model = VSRN(cfg.replace(vocab_size=len(vocab)), with_caption=False).eval()
-    # Non-trivial GCN residual branches (the authors' BN starts at zero, which hides FP16 errors).
-    with torch.no_grad():
-        for gcn in model.img_enc.gcn_layers:
-            gcn.W[1].weight.normal_(0, 0.5)
+    if gcn_std > 0:  # non-trivial GCN residual branches (the authors' init is zero: identity layers)
+        with torch.no_grad():
+            for gcn in model.img_enc.gcn_layers:
+                gcn.W[1].weight.normal_(0, gcn_std)
     path = folder / "model_best.pth.tar"
     save_authors_checkpoint(path, model)
     vocab.save_json(folder / "vocab.json")
@@ -116,6 +116,9 @@ def main() -> int:
     ap.add_argument("--fp32-too", action="store_true", help="also build and validate FP32 plans")
     ap.add_argument("--out", help="JSON report path")
     ap.add_argument("--tiny", action="store_true", help="tiny random model (checks the plumbing only)")
+    ap.add_argument("--gcn-std", type=float, default=0.0,
+                    help="random model: std of the GCN residual BN weights (0: the authors' init, "
+                         "identity GCN layers; 0.5 stresses FP16)")
     args = ap.parse_args()
 
     from vsrn_deploy.backend.registry import make_runner
@@ -145,7 +148,7 @@ def main() -> int:
             from vsrn_deploy.export import ExportConfig, export_model
 
             ckpt = (Path(args.checkpoint) if args.checkpoint
-                    else _make_checkpoint(args.variant, work, args.tiny))
+                    else _make_checkpoint(args.variant, work, args.tiny, args.gcn_std))
             export = work / "export"
             vocab = None if args.checkpoint else str(work / "vocab.json")
             t0 = time.perf_counter()
