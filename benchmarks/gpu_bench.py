@@ -16,7 +16,8 @@ Variants, each timed with CUDA events on device-resident inputs (no host copies 
 
 Batches 1/32/128; image features (B, 36, 2048); captions padded to 20 tokens with lengths 8..20 mixed.
 Every variant's output is compared with the FP32 reference (max abs error, min cosine) so a wrong
-capture cannot post a fast time. Writes benchmarks/results/gpu_encoders.{json,md} with the GPU named.
+capture cannot post a fast time. Writes benchmarks/results/gpu_encoders.{json,md} (and .png when
+matplotlib is installed) with the GPU named.
 
     python benchmarks/gpu_bench.py                       # on a CUDA machine
     python benchmarks/gpu_bench.py --dry-run             # CPU, tiny sizes: every path but graph capture
@@ -38,8 +39,10 @@ import torch
 from vsrn_deploy.backend.base import INPUT_NAMES
 from vsrn_deploy.bench.core import SCHEMA, add_roofline, image_feed, latency_stats, random_model, text_feed
 from vsrn_deploy.bench.machine import machine_info, measure_matmul_peak
+from vsrn_deploy.bench.plot import plot_report
 from vsrn_deploy.bench.report import speedups, to_markdown, write_atomic, write_json
 from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 BASELINE = "torch"
@@ -253,7 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(report, out / f"{args.prefix}.json")
     write_atomic(out / f"{args.prefix}.md", text)
     print(text)
-    print(f"wrote {out / args.prefix}.{{json,md}}")
+    written = "json,md"
+    try:
+        plot_report(report, out / f"{args.prefix}.png")
+        written += ",png"
+    except VsrnError as exc:  # matplotlib missing: the JSON and markdown are the results
+        print(f"no plot: {exc}", file=sys.stderr)
+    print(f"wrote {out / args.prefix}.{{{written}}}")
     return 0
 
 

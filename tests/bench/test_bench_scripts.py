@@ -35,6 +35,7 @@ def test_gpu_bench_dry_run_exercises_every_variant(tmp_path):
         assert r["p50_ms"] > 0 and r["items_per_s"] > 0
     md = (tmp_path / "dry.md").read_text()
     assert "Targets" in md and gpu_bench.GRAPH in md
+    assert (tmp_path / "dry.png").is_file()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when there is no GPU")

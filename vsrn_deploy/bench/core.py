@@ -28,7 +28,7 @@ import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
 from vsrn_deploy.bench import flops as _flops
-from vsrn_deploy.bench.machine import machine_info, measure_matmul_peak
+from vsrn_deploy.bench.machine import load_average, machine_info, measure_matmul_peak
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import VsrnError
 
@@ -441,6 +441,7 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
         f"{peak['float32']['gflops']:.1f} GFLOP/s")
     machine = machine_info(bench.threads, bench.device)
     machine["matmul_peak"] = peak
+    load_start = load_average()
 
     report: dict[str, Any] = {"schema": SCHEMA,
                               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -454,6 +455,9 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
         onnx_dir = _prepare_onnx(bench, model, cfg, source_sha, report, stack, log)
         for encoder in bench.encoders:
             _bench_encoder(encoder, bench, model, cfg, onnx_dir, peak, report, make_runner, log)
+    if load_start is not None:
+        # a busy machine slows every backend: the reader should know how busy it was
+        machine["load_average"] = [load_start, load_average()]
     return report
 
 

@@ -26,6 +26,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
+               "amx_tile", "amx_bf16", "asimd", "sve")
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD features of the CPU that decide the matmul kernels (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith(("flags", "features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [f for f in _SIMD_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): other work competing for the CPU."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def physical_cores() -> int | None:
     """Physical cores visible to this process (Linux: distinct (package, core) pairs), else None."""
     try:
@@ -82,8 +107,8 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, A
         device: "cpu" or "cuda".
 
     Returns:
-        {"cpu", "physical_cores", "logical_cpus", "threads", "os", "arch", "device", "gpu",
-        "versions"}.
+        {"cpu", "cpu_flags", "physical_cores", "logical_cpus", "threads", "os", "arch", "device",
+        "gpu", "versions"}.
     """
     try:
         usable = len(os.sched_getaffinity(0))
@@ -91,6 +116,7 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, A
         usable = os.cpu_count()
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "physical_cores": physical_cores(),
         "logical_cpus": usable,
         "threads": threads,

@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it into place.
 
@@ -25,6 +31,7 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -63,6 +70,8 @@ def machine_line(report: dict[str, Any]) -> str:
     versions = m.get("versions", {})
     where = m["gpu"]["name"] if m.get("gpu") else f"{m.get('cpu')} ({m.get('physical_cores')} cores)"
     parts = [where, f"threads {m.get('threads') or 'default'}"]
+    if m.get("load_average"):
+        parts.append("load average {:.1f} at start, {:.1f} at end".format(*m["load_average"]))
     if peak:
         parts.append(f"measured fp32 matmul peak {peak['gflops']:.1f} GFLOP/s (n={peak['n']})")
     if m.get("gpu") and "float16" in m.get("matmul_peak", {}):
@@ -104,7 +113,8 @@ def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | No
                   f"| backend | precision | batch | p50 ms | p90 ms | p99 ms | items/s | GFLOP/s "
                   f"| % of peak | x {baseline} (p50) |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in sorted(rows, key=lambda r: (r["batch"], r["backend"] != baseline, r["backend"])):
+        order = {b: i for i, b in enumerate(dict.fromkeys(r["backend"] for r in rows))}
+        for r in sorted(rows, key=lambda r: (r["batch"], r["backend"] != baseline, order[r["backend"]])):
             x = ratio.get((encoder, r["backend"], r["batch"]))
             lines.append(f"| {r['backend']} | {r['precision']} | {r['batch']} | {_fmt(r['p50_ms'])} "
                          f"| {_fmt(r['p90_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['items_per_s'], 1)} "
