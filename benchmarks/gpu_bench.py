@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             variants: list[tuple[str, str, Fn | None, tuple[torch.Tensor, ...], str | None]] = [
                 (BASELINE, "fp32", lambda x, m=eager: m(*x), inputs, None),
                 ("torch-fp16", "fp16" if cuda else "bf16", lambda x, m=eager_half: m(*x), half_inputs, None)]
-            with torch.inference_mode():
+            # no_grad rather than inference_mode: CUDA-graph capture and torch.compile both accept it
+            with torch.no_grad():
                 reference = _first(eager(*inputs)).float()
                 if cuda:
                     try:
@@ -191,8 +192,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                   "reason": note})
                         print(f"skipped {name} ({encoder}, batch {batch}): {note}", flush=True)
                         continue
-                    got = _first(fn(x)).float()
-                    samples = _timed(fn, x, args.warmup, args.seconds, args.min_iters, cuda)
+                    try:
+                        got = _first(fn(x)).float()
+                        samples = _timed(fn, x, args.warmup, args.seconds, args.min_iters, cuda)
+                    except Exception as exc:  # noqa: BLE001 - one failing variant must not lose the rest
+                        if name == BASELINE:
+                            raise
+                        first_line = str(exc).splitlines()[0] if str(exc) else ""
+                        reason = f"failed: {type(exc).__name__}: {first_line}"
+                        report["skipped"].append({"encoder": encoder, "backend": name, "batch": batch,
+                                                  "reason": reason[:300]})
+                        print(f"skipped {name} ({encoder}, batch {batch}): {reason[:300]}", flush=True)
+                        continue
                     row: dict[str, Any] = {"encoder": encoder, "backend": name, "precision": precision,
                                            "batch": batch, "device": device.type}
                     row.update(latency_stats(samples))
