@@ -118,3 +118,17 @@ def test_an_export_of_other_sizes_or_checkpoint_does_not_match(tmp_path):
     assert "fp16" in _export_matches(tmp_path, cfg, None, {"fp16"})
     assert "embed_size" in _export_matches(tmp_path, cfg.replace(embed_size=32), None, {"fp32"})
     assert "no manifest" in _export_matches(tmp_path / "nothing", cfg, None, {"fp32"})
+
+
+def test_a_checkpoint_is_benchmarked_and_named(tmp_path):
+    from vsrn_deploy.bench.core import random_model
+    from vsrn_deploy.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "m.pt", random_model(VSRNConfig.tiny(embed_size=12)))
+    cfg = BenchConfig(encoders=("text",), backends=("torch",), batches=(2,), warmup=0, iters=1, seconds=None,
+                      checkpoint=str(ckpt), peak_seconds=0.01)
+    report = run_benchmark(cfg, log=_quiet)
+    model = report["model"]
+    assert model["source"] == "checkpoint" and model["checkpoint"] == str(ckpt)
+    assert len(model["sha256"]) == 64 and model["config"]["embed_size"] == 12
+    assert [(r["backend"], r["batch"]) for r in report["results"]] == [("torch", 2)]
