@@ -53,7 +53,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def _mb(nbytes: float) -> str:
-    return f"{nbytes / 1e6:.3g} MB"
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.3g} MB"
 
 
 def speedups(report: dict[str, Any], baseline: str = "torch") -> dict[tuple[str, str, int], float]:
