@@ -76,16 +76,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_flag(info: DistInfo, value: bool) -> bool:
-    """Rank 0's boolean, on every rank (e.g. 'stop: rank 0 hit bad input')."""
-    if not info.enabled:
-        return value
-    flag = torch.tensor([1 if value else 0], dtype=torch.int64,
-                        device=info.device if info.device.type == "cuda" else "cpu")
-    dist.broadcast(flag, src=0)
-    return bool(flag.item())
-
-
 def shutdown(info: DistInfo) -> None:
     """Leave the process group if this process created it."""
     if info.owns_group and dist.is_initialized():
