@@ -168,7 +168,13 @@ class _State:
 
 
 def _echo(info: DistInfo, message: str) -> None:
-    if info.is_main:
+    if not info.is_main:
+        return
+    try:  # tqdm.write keeps an open progress bar intact
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+    except ImportError:
         print(message, file=sys.stderr, flush=True)
 
 
