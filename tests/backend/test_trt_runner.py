@@ -67,7 +67,7 @@ def _tensorrt_or_skip():
 
 @pytest.mark.trt
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_real_build_and_run_matches_ort(tiny_graphs, tiny_model, tmp_path, image_feed, text_feed, precision):
+def test_real_build_and_run_matches_ort(tiny_model, tmp_path, image_feed, text_feed, precision):
     _tensorrt_or_skip()
     from vsrn_deploy.backend.registry import make_runner
     from vsrn_deploy.engine.builder import BuildSettings, build_engines
@@ -75,7 +75,6 @@ def test_real_build_and_run_matches_ort(tiny_graphs, tiny_model, tmp_path, image
     from vsrn_deploy.export import ExportConfig, export_loaded
     from vsrn_deploy.vocab import build_vocab
 
-    del tiny_graphs
     vocab = build_vocab([f"w{i}" for i in range(tiny_model.config.vocab_size - 4)], threshold=1)
     export = tmp_path / "export"
     export_loaded(tiny_model, vocab, export, ExportConfig(precision="all", max_batch=4))
