@@ -376,7 +376,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
     Args:
         cfg: what to compare (see `ValidateConfig`).
         model: a loaded VSRN (skips loading `cfg.checkpoint`).
-        vocab: a Vocabulary (default: the checkpoint's, else `cfg.vocab`, else <onnx_dir>/vocab.json).
+        vocab: a Vocabulary (default: `cfg.vocab`, else the checkpoint's, else <onnx_dir>/vocab.json).
         log: progress lines.
 
     Returns:
@@ -392,11 +392,15 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
 
         checkpoint = _resolve_checkpoint(cfg)
         loaded = load_checkpoint(checkpoint)
-        model, vocab = loaded.model, vocab or loaded.vocab
-    if vocab is None:
+        model = loaded.model
+        if vocab is None and cfg.vocab is None:
+            vocab = loaded.vocab
+    if vocab is None:  # an explicit --vocab wins over the checkpoint's, then the export's
         from vsrn_deploy.vocab import load_vocab
 
         path = cfg.vocab or (Path(cfg.onnx_dir) / "vocab.json")
+        if cfg.vocab and not Path(path).is_file():
+            raise VsrnError(f"vocabulary not found: {path}")
         if Path(path).is_file():
             vocab = load_vocab(path)
     inputs = load_inputs(cfg, model.config, vocab, _max_tokens(cfg.onnx_dir))
