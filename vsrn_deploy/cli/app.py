@@ -13,6 +13,7 @@ import typer
 
 # Each module defines `register(app: typer.Typer) -> None`.
 _COMMAND_MODULES: list[str] = [
+    "demo",
     "encode",
     "export",
     "data",

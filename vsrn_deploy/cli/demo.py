@@ -1,0 +1,25 @@
+"""`vsrn-deploy demo`: the whole pipeline on generated data, end to end."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vsrn_deploy.cli.common import handle_errors
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    @handle_errors
+    def demo(
+        out: Annotated[str, typer.Option(help="Run folder for data, checkpoints, export and reports.")]
+        = "runs/demo",
+        epochs: Annotated[int, typer.Option(help="Training epochs.")] = 6,
+        bench: Annotated[bool, typer.Option(help="Run the short benchmark at the end.")] = True,
+        seed: Annotated[int, typer.Option(help="Seed of data, model and training.")] = 0,
+    ) -> None:
+        """Generate data, train, evaluate, round-trip an authors' checkpoint, export, validate, bench."""
+        from vsrn_deploy.demo import DemoConfig, run_demo
+
+        run_demo(DemoConfig(out=out, epochs=epochs, bench=bench, seed=seed), say=typer.echo)

@@ -1,0 +1,157 @@
+"""The end-to-end job behind `vsrn-deploy demo`, the README's main command.
+
+On a fresh machine with no data it: generates a small synthetic dataset in the SCAN precomp
+layout, trains a small VSRN for a few minutes on the CPU, evaluates it with the authors' protocol,
+writes it as an authors'-format checkpoint (legacy serialisation, CUDA-tagged, as the released
+files are) and loads that back, exports both encoders to ONNX (FP32 and FP16, checked at export),
+validates torch / ort / ort-fp16 against each other and runs a short benchmark. Every stage is the
+library call a user would make; the demo only chains them and prints what they return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vsrn_deploy.errors import CheckFailed
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo run: small enough for a few minutes on 2 CPU cores.
+
+    Attributes:
+        out: the run folder (data/, train/, model_best.pth.tar, export/, reports).
+        n_train, n_dev, n_test: synthetic images per split (5 captions each).
+        num_regions, feature_dim: region grid of the synthetic features.
+        embed_size, word_dim: model sizes.
+        epochs, batch_size: training length.
+        bench: run the short benchmark at the end.
+        seed: seed of data, model and training.
+    """
+
+    out: str = "runs/demo"
+    n_train: int = 2000
+    n_dev: int = 100
+    n_test: int = 200
+    num_regions: int = 36
+    feature_dim: int = 256
+    embed_size: int = 256
+    word_dim: int = 64
+    epochs: int = 6
+    batch_size: int = 128
+    bench: bool = True
+    seed: int = 0
+
+
+def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every stage; returns the summary also written to `<out>/demo_summary.json`.
+
+    Raises:
+        CheckFailed: a stage's check failed (recall near chance, export or validation parity).
+    """
+    import numpy as np
+
+    from vsrn_deploy.checkpoint import load_checkpoint, load_model, save_authors_checkpoint
+    from vsrn_deploy.data.precomp import PrecompSplit
+    from vsrn_deploy.data.synthetic import generate_dataset
+    from vsrn_deploy.encode_data import encode_split
+    from vsrn_deploy.evaluation import format_table, recall_report
+    from vsrn_deploy.export import ExportConfig, export_model
+    from vsrn_deploy.training import TrainConfig, train
+    from vsrn_deploy.validate import ValidateConfig, format_report, run_validation
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"config": asdict(cfg), "stages": {}}
+    clock = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        say(f"\n== {name}")
+        clock = now
+
+    def done(name: str, **info: Any) -> None:
+        info["seconds"] = round(time.perf_counter() - clock, 1)
+        summary["stages"][name] = info
+
+    stage("1/6 synthetic data (SCAN precomp layout)")
+    data = generate_dataset(out / "data", n_train=cfg.n_train, n_dev=cfg.n_dev, n_test=cfg.n_test,
+                            num_regions=cfg.num_regions, feature_dim=cfg.feature_dim, seed=cfg.seed,
+                            overwrite=True)
+    say(f"wrote {data} ({cfg.n_train}/{cfg.n_dev}/{cfg.n_test} images, 5 captions each)")
+    done("data", path=str(data))
+
+    stage("2/6 training")
+    best = train(TrainConfig(data=str(data), out=str(out / "train"), embed_size=cfg.embed_size,
+                             word_dim=cfg.word_dim, caption_hidden=128, epochs=cfg.epochs,
+                             lr_update=max(1, cfg.epochs - 2), batch_size=cfg.batch_size, workers=0,
+                             device="cpu", seed=cfg.seed, tensorboard=False))
+    done("train", checkpoint=str(best))
+
+    stage("3/6 evaluation on the test split (the authors' protocol)")
+    loaded = load_checkpoint(best)
+    split = PrecompSplit(data, "test")
+    images, captions = encode_split(loaded.model, split, vocab=loaded.vocab)
+    report = recall_report(images, captions)
+    say(format_table(report))
+    chance = 100.0 * 10 / cfg.n_test
+    say(f"(chance level of R@10: {chance:.1f})")
+    done("evaluate", report=report, chance_r10=chance)
+    if report["i2t_r10"] < 2 * chance or report["t2i_r10"] < 2 * chance:
+        raise CheckFailed(f"the demo model's R@10 is near chance ({report['i2t_r10']:.1f} / "
+                          f"{report['t2i_r10']:.1f} vs chance {chance:.1f}): training did not learn")
+
+    stage("4/6 authors'-format checkpoint: write (legacy, CUDA-tagged) and load back")
+    authors = save_authors_checkpoint(out / "model_best.pth.tar", loaded.model, legacy=True,
+                                      cuda_tagged=True, opt={"data_name": "synth_precomp",
+                                                             "vocab_path": str(data.parent / "vocab")})
+    model = load_model(authors)
+    import torch
+
+    with torch.no_grad():
+        feats = torch.from_numpy(np.ascontiguousarray(split.features[:4]))
+        diff = (model.encode_images(feats) - loaded.model.encode_images(feats)).abs().max().item()
+    say(f"{authors}: reloaded; image embeddings equal the trained model's (max abs diff {diff:.1e})")
+    done("authors_checkpoint", path=str(authors), max_abs_diff=diff)
+
+    stage("5/6 ONNX export (FP32 + FP16), checked against the eager model")
+    vocab_json = out / "vocab.json"
+    loaded.vocab.save_json(vocab_json)
+    result = export_model(authors, out / "export", ExportConfig(precision="all", vocab=str(vocab_json)),
+                          progress=say)
+    for line in result.check_lines:
+        say(line)
+    done("export", files=sorted(result.files), parity=result.parity)
+
+    stage("6/6 validation: torch vs ort vs ort-fp16 on the test split")
+    val = run_validation(ValidateConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
+                                        backends=("torch", "ort", "ort-fp16"), data=str(data),
+                                        vocab=str(vocab_json), split="test"), log=say)
+    say(format_report(val))
+    done("validate", passed=val["passed"], backends=val["backends"])
+
+    if cfg.bench:
+        from vsrn_deploy.bench.core import BenchConfig, run_benchmark
+        from vsrn_deploy.bench.report import to_markdown
+
+        stage("benchmark (short; see `vsrn-deploy bench` for the full one)")
+        bench = run_benchmark(BenchConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
+                                          backends=("torch", "torch-deploy", "ort", "ort-fp16"),
+                                          batches=(1, 32), seconds=0.5, threads=os.cpu_count()),
+                              log=say)
+        say(to_markdown(bench))
+        done("bench", results=bench["results"])
+
+    path = out / "demo_summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    if not val["passed"]:
+        raise CheckFailed(f"validation failed; see {path}")
+    say(f"\nall stages passed; summary in {path}")
+    return summary
