@@ -58,15 +58,17 @@ class VSRNConfig:
     @classmethod
     def flickr30k(cls, **overrides: Any) -> VSRNConfig:
         """The Flickr30K variant: no fc normalisation, final BatchNorm."""
-        base = dict(vocab_size=8481, fc_norm=False, final_bn=True, data_name=F30K_DATA_NAME)
+        base: dict[str, Any] = {"vocab_size": 8481, "fc_norm": False, "final_bn": True,
+                                "data_name": F30K_DATA_NAME}
         base.update(overrides)
         return cls(**base)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> VSRNConfig:
         """Small sizes for tests and quick demos."""
-        base = dict(vocab_size=50, img_dim=24, embed_size=16, word_dim=8, num_regions=6,
-                    gcn_layers=2, caption_hidden=12, caption_max_len=12)
+        base: dict[str, Any] = {"vocab_size": 50, "img_dim": 24, "embed_size": 16, "word_dim": 8,
+                                "num_regions": 6, "gcn_layers": 2, "caption_hidden": 12,
+                                "caption_max_len": 12}
         base.update(overrides)
         return cls(**base)
 

@@ -9,7 +9,6 @@ import textwrap
 import typer
 from typer.testing import CliRunner
 
-from vsrn_deploy.cli.app import app
 from vsrn_deploy.cli.common import handle_errors
 from vsrn_deploy.errors import CheckFailed, VsrnError
 
@@ -21,8 +20,7 @@ def test_help_lists_commands_and_imports_nothing_heavy():
         f"""
         import sys
         from typer.testing import CliRunner
-        from vsrn_deploy.cli.app import app
-        result = CliRunner().invoke(app, ["--help"])
+                result = CliRunner().invoke(app, ["--help"])
         assert result.exit_code == 0, result.output
         print(result.output)
         heavy = [m for m in {HEAVY!r} if m in sys.modules]
