@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import sys
 import zipfile
@@ -15,6 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
 from authors_reference import as_numpy, image_forward, randomize_, text_forward  # noqa: E402
+from hostile_payloads import CreatesFile, RunsShell
 
 from vsrn_deploy import load_model  # noqa: E402
 from vsrn_deploy.checkpoint import (  # noqa: E402
@@ -245,23 +245,9 @@ def test_authors_vocab_found_beside_the_checkpoint(tmp_path):
 
 
 # --- hostile, broken and unrelated files ----------------------------------------------------
-class _CreatesFile:
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (str(self.target), "w"))
 
 
-class _RunsShell:
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.target}",))
-
-
-@pytest.mark.parametrize("payload_cls", [_CreatesFile, _RunsShell])
+@pytest.mark.parametrize("payload_cls", [CreatesFile, RunsShell])
 @pytest.mark.parametrize("layout", ["zip", "legacy", "raw-pickle"])
 def test_hostile_checkpoint_runs_nothing(tmp_path, payload_cls, layout):
     target = tmp_path / "pwned"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile_payloads import CreatesFile, RunsShell
 
 from vsrn_deploy import load_vocab
 from vsrn_deploy.errors import VsrnError
@@ -92,23 +92,9 @@ def test_vocab_never_imports_torch():
     assert out.stdout.strip() == "False"
 
 
-class _CreatesFile:
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (str(self.target), "w"))
 
 
-class _RunsShell:
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.target}",))
-
-
-@pytest.mark.parametrize("payload", [_CreatesFile, _RunsShell])
+@pytest.mark.parametrize("payload", [CreatesFile, RunsShell])
 @pytest.mark.parametrize("protocol", [0, 2])
 def test_hostile_vocab_pickle_runs_nothing(tmp_path, payload, protocol):
     target = tmp_path / "pwned"
