@@ -205,7 +205,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         print(f"skipped {name} ({encoder}, batch {batch}): {reason[:300]}", flush=True)
                         continue
                     row: dict[str, Any] = {"encoder": encoder, "backend": name, "precision": precision,
-                                           "batch": batch, "device": device.type}
+                                           "batch": batch, "device": device.type,
+                                           "form": "authors" if name in (BASELINE, "torch-fp16")
+                                           else "deploy"}
                     row.update(latency_stats(samples))
                     row["items_per_s"] = batch / (row["p50_ms"] / 1e3)
                     add_roofline(row, cfg, {n: t.cpu().numpy() for n, t in zip(names, inputs, strict=True)},

@@ -27,13 +27,16 @@ def test_image_flops_equal_torch_counter_on_the_eager_encoder(overrides):
     assert counted == batch * flops.image_encoder_flops(cfg)
 
 
-def test_image_flops_of_the_deploy_form_differ_only_by_the_skipped_first_recurrent_step():
+def test_image_flops_of_the_deploy_form_equal_torch_counter():
     cfg = VSRNConfig.tiny()
     deploy = ImageEncoderDeploy.from_encoder(VSRN(cfg, with_caption=False).img_enc)
     counted = _counted(deploy, torch.randn(2, cfg.num_regions, cfg.img_dim))
-    d = cfg.embed_size
+    assert counted == 2 * flops.image_encoder_flops(cfg, "deploy")
+    k, d = cfg.num_regions, cfg.embed_size
     step0_recurrent = 2 * d * 3 * d  # h0 = 0: the deploy form skips this matmul
-    assert counted == 2 * (flops.image_encoder_flops(cfg) - step0_recurrent)
+    folded_w = cfg.gcn_layers * 2 * k * d * d  # W folded into g: one projection less per layer
+    expected = flops.image_encoder_flops(cfg) - step0_recurrent - folded_w
+    assert flops.image_encoder_flops(cfg, "deploy") == expected
 
 
 @pytest.mark.parametrize("layers", [1, 2])

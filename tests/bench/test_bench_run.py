@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from vsrn_deploy.bench import BenchConfig, plot_report, run_benchmark, to_markdown, write_json, write_markdown
+from vsrn_deploy.bench import (
+    BenchConfig,
+    flops,
+    plot_report,
+    run_benchmark,
+    to_markdown,
+    write_json,
+    write_markdown,
+)
 from vsrn_deploy.bench.core import _export_matches, add_roofline, image_feed
 from vsrn_deploy.config import VSRNConfig
 
@@ -72,7 +80,7 @@ def test_roofline_bandwidth_uses_the_row_precision():
     cfg = VSRNConfig()
     peak = {"float32": {"gflops": 100.0}, "float16": {"gflops": 400.0}}
     feed = image_feed(VSRNConfig.tiny(), 1)  # only the text encoder reads the feed
-    fp32 = {"encoder": "image", "batch": 1, "precision": "fp32", "p50_ms": 100.0}
+    fp32 = {"encoder": "image", "backend": "torch", "batch": 1, "precision": "fp32", "p50_ms": 100.0}
     fp16 = dict(fp32, precision="fp16")
     add_roofline(fp32, cfg, feed, peak)
     add_roofline(fp16, cfg, feed, peak)
@@ -81,6 +89,12 @@ def test_roofline_bandwidth_uses_the_row_precision():
     assert fp16["pct_of_peak"] == pytest.approx(fp32["pct_of_peak"] / 4)
     assert fp32["weight_bytes"] == 2 * fp16["weight_bytes"] == 23 * 2048 * 2048 * 4
     assert fp32["weight_gbps"] == pytest.approx(fp32["weight_bytes"] / 0.1 / 1e9)
+    # the deploy form executes fewer matmuls (W folded into g): its row counts those
+    ort = {"encoder": "image", "backend": "ort", "batch": 1, "precision": "fp32", "p50_ms": 100.0}
+    add_roofline(ort, cfg, feed, peak)
+    assert ort["form"] == "deploy" and ort["model_flops_per_item"] == fp32["flops_per_item"]
+    assert ort["flops_per_item"] == flops.image_encoder_flops(cfg, "deploy") < fp32["flops_per_item"]
+    assert ort["weight_bytes"] == 19 * 2048 * 2048 * 4
 
 
 @pytest.mark.export

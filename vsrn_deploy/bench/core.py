@@ -356,15 +356,21 @@ def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarra
     """Add FLOPs, achieved GFLOP/s, share of the measured peak and (batch 1) weight bandwidth to `row`.
 
     Args:
-        row: a result row with encoder, batch, precision and p50_ms (updated in place).
+        row: a result row with encoder, backend, batch, precision and p50_ms (updated in place).
+            `flops_per_item` is what the backend executes (the deploy form does fewer matmuls
+            than the authors' formulation); `model_flops_per_item` is the model's nominal count.
+            A row may name its `form` ("authors" or "deploy"); by default only `torch` is "authors".
         cfg: the model's sizes.
         feed: the inputs timed (text: the padded width and lengths set the FLOPs).
         peak: {"float32": {"gflops": ...}, optionally "float16": {...}} measured in the same run.
     """
     batch = row["batch"]
     seconds = row["p50_ms"] / 1e3
+    # torch runs the authors' formulation; every other backend runs the deploy form
+    form = row.setdefault("form", "authors" if row.get("backend") == "torch" else "deploy")
     if row["encoder"] == "image":
-        per_item = float(_flops.image_encoder_flops(cfg))
+        per_item = float(_flops.image_encoder_flops(cfg, form))
+        row["model_flops_per_item"] = float(_flops.image_encoder_flops(cfg))
     else:
         width = int(feed["token_ids"].shape[1])
         per_item = _flops.text_encoder_flops(cfg, width)  # executed: the batch runs padded
@@ -377,8 +383,8 @@ def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarra
     if batch == 1:
         nbytes = _BYTES.get(row["precision"], 4)
         if row["encoder"] == "image":
-            unique = _flops.image_encoder_weight_params(cfg) * nbytes
-            streamed = _flops.image_encoder_streamed_weight_bytes(cfg, nbytes)
+            unique = _flops.image_encoder_weight_params(cfg, form) * nbytes
+            streamed = _flops.image_encoder_streamed_weight_bytes(cfg, nbytes, form)
         else:
             width = int(feed["token_ids"].shape[1])
             unique = (3 * cfg.embed_size * (cfg.word_dim + cfg.embed_size)) * nbytes

@@ -23,20 +23,34 @@ def _gru_flops(input_size: int, hidden: int, steps: int) -> int:
     return steps * 2 * 3 * hidden * (input_size + hidden)
 
 
-def image_encoder_flops(cfg: VSRNConfig) -> int:
+FORMS = ("authors", "deploy")
+
+
+def _gcn_projections(form: str) -> int:
+    """D x D projections per GCN layer: theta, phi, g and W; the deploy form folds W into g."""
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    return 4 if form == "authors" else 3
+
+
+def image_encoder_flops(cfg: VSRNConfig, form: str = "authors") -> int:
     """Matmul FLOPs of the image encoder for one image.
 
     Args:
         cfg: the model configuration.
+        form: "authors" (the training formulation: the model's nominal FLOPs) or "deploy" (what
+            the exported graphs execute: W folded into g, no recurrent matmul at the first step).
 
     Returns:
         FLOPs per image (2 per multiply-add).
     """
     k, f, d = cfg.num_regions, cfg.img_dim, cfg.embed_size
     fc = 2 * k * f * d
-    # per layer: theta, phi, g and W projections (1x1 convs), then theta^T phi and R g^T
-    gcn = cfg.gcn_layers * (4 * 2 * k * d * d + 2 * (2 * k * k * d))
+    # per layer: theta, phi, g (and W) projections (1x1 convs), then theta^T phi and R g^T
+    gcn = cfg.gcn_layers * (_gcn_projections(form) * 2 * k * d * d + 2 * (2 * k * k * d))
     pool = _gru_flops(d, d, k) if cfg.img_pool == "gru" else 0
+    if form == "deploy" and cfg.img_pool == "gru":
+        pool -= 2 * d * 3 * d  # h0 = 0: the first step has no recurrent matmul
     return fc + gcn + pool
 
 
@@ -61,16 +75,16 @@ def text_encoder_flops(cfg: VSRNConfig, tokens: float) -> float:
     return flops
 
 
-def image_encoder_weight_params(cfg: VSRNConfig) -> int:
+def image_encoder_weight_params(cfg: VSRNConfig, form: str = "authors") -> int:
     """Number of matmul weight parameters of the image encoder (biases and BatchNorm excluded)."""
     d = cfg.embed_size
-    n = cfg.img_dim * d + cfg.gcn_layers * 4 * d * d
+    n = cfg.img_dim * d + cfg.gcn_layers * _gcn_projections(form) * d * d
     if cfg.img_pool == "gru":
         n += 2 * 3 * d * d
     return n
 
 
-def image_encoder_streamed_weight_bytes(cfg: VSRNConfig, bytes_per_param: int) -> int:
+def image_encoder_streamed_weight_bytes(cfg: VSRNConfig, bytes_per_param: int, form: str = "authors") -> int:
     """Bytes of weights one batch-1 image reads from memory.
 
     Every weight is read once, except the GRU's recurrent matrix (3D x D, 50 MB in FP32 at the
@@ -80,11 +94,12 @@ def image_encoder_streamed_weight_bytes(cfg: VSRNConfig, bytes_per_param: int) -
     Args:
         cfg: the model configuration.
         bytes_per_param: 4 for FP32, 2 for FP16.
+        form: "authors" or "deploy" (see `image_encoder_flops`).
 
     Returns:
         Bytes read per image at batch 1.
     """
-    n = image_encoder_weight_params(cfg)
+    n = image_encoder_weight_params(cfg, form)
     if cfg.img_pool == "gru":
         n += (cfg.num_regions - 1) * 3 * cfg.embed_size * cfg.embed_size
     return n * bytes_per_param

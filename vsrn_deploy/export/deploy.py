@@ -2,7 +2,9 @@
 inference engines.
 
 Image encoder (`ImageEncoderDeploy`):
-- BatchNorm folded into the preceding 1x1 convolution of each GCN layer (`W = conv + BN`);
+- BatchNorm folded into the preceding 1x1 convolution of each GCN layer (`W = conv + BN`), and
+  that convolution folded into g: W mixes channels and the affinity mixes regions, so
+  W(R g(v)) = R (W g(v)) and each layer needs three D x D projections instead of four;
 - each GCN layer's theta / phi / g projections in ONE matmul ([D, 3D] weights), with the 1/k of the
   affinity folded into theta's weight and bias;
 - the region GRU unrolled into plain matmuls and gates; the input projection of all k regions is one
@@ -90,13 +92,17 @@ class ImageEncoderDeploy(nn.Module):
         for i, layer in enumerate(img_enc.gcn_layers, start=1):
             theta_w = layer.theta.weight[:, :, 0] / k  # the affinity's 1/k, folded
             theta_b = layer.theta.bias / k
-            qkv_w = torch.cat([theta_w, layer.phi.weight[:, :, 0], layer.g.weight[:, :, 0]], dim=0)  # (3D, D)
-            qkv_b = torch.cat([theta_b, layer.phi.bias, layer.g.bias], dim=0)  # (3D,)
             out_w, out_b = fold_batchnorm(layer.W[0].weight[:, :, 0], layer.W[0].bias, layer.W[1])
+            # W acts on channels and the affinity on regions, so they commute:
+            # W(R g(v)) = R (W_lin g(v)) + b_W. Folding W_lin into g saves one D x D matmul per
+            # layer (a quarter of the GCN's FLOPs); W's bias stays after the aggregation.
+            g_w = out_w.double() @ layer.g.weight[:, :, 0].double()  # (D, D), in float64 once
+            g_b = out_w.double() @ layer.g.bias.double()
+            qkv_w = torch.cat([theta_w, layer.phi.weight[:, :, 0], g_w.to(f32)], dim=0)  # (3D, D)
+            qkv_b = torch.cat([theta_b, layer.phi.bias, g_b.to(f32)], dim=0)  # (3D,)
             self.register_buffer(f"gcn{i}_qkv_w", qkv_w.to(f32).t().contiguous())  # (D, 3D)
             self.register_buffer(f"gcn{i}_qkv_b", qkv_b.to(f32).contiguous())
-            self.register_buffer(f"gcn{i}_out_w", out_w.to(f32).t().contiguous())  # (D, D)
-            self.register_buffer(f"gcn{i}_out_b", out_b.to(f32).contiguous())
+            self.register_buffer(f"gcn{i}_out_b", out_b.to(f32).contiguous())  # (D,)
         if cfg.img_pool == "gru":
             rnn = img_enc.img_rnn
             w_ih, w_hh = rnn.weight_ih_l0.to(f32), rnn.weight_hh_l0.to(f32)  # (3D, D), gates r, z, n
@@ -126,8 +132,8 @@ class ImageEncoderDeploy(nn.Module):
             qkv = v @ getattr(self, f"gcn{i}_qkv_w") + getattr(self, f"gcn{i}_qkv_b")  # (B, k, 3D)
             theta, phi, g = qkv[..., :d], qkv[..., d : 2 * d], qkv[..., 2 * d :]
             affinity = theta @ phi.transpose(1, 2)  # (B, k, k), 1/k already in theta
-            y = affinity @ g  # (B, k, D)
-            v = y @ getattr(self, f"gcn{i}_out_w") + getattr(self, f"gcn{i}_out_b") + v
+            y = affinity @ g  # (B, k, D): g already carries W's linear map
+            v = y + getattr(self, f"gcn{i}_out_b") + v
         regions = _safe_l2norm(v, 1, eps)  # (B, k, D), region axis
         if cfg.img_pool == "gru":
             x_rz = regions @ self.gru_wi_rz + self.gru_bi_rz  # (B, k, 2D): all regions at once

@@ -122,10 +122,7 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
         theta, phi, g = b.node("Split", [qkv, split3], f"{p}/qkv/Split", n_out=3, axis=2)  # 3 x (B, k, D)
         phi_t = b.op("Transpose", [phi], f"{p}/phi/Transpose", perm=[0, 2, 1])  # (B, D, k)
         affinity = b.op("MatMul", [theta, phi_t], f"{p}/affinity/MatMul")  # (B, k, k)
-        y = b.op("MatMul", [affinity, g], f"{p}/aggregate/MatMul")  # (B, k, D)
-        y = b.op(
-            "MatMul", [y, b.const(f"{p}.out.weight", _np(getattr(deploy, f"{p}_out_w")))], f"{p}/out/MatMul"
-        )
+        y = b.op("MatMul", [affinity, g], f"{p}/aggregate/MatMul")  # (B, k, D); g carries W's map
         y = b.op("Add", [y, b.const(f"{p}.out.bias", _np(getattr(deploy, f"{p}_out_b")))], f"{p}/out/Add")
         v = b.op("Add", [y, v], f"{p}/residual/Add")
     regions = b.l2norm(v, 1, eps, "region_norm")  # (B, k, D), region axis
