@@ -296,7 +296,7 @@ def test_unrelated_torch_files_are_named(tmp_path):
         load_checkpoint(tmp_path / "tensor.pt")
 
 
-def test_authors_checkpoint_finds_the_shared_vocabulary(tmp_path):
+def test_authors_checkpoint_finds_the_shared_vocabulary(tmp_path, shared_vocab_dir):
     """A COCO-sized model picks up shared/vocab/coco_precomp_vocab.pkl of a source checkout."""
     cfg = VSRNConfig.tiny(vocab_size=10006)
     path = save_authors_checkpoint(tmp_path / "model_best.pth.tar", VSRN(cfg, with_caption=False))

@@ -18,17 +18,9 @@ from vsrn_deploy.vocab import PAD, START, UNK, Vocabulary, build_vocab, save_aut
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _shared_vocab_dir() -> Path:
-    """shared/ inside the checkout or beside it (CI: <clone>/../shared)."""
-    for candidate in (REPO / "shared" / "vocab", REPO.parent / "shared" / "vocab"):
-        if candidate.is_dir():
-            return candidate
-    raise AssertionError(f"shared/vocab not found in {REPO} or beside it")
-
-
 @pytest.mark.parametrize(("name", "size"), [("coco_precomp", 10006), ("f30k_precomp", 8481)])
-def test_shared_authors_pickles_load_with_their_sizes(name, size):
-    vocab = load_vocab(_shared_vocab_dir() / f"{name}_vocab.pkl")
+def test_shared_authors_pickles_load_with_their_sizes(name, size, shared_vocab_dir):
+    vocab = load_vocab(shared_vocab_dir / f"{name}_vocab.pkl")
     assert len(vocab) == size
     assert [vocab(w) for w in ("<pad>", "<start>", "<end>", "<unk>")] == [0, 1, 2, 3]
     assert all(isinstance(w, str) for w in vocab.word2idx)  # Python 2 byte strings decoded

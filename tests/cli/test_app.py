@@ -20,7 +20,8 @@ def test_help_lists_commands_and_imports_nothing_heavy():
         f"""
         import sys
         from typer.testing import CliRunner
-                result = CliRunner().invoke(app, ["--help"])
+        from vsrn_deploy.cli.app import app
+        result = CliRunner().invoke(app, ["--help"])
         assert result.exit_code == 0, result.output
         print(result.output)
         heavy = [m for m in {HEAVY!r} if m in sys.modules]
