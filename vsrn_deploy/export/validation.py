@@ -169,16 +169,27 @@ class Validator:
         self.lines.append(line)
         self.log(line.format())
 
+    def _matching_output(
+        self, graph: str, runtime: str, batch: int | str, name: str, expected: np.ndarray,
+        got: dict[str, np.ndarray],
+    ) -> np.ndarray | None:
+        """`got[name]` when its shape and dtype match `expected`; otherwise record a problem."""
+        value = got.get(name)
+        if value is None or value.shape != expected.shape or value.dtype != np.float32:
+            shape = None if value is None else (value.shape, value.dtype)
+            self.problems.append(
+                f"{graph} ({runtime}) batch {batch}: output {name} is {shape}, expected "
+                f"({expected.shape}, float32)"
+            )
+            return None
+        return value
+
     def compare_fp32(
         self, graph: str, runtime: str, batch: int, ref: dict[str, np.ndarray], got: dict[str, np.ndarray]
     ) -> None:
         for name, expected in ref.items():
-            value = got.get(name)
-            if value is None or value.shape != expected.shape or value.dtype != np.float32:
-                shape = None if value is None else (value.shape, value.dtype)
-                self.problems.append(
-                    f"{graph} batch {batch}: output {name} is {shape}, expected ({expected.shape}, float32)"
-                )
+            value = self._matching_output(graph, runtime, batch, name, expected, got)
+            if value is None:
                 continue
             err = float(np.max(np.abs(value.astype(np.float64) - expected))) if value.size else 0.0
             if not np.isfinite(err):
@@ -196,13 +207,8 @@ class Validator:
         got: dict[str, np.ndarray],
     ) -> None:
         for name, expected in ref.items():
-            value = got.get(name)
-            if value is None or value.shape != expected.shape or value.dtype != np.float32:
-                shape = None if value is None else (value.shape, value.dtype)
-                self.problems.append(
-                    f"{graph} ({runtime}) batch {batch}: output {name} is {shape}, expected "
-                    f"({expected.shape}, float32)"
-                )
+            value = self._matching_output(graph, runtime, batch, name, expected, got)
+            if value is None:
                 continue
             cos = float(_row_cosine(value, expected).min()) if value.size else 1.0
             self.add(
