@@ -116,12 +116,17 @@ def _torch_load(path: Path, map_location: Any) -> Any:
             # unpickler does use it. latin1 turns Python 2 byte strings into str without ever
             # failing; ASCII is unchanged.
             warnings.filterwarnings("ignore", message="pickle_load_args only works")
+            # a plain pickle of another protocol: the unpickler's verdict below is what matters
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location=map_location, weights_only=True, encoding="latin1")
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         hostile = next((line for line in lines if any(word in line for word in _REFUSED)), None)
         if hostile is None:
-            detail = lines[-1] if lines else ""
+            # torch wraps the fault in advice (including to retry with weights_only=False, which
+            # would run the file's code); keep only the line that names the fault
+            advice = ("Weights only load failed", "Check the documentation", "Please file an issue")
+            detail = next((line for line in lines if not line.startswith(advice)), "")
             raise VsrnError(f"cannot read {path}: not a PyTorch checkpoint, or corrupt "
                             f"({detail[:200]})") from None
         raise VsrnError(f"refusing to load {path}: it is not a plain weights file and may run code "

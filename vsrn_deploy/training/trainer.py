@@ -70,6 +70,9 @@ def find_vocab(data: str | Path, explicit: str | None = None) -> Path:
             raise VsrnError(f"vocabulary {path} does not exist")
         return path
     folder = Path(data)
+    if not folder.is_dir():
+        raise VsrnError(f"data folder {folder} does not exist; generate a synthetic set with "
+                        "`vsrn-deploy make-data` or point --data at a SCAN precomp folder")
     candidates = [folder / "vocab.json", folder.parent / "vocab" / f"{folder.name}_vocab.json",
                   folder.parent / "vocab" / f"{folder.name}_vocab.pkl"]
     for path in candidates:
