@@ -22,6 +22,7 @@ _COMMAND_MODULES: list[str] = [
     "build_engine",
     "validate",
     "bench",
+    "triton_repo",
 ]
 
 app = typer.Typer(

@@ -1,0 +1,52 @@
+"""`vsrn-deploy triton-repo`: a Triton Inference Server model repository from an export folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vsrn_deploy.cli.common import handle_errors
+
+
+def triton_repo(
+    onnx_dir: Annotated[Path, typer.Option(help="The export folder (manifest.json, graphs, vocab.json).")]
+        = Path("export"),
+    engine_dir: Annotated[Path, typer.Option(
+        help="Folder of <encoder>.<precision>.plan + .json sidecars (--backend tensorrt).")]
+        = Path("engines"),
+    out: Annotated[Path, typer.Option(help="The model repository to write.")] = Path("model_repository"),
+    backend: Annotated[str, typer.Option(help="onnxruntime (the ONNX graphs) or tensorrt (the plans).")]
+        = "onnxruntime",
+    precision: Annotated[str | None, typer.Option(
+        help="fp32 or fp16. Default: fp32 for onnxruntime; fp16 plans for tensorrt when both exist.")]
+        = None,
+    max_batch: Annotated[int | None, typer.Option(
+        help="Triton max_batch_size. Default: the largest the export (manifest max_batch) and the plans' "
+             "profiles allow, else 128.")] = None,
+    preferred_batch: Annotated[str | None, typer.Option(
+        help="Dynamic batcher preferred sizes, e.g. 8,32. Default: those of 8,32 <= --max-batch.")] = None,
+    max_queue_delay_us: Annotated[int, typer.Option(
+        help="Dynamic batcher: microseconds to wait to fill a batch.")] = 100,
+    instances: Annotated[int, typer.Option(help="Model instances per device (instance_group count).")] = 1,
+    kind: Annotated[str, typer.Option(help="gpu or cpu (instance_group kind).")] = "gpu",
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a non-empty --out that is not a repository this command wrote.")]
+        = False,
+) -> None:
+    """Write <out>/{image,text}_encoder/config.pbtxt + 1/model.onnx|model.plan for tritonserver."""
+    from vsrn_deploy.triton_repo import TritonRepoConfig, build_model_repository, parse_batches
+
+    cfg = TritonRepoConfig(
+        onnx_dir=onnx_dir, out=out, backend=backend, precision=precision, engine_dir=engine_dir,
+        max_batch=max_batch,
+        preferred_batch=parse_batches(preferred_batch) if preferred_batch is not None else None,
+        max_queue_delay_us=max_queue_delay_us, instances=instances, kind=kind, overwrite=overwrite)
+    build_model_repository(cfg, progress=lambda msg: typer.echo(msg, err=True))
+    typer.echo(str(out))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `triton-repo` to the root app."""
+    app.command("triton-repo")(handle_errors(triton_repo))

@@ -1,0 +1,429 @@
+"""A Triton Inference Server model repository from an export folder (and optionally TensorRT plans).
+
+`build_model_repository(TritonRepoConfig(...))` is the library behind `vsrn-deploy triton-repo`. It
+writes::
+
+    <out>/README.md                       how to serve it; the TensorRT version of the plans
+    <out>/vsrn_repo.json                  what it was built from (marks the folder as ours)
+    <out>/image_encoder/config.pbtxt
+    <out>/image_encoder/1/model.onnx      (or model.plan)
+    <out>/text_encoder/config.pbtxt
+    <out>/text_encoder/1/model.onnx       (or model.plan)
+    <out>/text_encoder/vocab.json         the tokeniser's vocabulary (Triton ignores extra files)
+
+Tensor names, data types and shapes come from the export manifest, so the configuration matches
+the graphs the exporter checked. Every copied file is checked against its sha256 (manifest or
+engine sidecar) first; the repository is built in a temporary folder beside `out` and renamed into
+place, so a failure leaves nothing half-written. No torch, no tensorrt imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.export.manifest import read_manifest, sha256_file, verify_files
+
+BACKENDS = ("onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16")
+KINDS = ("gpu", "cpu")
+MODELS = ("image_encoder", "text_encoder")
+MARKER_NAME = "vsrn_repo.json"
+DEFAULT_PREFERRED = (8, 32)
+FALLBACK_MAX_BATCH = 128  # when neither the manifest nor the plans record a limit
+
+_PLATFORM = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
+_MODEL_FILE = {"onnxruntime": "model.onnx", "tensorrt": "model.plan"}
+# manifest dtype (ONNX type names as the exporter records them) -> Triton data_type
+_DTYPES = {"float": "TYPE_FP32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",
+           "int64": "TYPE_INT64", "int32": "TYPE_INT32", "bool": "TYPE_BOOL"}
+
+
+@dataclass(frozen=True)
+class TritonRepoConfig:
+    """Options of one model repository.
+
+    Args:
+        onnx_dir: the export folder (`vsrn-deploy export`); always needed (tensor specs, vocab.json).
+        out: the model repository to write.
+        backend: "onnxruntime" (the ONNX graphs) or "tensorrt" (plans from `engine_dir`).
+        precision: "fp32" or "fp16"; None: fp32 for onnxruntime, for tensorrt the fp16 plans when
+            both encoders have one, else fp32.
+        engine_dir: folder of `<encoder>.<precision>.plan` + sidecar (backend tensorrt).
+        max_batch: Triton's max_batch_size; None: the largest the export (manifest max_batch) and
+            the plans (profiles) allow, or 128 where nothing is recorded.
+        preferred_batch: dynamic batcher preferred sizes; None: those of (8, 32) <= max_batch.
+        max_queue_delay_us: how long the dynamic batcher waits to fill a batch.
+        instances: model instances per device.
+        kind: "gpu" or "cpu" (instance_group kind).
+        overwrite: replace a non-empty `out` that is not a repository written by this command.
+    """
+
+    onnx_dir: str | os.PathLike[str] = "export"
+    out: str | os.PathLike[str] = "model_repository"
+    backend: str = "onnxruntime"
+    precision: str | None = None
+    engine_dir: str | os.PathLike[str] | None = "engines"
+    max_batch: int | None = None
+    preferred_batch: tuple[int, ...] | None = None
+    max_queue_delay_us: int = 100
+    instances: int = 1
+    kind: str = "gpu"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise VsrnError(f"--backend must be one of {', '.join(BACKENDS)} (got {self.backend!r})")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise VsrnError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.kind not in KINDS:
+            raise VsrnError(f"--kind must be one of {', '.join(KINDS)} (got {self.kind!r})")
+        if self.backend == "tensorrt" and self.kind != "gpu":
+            raise VsrnError("--backend tensorrt needs --kind gpu: a TensorRT plan only runs on the GPU "
+                            "it was built for; use --backend onnxruntime for CPU serving")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise VsrnError(f"--max-batch must be >= 1 (got {self.max_batch})")
+        if self.preferred_batch is not None and any(b < 1 for b in self.preferred_batch):
+            raise VsrnError(f"--preferred-batch sizes must be >= 1 (got {list(self.preferred_batch)})")
+        if self.max_queue_delay_us < 0:
+            raise VsrnError(f"--max-queue-delay-us must be >= 0 (got {self.max_queue_delay_us})")
+        if self.instances < 1:
+            raise VsrnError(f"--instances must be >= 1 (got {self.instances})")
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """'8,32' -> (8, 32); raises VsrnError on anything but integers (the config checks the range)."""
+    try:
+        values = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise VsrnError(
+            f"--preferred-batch must be comma-separated integers like 8,32 (got {text!r})"
+        ) from None
+    return values
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One model's file to copy and what Triton needs to know about it."""
+
+    model: str
+    path: Path
+    sha256: str
+    spec: dict[str, Any]
+    batch_limit: int | None  # largest batch the plan's profiles cover from 1, None: unbounded
+    profiles: tuple[int, ...] = ()  # plan profile indices Triton may use
+    sidecar: dict[str, Any] | None = None
+
+
+def _spec_dims(shape: list[Any]) -> list[int]:
+    """Manifest shape without the batch axis; named (dynamic) axes become -1."""
+    return [d if isinstance(d, int) else -1 for d in shape[1:]]
+
+
+def _tensor_block(tensors: list[dict[str, Any]], what: str) -> str:
+    """The `input [...]` / `output [...]` block of config.pbtxt."""
+    items = []
+    for t in tensors:
+        dtype = _DTYPES.get(str(t["dtype"]))
+        if dtype is None:
+            raise VsrnError(f"tensor {t['name']} has dtype {t['dtype']!r}, which has no Triton type here; "
+                            "re-export with a current vsrn-deploy")
+        dims = _spec_dims(list(t["shape"]))
+        lines = [f'    name: "{t["name"]}"', f"    data_type: {dtype}"]
+        if dims:
+            lines.append(f"    dims: [ {', '.join(str(d) for d in dims)} ]")
+        else:
+            # A per-row scalar ([batch] in the model): Triton needs at least one dim besides the
+            # batch, so clients send [batch, 1] and Triton reshapes it to [batch] for the model.
+            lines.append("    dims: [ 1 ]")
+            lines.append("    reshape: { shape: [ ] }")
+        items.append("  {\n" + "\n".join(lines) + "\n  }")
+    return f"{what} [\n" + ",\n".join(items) + "\n]\n"
+
+
+def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: int,
+                  preferred: tuple[int, ...], max_queue_delay_us: int, instances: int, kind: str,
+                  profiles: tuple[int, ...] = ()) -> str:
+    """config.pbtxt (protobuf text format) of one model.
+
+    Args:
+        model: the model (and folder) name.
+        backend: "onnxruntime" or "tensorrt".
+        spec: the manifest's graph entry ({"inputs": [...], "outputs": [...]}, shapes with batch).
+        max_batch: max_batch_size (>= 1: Triton adds the batch axis, dims exclude it).
+        preferred: dynamic_batching preferred sizes (may be empty).
+        max_queue_delay_us: dynamic_batching max_queue_delay_microseconds.
+        instances: instance_group count.
+        kind: "gpu" or "cpu".
+        profiles: TensorRT optimisation profiles the instances may use (empty: Triton's default,
+            the first).
+
+    Returns:
+        The file's text.
+    """
+    parts = [
+        f'name: "{model}"\n',
+        f'platform: "{_PLATFORM[backend]}"\n',
+        f"max_batch_size: {max_batch}\n",
+        _tensor_block(spec["inputs"], "input"),
+        _tensor_block(spec["outputs"], "output"),
+    ]
+    batching = ["dynamic_batching {"]
+    if preferred:
+        batching.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in preferred)} ]")
+    batching.append(f"  max_queue_delay_microseconds: {max_queue_delay_us}")
+    parts.append("\n".join(batching) + "\n}\n")
+    group = [f"    count: {instances}", f"    kind: KIND_{kind.upper()}"]
+    if profiles:
+        # Triton's instance_group.profile is a list of strings (profile indices).
+        group.append(f"    profile: [ {', '.join(json.dumps(str(p)) for p in profiles)} ]")
+    parts.append("instance_group [\n  {\n" + "\n".join(group) + "\n  }\n]\n")
+    return "".join(parts)
+
+
+def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
+    """The ONNX graph's inputs/outputs are the manifest's (a graph swapped in under the same name
+    and a fresh manifest would still pass the sha256 check, but not this)."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
+        raise VsrnError(f"{path} is not a readable ONNX model ({exc}); re-run the export") from None
+    want_in = [t["name"] for t in spec["inputs"]]
+    want_out = [t["name"] for t in spec["outputs"]]
+    inits = {i.name for i in graph.initializer}
+    got_in = [i.name for i in graph.input if i.name not in inits]
+    got_out = [o.name for o in graph.output]
+    if got_in != want_in or got_out != want_out:
+        raise VsrnError(f"{path} has inputs {got_in} / outputs {got_out}, the manifest says {want_in} / "
+                        f"{want_out}; re-run the export")
+
+
+def _batch_coverage(profiles: list[dict[str, Any]]) -> tuple[int, tuple[int, ...]]:
+    """Largest N with every batch 1..N inside some profile, and the profiles that reach it."""
+    ranges = sorted((int(p["batch"][0]), int(p["batch"][2]), i) for i, p in enumerate(profiles))
+    covered, used = 0, []
+    for lo, hi, index in ranges:
+        if lo > covered + 1:
+            break
+        if hi > covered:
+            covered = hi
+            used.append(index)
+    return covered, tuple(sorted(used))
+
+
+def _engine_source(model: str, engine_dir: Path, precision: str, manifest: dict[str, Any],
+                   spec: dict[str, Any]) -> _Source:
+    from vsrn_deploy.engine.sidecar import read_sidecar, rebuild_hint
+
+    plan = engine_dir / f"{model}.{precision}.plan"
+    if not plan.is_file():
+        flag = " --fp16" if precision == "fp16" else ""
+        raise VsrnError(f"--backend tensorrt needs {plan}, which is missing; build it on the serving GPU "
+                        f"with: vsrn-deploy build-engine --onnx-dir EXPORT --out {engine_dir}{flag}")
+    sidecar = read_sidecar(plan)
+    encoder = model.split("_")[0]
+    if sidecar.get("encoder") != encoder or sidecar.get("precision") != precision:
+        raise VsrnError(f"{plan}'s sidecar describes the {sidecar.get('encoder')} encoder at "
+                        f"{sidecar.get('precision')}, not {encoder} at {precision}; {rebuild_hint(plan)}")
+    digest = sha256_file(plan)
+    if digest != sidecar["plan_sha256"]:
+        raise VsrnError(f"{plan} changed since it was built (sha256 differs from its sidecar); "
+                        f"{rebuild_hint(plan)}")
+    built_from = (sidecar.get("source_onnx") or {}).get("sha256")
+    exported = {manifest["files"][f]["sha256"] for k in ("fp32", "fp16")
+                if (f := manifest["graphs"][model].get(k)) and f in manifest["files"]}
+    if built_from and built_from not in exported:
+        raise VsrnError(f"{plan} was built from another export than the one in the manifest given "
+                        f"(source ONNX sha256 differs); pass the export it was built from, or "
+                        f"{rebuild_hint(plan)}")
+    profiles = list(sidecar.get("profiles") or [])
+    limit, used = (None, ()) if not profiles else _batch_coverage(profiles)
+    if profiles and limit == 0:
+        raise VsrnError(f"{plan}'s optimisation profiles do not start at batch 1, but Triton sends any "
+                        f"batch from 1 up; rebuild with --min-batch 1")
+    return _Source(model, plan, digest, spec, limit, used if len(profiles) > 1 else (), sidecar)
+
+
+def _onnx_source(model: str, onnx_dir: Path, precision: str, manifest: dict[str, Any],
+                 spec: dict[str, Any]) -> _Source:
+    name = manifest["graphs"][model].get(precision)
+    if not name:
+        raise VsrnError(f"{onnx_dir} has no {precision} graph of {model}; re-export with: vsrn-deploy "
+                        f"export CKPT --out {onnx_dir} --precision all")
+    if name not in manifest["files"]:
+        raise VsrnError(f"{onnx_dir}/manifest.json names {name} for {model} but does not list its "
+                        "sha256; re-run the export")
+    path = onnx_dir / name
+    _check_graph_names(path, spec)
+    return _Source(model, path, manifest["files"][name]["sha256"], spec, None)
+
+
+def _is_our_repo(path: Path) -> bool:
+    return (path / MARKER_NAME).is_file()
+
+
+def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch: int,
+            precision: str) -> str:
+    trt_versions = sorted({str(s.sidecar["tensorrt_version"]) for s in sources if s.sidecar})
+    gpus = sorted({str((s.sidecar.get("gpu") or {}).get("name")) for s in sources if s.sidecar})
+    lines = [
+        "# VSRN encoders for Triton Inference Server",
+        "",
+        f"Written by `vsrn-deploy triton-repo` from `{cfg.onnx_dir}`: backend {cfg.backend}, "
+        f"precision {precision}, max_batch_size {max_batch}, instance kind {cfg.kind}.",
+        "",
+        "Serve it:",
+        "",
+        "```",
+        f"tritonserver --model-repository={out.resolve()}",
+        "```",
+        "",
+        "- `image_encoder`: input `region_features` FP32 [batch, regions, feature_dim]; outputs "
+        "`image_embedding` FP32 [batch, embed_dim] and `region_embeddings` FP32 "
+        "[batch, regions, embed_dim], l2-normalised.",
+        "- `text_encoder`: inputs `token_ids` INT64 [batch, tokens] (padded with 0) and `lengths` "
+        "INT64 [batch, 1] (Triton reshapes it to the model's [batch]); output `text_embedding` FP32 "
+        "[batch, embed_dim], l2-normalised.",
+        "- Tokenise captions with the vocabulary beside the text model: "
+        "`vsrn_deploy.load_vocab('text_encoder/vocab.json').encode(caption)` gives the ids, "
+        "`<start>` first and `<end>` last; `lengths` counts them.",
+        "- The dynamic batcher only merges requests of the same shape: pad `token_ids` to one "
+        "length (e.g. the longest caption you expect) to let it batch text requests.",
+    ]
+    if trt_versions:
+        lines += [
+            "",
+            f"TensorRT plans built with TensorRT {', '.join(trt_versions)} on {', '.join(gpus)}. A plan "
+            "only runs on the TensorRT version and GPU model that built it: use a Triton release that "
+            "ships that TensorRT version, on that GPU, or rebuild the plans there with "
+            "`vsrn-deploy build-engine` and run `vsrn-deploy triton-repo --backend tensorrt` again.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Path:
+    """Write a Triton model repository for the two encoders.
+
+    Args:
+        cfg: the options.
+        progress: called with one line per step (optional).
+
+    Returns:
+        The repository folder (`cfg.out`).
+
+    Raises:
+        VsrnError: missing or changed files, a max batch beyond what the export or plans allow,
+            an `out` that is neither empty nor an earlier repository (without overwrite).
+    """
+    say = progress or (lambda _msg: None)
+    onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise VsrnError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not _is_our_repo(out) and not cfg.overwrite:
+        raise VsrnError(f"--out {out} is not empty and not a model repository written by vsrn-deploy "
+                        "triton-repo; choose another --out or pass --overwrite to replace it")
+    manifest = read_manifest(onnx_dir)
+    verify_files(onnx_dir, manifest)
+    for model in MODELS:
+        if model not in manifest["graphs"]:
+            raise VsrnError(f"{onnx_dir}/manifest.json has no {model}; re-run the export")
+    if "vocab.json" not in manifest["files"]:
+        raise VsrnError(f"{onnx_dir} has no vocab.json, which clients need to tokenise captions; "
+                        "re-export with --vocab PATH")
+
+    precision = cfg.precision
+    if cfg.backend == "tensorrt":
+        if cfg.engine_dir is None:
+            raise VsrnError("--backend tensorrt needs --engine-dir (the folder `vsrn-deploy build-engine` "
+                            "wrote)")
+        engine_dir = Path(cfg.engine_dir)
+        if precision is None:
+            both = all((engine_dir / f"{m}.fp16.plan").is_file() for m in MODELS)
+            precision = "fp16" if both else "fp32"
+        sources = [_engine_source(m, engine_dir, precision, manifest, manifest["graphs"][m]) for m in MODELS]
+    else:
+        precision = precision or "fp32"
+        sources = [_onnx_source(m, onnx_dir, precision, manifest, manifest["graphs"][m]) for m in MODELS]
+
+    # The largest batch: the export validated up to manifest max_batch; a plan accepts its profiles.
+    limits = {f"{onnx_dir}/manifest.json max_batch": manifest.get("max_batch")}
+    limits.update({str(s.path): s.batch_limit for s in sources})
+    known = {k: int(v) for k, v in limits.items() if v is not None}
+    ceiling = min(known.values()) if known else None
+    max_batch = cfg.max_batch if cfg.max_batch is not None else (ceiling or FALLBACK_MAX_BATCH)
+    for where, limit in known.items():
+        if max_batch > limit:
+            raise VsrnError(f"--max-batch {max_batch} exceeds the largest batch {limit} recorded in {where}; "
+                            f"pass --max-batch {ceiling} or less, or re-export / rebuild for larger batches")
+    if cfg.preferred_batch is None:
+        preferred = tuple(b for b in DEFAULT_PREFERRED if b <= max_batch)
+    else:
+        preferred = tuple(sorted(set(cfg.preferred_batch)))
+        if any(b > max_batch for b in preferred):
+            raise VsrnError(f"--preferred-batch {','.join(map(str, preferred))} has sizes above "
+                            f"--max-batch {max_batch}; Triton refuses such a configuration")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for src in sources:
+            version_dir = tmp / src.model / "1"
+            version_dir.mkdir(parents=True)
+            target = version_dir / _MODEL_FILE[cfg.backend]
+            shutil.copyfile(src.path, target)
+            # Check the copy, not only the source: what Triton loads is what was verified.
+            if sha256_file(target) != src.sha256:
+                raise VsrnError(f"{src.path} changed while it was copied; run the command again")
+            config = render_config(src.model, cfg.backend, src.spec, max_batch=max_batch,
+                                   preferred=preferred, max_queue_delay_us=cfg.max_queue_delay_us,
+                                   instances=cfg.instances, kind=cfg.kind, profiles=src.profiles)
+            (tmp / src.model / "config.pbtxt").write_text(config, encoding="utf-8")
+            say(f"{src.model}: {src.path} -> {out / src.model / '1' / target.name}")
+        vocab = tmp / "text_encoder" / "vocab.json"
+        shutil.copyfile(onnx_dir / "vocab.json", vocab)
+        if sha256_file(vocab) != manifest["files"]["vocab.json"]["sha256"]:
+            raise VsrnError(f"{onnx_dir / 'vocab.json'} changed while it was copied; run the command again")
+        (tmp / "README.md").write_text(_readme(cfg, out, sources, max_batch, precision), encoding="utf-8")
+        marker = {
+            "format_version": 1,
+            "backend": cfg.backend,
+            "precision": precision,
+            "max_batch_size": max_batch,
+            "export": {"dir": str(onnx_dir), "manifest_sha256": sha256_file(onnx_dir / "manifest.json")},
+            "models": {s.model: {"source": str(s.path), "sha256": s.sha256} for s in sources},
+            "tensorrt_version": sorted({str(s.sidecar["tensorrt_version"]) for s in sources if s.sidecar})
+            or None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
+    return out
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Put the finished `tmp` at `out`; an existing `out` is moved aside first and removed last."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.replace(out, old / out.name)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old / out.name, out)  # put the previous repository back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
