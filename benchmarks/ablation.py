@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="hardest negatives (the paper); default: sum over negatives, see the note")
     p.add_argument("--warmup-epochs", type=int, default=0,
                    help="with --max-violation: sum over negatives for the first N epochs")
+    p.add_argument("--group-batches", action="store_true",
+                   help="batches of whole groups of 4 look-alike images (negatives include siblings)")
     p.add_argument("--variants", default=",".join(VARIANTS),
                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     p.add_argument("--generation-loss", action="store_true", help="add L_G (slower)")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                           embed_size=args.embed_size, word_dim=64, caption_hidden=64, gcn_layers=gcn,
                           img_pool=pool, epochs=args.epochs, lr_update=max(1, args.epochs - 1),
                           batch_size=args.batch_size, lr=args.lr, max_violation=args.max_violation,
-                          warmup_epochs=args.warmup_epochs,
+                          warmup_epochs=args.warmup_epochs, group_batches=args.group_batches,
                           generation_loss=args.generation_loss, workers=0, device="cpu", seed=args.seed,
                           progress=False, tensorboard=False)
         start = time.perf_counter()

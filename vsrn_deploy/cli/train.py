@@ -50,6 +50,10 @@ def register(app: typer.Typer) -> None:
         region_order: Annotated[str, typer.Option(
             help="Region order fed to the GRU: given, box (largest box first) or random.")] = "given",
         workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+        group_batches: Annotated[bool, typer.Option(
+            "--group-batches/--no-group-batches",
+            help="Batches of whole groups of look-alike images from {split}_groups.npy (synthetic "
+                 "data), so negatives include them; off: shuffled captions (the paper).")] = False,
         max_train_images: Annotated[int | None, typer.Option(
             help="Use only the first N train images.")] = None,
         max_val_images: Annotated[int | None, typer.Option(help="Use only the first N dev images.")] = None,
@@ -72,7 +76,7 @@ def register(app: typer.Typer) -> None:
             max_violation=max_violation, warmup_epochs=warmup_epochs, generation_loss=generation_loss,
             embed_size=embed_size,
             word_dim=word_dim, gcn_layers=gcn_layers, img_pool=img_pool, caption_hidden=caption_hidden,
-            variant=variant, region_order=region_order, workers=workers,
+            variant=variant, region_order=region_order, workers=workers, group_batches=group_batches,
             max_train_images=max_train_images, max_val_images=max_val_images, val_every=val_every,
             log_every=log_every, seed=seed, device=device, amp=amp,
             resume=str(resume) if resume else None, progress=progress)

@@ -8,6 +8,10 @@ and predicts ``token_ids[:, 1:]``, so no separate target tensor is needed.
 Region order (an ablation switch of the paper's GRU, which reads regions in sequence):
 ``given`` keeps the file's order (detector confidence in the SCAN release), ``box`` sorts regions by
 box area, largest first (needs ``{split}_boxes.npy``), ``random`` draws a new permutation per sample.
+
+Group batching (`GroupBatchSampler`): batches made of whole groups of look-alike images (e.g. the
+synthetic data's four siblings, ``{split}_groups.npy``), so that the in-batch negatives of the
+matching loss include the images that differ from the positive only in their relations.
 """
 
 from __future__ import annotations
@@ -148,6 +152,75 @@ def collate_batch(samples: Sequence[tuple[torch.Tensor, torch.Tensor, int, int]]
     return Batch(features, token_ids, lengths, caption_index, image_index)
 
 
+class GroupBatchSampler(Sampler[list[int]]):
+    """Batches of caption indices that hold whole groups of images, one caption per image.
+
+    An epoch has ``captions_per_image`` rounds; in round r every image contributes one caption (a
+    per-epoch permutation of its captions decides which), groups are shuffled and packed whole
+    into batches of at most `batch_size` captions (a batch closes early when the next group does
+    not fit; a group larger than a batch is split), so no image appears twice in a batch (no false
+    negatives). Batches of all rounds are then shuffled. Every caption is used once per epoch,
+    except those of a round's last batch when it is incomplete and `drop_last`. With groups of 4
+    and a batch size divisible by 4 every batch is full.
+
+    Args:
+        groups: (n_images,) group id of each image.
+        captions_per_image: captions per image (caption j belongs to image j // this).
+        batch_size: captions per batch.
+        seed: mixed with the epoch set by `set_epoch`.
+        drop_last: drop each round's last incomplete batch.
+    """
+
+    def __init__(self, groups: np.ndarray, captions_per_image: int, batch_size: int, *,
+                 seed: int = 0, drop_last: bool = True) -> None:
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or groups.size == 0:
+            raise VsrnError(f"groups must be a non-empty 1-D array of group ids (got shape {groups.shape})")
+        if batch_size < 1 or captions_per_image < 1:
+            raise VsrnError("batch_size and captions_per_image must be >= 1")
+        self.groups = groups
+        self.captions_per_image = captions_per_image
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+        # images of each group, in image order: list of int arrays
+        order = np.argsort(groups, kind="stable")
+        _, starts = np.unique(groups[order], return_index=True)
+        self._members = np.split(order, starts[1:])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a different (reproducible) batching for `epoch`."""
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        cpi = self.captions_per_image
+        pick = rng.permuted(np.tile(np.arange(cpi), (self.groups.size, 1)), axis=1)  # (n_images, cpi)
+        batches: list[list[int]] = []
+        for r in range(cpi):
+            current: list[int] = []
+            for g in rng.permutation(len(self._members)):
+                members = rng.permutation(self._members[g])
+                captions = (members * cpi + pick[members, r]).tolist()
+                if current and len(current) + len(captions) > self.batch_size:
+                    batches.append(current)
+                    current = []
+                while len(captions) > self.batch_size:  # a group larger than a batch
+                    batches.append(captions[: self.batch_size])
+                    captions = captions[self.batch_size:]
+                current.extend(captions)
+            if current and (len(current) == self.batch_size or not self.drop_last):
+                batches.append(current)
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
 def _seed_worker(worker_id: int) -> None:
     # numpy's global RNG is not reseeded per worker by torch; keep workers independent anyway.
     np.random.seed(torch.initial_seed() % 2**32)
@@ -156,7 +229,7 @@ def _seed_worker(worker_id: int) -> None:
 def make_loader(split: PrecompSplit | CaptionDataset, vocab: _Encoder | None, batch_size: int,
                 shuffle: bool, workers: int = 0, *, region_order: str = "given", seed: int = 0,
                 sampler: Sampler | None = None, drop_last: bool = False,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False, batch_sampler: Sampler | None = None) -> DataLoader:
     """A DataLoader of `Batch` objects over a split.
 
     Args:
@@ -170,6 +243,8 @@ def make_loader(split: PrecompSplit | CaptionDataset, vocab: _Encoder | None, ba
         sampler: e.g. a DistributedSampler.
         drop_last: drop the last incomplete batch.
         pin_memory: pin host memory (CUDA).
+        batch_sampler: yields whole batches (e.g. `GroupBatchSampler`); then `batch_size`,
+            `shuffle`, `sampler` and `drop_last` are not used.
     Returns:
         The loader.
     """
@@ -188,6 +263,9 @@ def make_loader(split: PrecompSplit | CaptionDataset, vocab: _Encoder | None, ba
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs.update(persistent_workers=False, worker_init_fn=_seed_worker)
+    if batch_sampler is not None:
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
+                          collate_fn=collate_batch, pin_memory=pin_memory, generator=generator, **kwargs)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
                       sampler=sampler, num_workers=workers, collate_fn=collate_batch,
                       drop_last=drop_last, pin_memory=pin_memory, generator=generator, **kwargs)

@@ -169,7 +169,10 @@ def _write_split(folder: Path, split: str, n_images: int, world: _World, rng: np
     objects: list[list[tuple[int, int, int]]] = []
     while len(objects) < n_images:
         objects.extend(_group_objects(rng))
-    objects = [objects[i] for i in rng.permutation(len(objects))[:n_images]]
+    keep = rng.permutation(len(objects))[:n_images]
+    objects = [objects[i] for i in keep]
+    # group id of each image (its 3 look-alike siblings share it), for group batching
+    np.save(folder / f"{split}_groups.npy", (keep // 4).astype(np.int64))
     feats = np.lib.format.open_memmap(folder / f"{split}_ims.npy", mode="w+", dtype=np.float32,
                                       shape=(n_images, num_regions, world.dim))
     all_boxes = np.zeros((n_images, num_regions, 4), dtype=np.float32)
@@ -192,7 +195,8 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
     """Write a synthetic precomp dataset and its vocabulary.
 
     Writes ``<out_dir>/<data_name>/{train,dev,test}_ims.npy`` (float32 [n, k, F]),
-    ``{split}_caps.txt`` (5 captions per image), ``{split}_boxes.npy`` (when `boxes`) and
+    ``{split}_caps.txt`` (5 captions per image), ``{split}_boxes.npy`` (when `boxes`),
+    ``{split}_groups.npy`` (int64 [n]: the group of 4 look-alike images each image belongs to) and
     ``<out_dir>/vocab/<data_name>_vocab.json`` (built from the training captions with
     `vsrn_deploy.vocab.build_vocab`). The data folder appears complete or not at all.
 

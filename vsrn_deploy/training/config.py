@@ -33,6 +33,10 @@ class TrainConfig:
         warmup_epochs: sum over all negatives (instead of the hardest) for the first N epochs, as
             VSE-infinity does; 0 (the paper) mines hardest negatives from the start. Small models
             trained from scratch on small data can collapse under hardest negatives at first.
+        group_batches: build training batches from whole groups of look-alike images read from
+            ``<data>/{train_split}_groups.npy`` (the synthetic data writes it), one caption per
+            image per batch, so the in-batch negatives include an image's look-alikes; False (the
+            paper) shuffles captions. Not with DDP.
         val_every: also validate every N steps (0: only at the end of each epoch).
         max_train_images / max_val_images: use only the first N images (quick runs).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
@@ -68,6 +72,7 @@ class TrainConfig:
     # data
     region_order: str = "given"
     workers: int = 2
+    group_batches: bool = False
     max_train_images: int | None = None
     max_val_images: int | None = None
     # run

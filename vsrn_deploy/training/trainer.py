@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from vsrn_deploy.config import F30K_DATA_NAME, VSRNConfig
-from vsrn_deploy.data.batching import Batch, CaptionDataset, make_loader
+from vsrn_deploy.data.batching import Batch, CaptionDataset, GroupBatchSampler, make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.model.vsrn import VSRN
@@ -261,6 +261,23 @@ def _resume(cfg: TrainConfig, model: VSRN, optimizer: torch.optim.Optimizer, sca
                   best_rsum=-math.inf if best is None else float(best), best=dict(ts.get("best") or {}))
 
 
+def _group_sampler(cfg: TrainConfig, split: PrecompSplit) -> GroupBatchSampler:
+    """The group batch sampler of `cfg.group_batches`, from ``<data>/{split}_groups.npy``."""
+    path = split.folder / f"{split.split}_groups.npy"
+    if not path.is_file():
+        raise VsrnError(f"--group-batches needs {path} (int group id per image; "
+                        "`vsrn-deploy make-data` writes it); it does not exist")
+    try:
+        groups = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise VsrnError(f"{path} is not a readable .npy array of group ids ({exc})") from None
+    if groups.ndim != 1 or groups.shape[0] < split.n_images or groups.dtype.kind not in "iu":
+        raise VsrnError(f"{path} must hold one integer group id per image ({split.n_images}); "
+                        f"got {groups.dtype} {groups.shape}")
+    return GroupBatchSampler(groups[: split.n_images], split.captions_per_image, cfg.batch_size,
+                             seed=cfg.seed, drop_last=True)
+
+
 def train(cfg: TrainConfig, *, on_log: Callable[[dict[str, Any]], None] | None = None) -> Path:
     """Train VSRN; returns the path of the best checkpoint (by dev rsum).
 
@@ -316,6 +333,9 @@ def _train(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
 
         sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
                                      shuffle=True, seed=cfg.seed, drop_last=True)
+    group_sampler = _group_sampler(cfg, train_split) if cfg.group_batches else None
+    if group_sampler is not None and info.enabled:
+        raise VsrnError("group batching (--group-batches) is not supported under torchrun/DDP")
     log = _MetricsLog(out, info.is_main, cfg.tensorboard)
 
     def emit(record: dict[str, Any]) -> None:
@@ -360,9 +380,11 @@ def _train(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
         train_set.set_epoch(epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
+        if group_sampler is not None:
+            group_sampler.set_epoch(epoch)
         loader = make_loader(train_set, None, cfg.batch_size, shuffle=True, workers=cfg.workers,
                              seed=cfg.seed * 1000 + epoch, sampler=sampler, drop_last=True,
-                             pin_memory=device.type == "cuda")
+                             pin_memory=device.type == "cuda", batch_sampler=group_sampler)
         if len(loader) == 0:
             raise VsrnError(f"{len(train_split)} training captions do not fill one batch of "
                             f"{cfg.batch_size} per process; lower --batch-size")
