@@ -38,6 +38,38 @@ VARIANTS = {  # name -> (gcn_layers, img_pool)
 }
 
 
+def lookalike_diagnosis(checkpoint: str | Path, data: str | Path, split: str) -> dict[str, float]:
+    """How well a trained model tells an image from its 3 look-alike siblings (chance: 0.25).
+
+    Args:
+        checkpoint: a run's model_best.pt.
+        data: the synthetic dataset folder (holds ``{split}_groups.npy``).
+        split: ``train`` or ``test``.
+    Returns:
+        ``lookalike_acc`` (share of captions whose own image scores highest among the 4 images of
+        its group), mean cosines ``img_sibling_cos`` (image vs sibling images),
+        ``cap_same_cos`` (caption vs the other captions of its image) and ``cap_sibling_cos``
+        (caption vs the captions of sibling images): equal caption cosines mean the text encoder
+        does not separate the siblings' captions.
+    """
+    loaded = load_checkpoint(checkpoint)
+    images, captions = encode_split(loaded.model, PrecompSplit(data, split), vocab=loaded.vocab)
+    images = images[::5] if images.shape[0] == captions.shape[0] else images  # (n, D)
+    groups = np.load(Path(data) / f"{split}_groups.npy")
+    n = images.shape[0]
+    members = [np.flatnonzero(groups == groups[i]) for i in range(n)]
+    own = np.arange(captions.shape[0]) // 5
+    acc = np.mean([members[own[c]][np.argmax(captions[c] @ images[members[own[c]]].T)] == own[c]
+                   for c in range(captions.shape[0])])
+    sib = [[j for j in members[i] if j != i] for i in range(n)]
+    img_cos = np.mean([float(images[i] @ images[j]) for i in range(n) for j in sib[i]])
+    same = np.mean([float(captions[5 * i] @ captions[5 * i + k]) for i in range(n) for k in range(1, 5)])
+    other = np.mean([float(captions[5 * i] @ captions[5 * j + k]) for i in range(n) for j in sib[i]
+                     for k in range(5)])
+    return {"lookalike_acc": float(acc), "img_sibling_cos": float(img_cos),
+            "cap_same_cos": float(same), "cap_sibling_cos": float(other)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="runs/ablation", help="data and run folders")
@@ -62,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generation-loss", action="store_true", help="add L_G (slower)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids spinning on shared CPUs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--diagnose", nargs=3, metavar=("CHECKPOINT", "DATA", "SPLIT"),
+                   help="only print how well a trained model separates look-alike siblings")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.diagnose:
+        print(json.dumps(lookalike_diagnosis(*args.diagnose)))
+        return 0
 
     work = Path(args.work)
     data = generate_dataset(work / "data", n_train=args.train_images, n_dev=args.test_images,
