@@ -18,17 +18,15 @@ import torch
 from vsrn_deploy.data.batching import CaptionDataset
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.vocab import pad_ids
 
 Progress = Callable[[str, int, int], None]
 
 
 def _pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Ids padded with 0 (``<pad>``) -> (token_ids (B, T) int64, lengths (B,) int64)."""
-    lengths = torch.tensor([len(r) for r in rows], dtype=torch.int64)
-    ids = torch.zeros(len(rows), int(lengths.max()), dtype=torch.int64)  # (B, T)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
-    return ids, lengths
+    ids, lengths = pad_ids(rows)
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
 
 
 def _resolve(dataset: CaptionDataset | PrecompSplit, vocab: Any) -> tuple[PrecompSplit, Any, Any]:

@@ -163,10 +163,9 @@ def load_inputs(cfg: ValidateConfig, model_config: Any, vocab: Any, max_tokens: 
 
 def pad_batch(captions: list[list[int]]) -> dict[str, np.ndarray]:
     """Id lists -> {"token_ids": (B, T) int64 padded with 0, "lengths": (B,) int64}."""
-    lengths = np.array([len(c) for c in captions], dtype=np.int64)
-    ids = np.zeros((len(captions), int(lengths.max())), dtype=np.int64)
-    for i, c in enumerate(captions):
-        ids[i, : len(c)] = c
+    from vsrn_deploy.vocab import pad_ids
+
+    ids, lengths = pad_ids(captions)
     return {"token_ids": ids, "lengths": lengths}
 
 

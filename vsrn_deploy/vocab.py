@@ -46,6 +46,18 @@ def tokenize(caption: str) -> list[str]:
     return word_tokenize(caption.lower(), preserve_line=True)
 
 
+def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id lists -> (token_ids int64 [B, T] padded with 0 (``<pad>``), lengths int64 [B]).
+
+    T is the longest row (at least 2, room for ``<start>`` and ``<end>``).
+    """
+    lengths = np.array([len(ids) for ids in rows], dtype=np.int64)
+    token_ids = np.zeros((len(rows), int(lengths.max(initial=2))), dtype=np.int64)  # (B, T)
+    for row, ids in enumerate(rows):
+        token_ids[row, : len(ids)] = ids
+    return token_ids, lengths
+
+
 class Vocabulary:
     """Word <-> id mapping with the authors' special tokens at ids 0..3.
 
@@ -120,11 +132,7 @@ class Vocabulary:
                 raise VsrnError(f"max_tokens must be >= 2 (got {max_tokens})")
             encoded = [ids if len(ids) <= max_tokens else ids[: max_tokens - 1] + [ids[-1]]
                        for ids in encoded]
-        lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
-        token_ids = np.zeros((len(encoded), int(lengths.max(initial=2))), dtype=np.int64)  # (B, T)
-        for row, ids in enumerate(encoded):
-            token_ids[row, : len(ids)] = ids
-        return token_ids, lengths
+        return pad_ids(encoded)
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Ids -> text. With `skip_special`, drops <start>/<pad> and stops at <end>."""

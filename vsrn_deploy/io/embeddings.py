@@ -114,19 +114,16 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
     Returns:
         float32 [M, D], l2-normalised.
     """
-    import torch
 
     _check_batch(batch_size)
     if len(vocab) != model.config.vocab_size:
         raise VsrnError(f"the vocabulary has {len(vocab)} words but the model was trained with "
                         f"{model.config.vocab_size}; pass the vocabulary it was trained with")
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(captions), batch_size):
-            ids, lengths = vocab.encode_batch(captions[start:start + batch_size])  # (b, T), (b,)
-            emb = model.encode_texts(torch.from_numpy(ids).to(device), torch.from_numpy(lengths).to(device))
-            out.append(emb.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.config.embed_size), np.float32)
+    if not captions:
+        return np.zeros((0, model.config.embed_size), np.float32)
+    from vsrn_deploy.encode_data import encode_captions as encode_batches
+
+    return encode_batches(model, list(captions), vocab, batch_size=batch_size, device=device)
 
 
 def save_array(path: str | os.PathLike[str], array: np.ndarray) -> Path:
