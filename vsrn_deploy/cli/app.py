@@ -23,6 +23,9 @@ _COMMAND_MODULES: list[str] = [
     "validate",
     "bench",
     "triton_repo",
+    "index",
+    "search",
+    "attention",
 ]
 
 app = typer.Typer(
