@@ -4,7 +4,8 @@ On a fresh machine with no data it: generates a small synthetic dataset in the S
 layout, trains a small VSRN for a few minutes on the CPU, evaluates it with the authors' protocol,
 writes it as an authors'-format checkpoint (legacy serialisation, CUDA-tagged, as the released
 files are) and loads that back, exports both encoders to ONNX (FP32 and FP16, checked at export),
-validates torch / ort / ort-fp16 against each other and runs a short benchmark. Every stage is the
+validates torch / ort / ort-fp16 against each other, indexes the test split and searches it (one
+attention map drawn), and runs a short benchmark. Every stage is the
 library call a user would make; the demo only chains them and prints what they return.
 """
 
@@ -143,6 +144,9 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     say(format_report(val))
     done("validate", passed=val["passed"], backends=val["backends"])
 
+    stage("search: index the test split with the export, one caption query, its attention map")
+    summary["stages"]["search"] = search_demo(out, data, say)
+
     if cfg.bench:
         from vsrn_deploy.bench.core import BenchConfig, run_benchmark
         from vsrn_deploy.bench.report import to_markdown
@@ -161,3 +165,27 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
         raise CheckFailed(f"validation failed; see {path}")
     say(f"\nall stages passed; summary in {path}")
     return summary
+
+
+def search_demo(out: Path, data: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Index the test split with the export (ort), search its first caption, draw the top hit's
+    attention map (`<out>/attention/`). Returns what it found."""
+    from vsrn_deploy.attention import save_attention_png
+    from vsrn_deploy.search import Index, IndexConfig, build_index
+
+    clock = time.perf_counter()
+    index_dir = out / "index"
+    build_index(IndexConfig(onnx_dir=str(out / "export"), images=str(data / "test_ims.npy"),
+                            boxes=str(data / "test_boxes.npy"), captions=str(data / "test_caps.txt"),
+                            out=str(index_dir), progress=False), log=say)
+    query = (data / "test_caps.txt").read_text(encoding="utf-8").splitlines()[0]
+    with Index.open(index_dir) as index:
+        hits = index.search_text(query, k=5)
+        say(f"query {query!r} (a caption of image 0): "
+            + ", ".join(f"image {h.id} ({h.score:.3f})" for h in hits))
+        (out / "attention").mkdir(exist_ok=True)
+        png = save_attention_png(out / "attention" / f"image_{hits[0].id}.png",
+                                 index.attention_png(hits[0].id, title=f"image {hits[0].id}: {query}"))
+    say(f"attention map of the top hit: {png}")
+    return {"index": str(index_dir), "query": query, "hits": [h.as_json("image") for h in hits],
+            "attention_png": str(png), "seconds": round(time.perf_counter() - clock, 1)}

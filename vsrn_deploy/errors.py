@@ -26,6 +26,16 @@ def require(condition: bool, message: str) -> None:
         raise VsrnError(message)
 
 
+#: The one line a command that needs torch prints where torch is not installed.
+TORCH_HINT = "install it with: pip install 'vsrn-deploy[torch]'"
+
+
+def torch_missing(purpose: str) -> VsrnError:
+    """The error for `purpose` needing torch where it is not installed (the package alone has none)."""
+    return VsrnError(f"{purpose} needs PyTorch, which is not installed here (vsrn-deploy without extras "
+                     f"serves, indexes and searches without it); {TORCH_HINT}")
+
+
 def import_optional(module: str, extra: str, purpose: str):
     """Import an optional heavy package, or raise a `VsrnError` naming the extra to install.
 

@@ -20,6 +20,7 @@ agreement >= 99% in both directions.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -369,6 +370,30 @@ def _max_tokens(onnx_dir: str) -> int | None:
     return None
 
 
+def _torch_free_reference(cfg: ValidateConfig) -> tuple[str, Any]:
+    """Without torch: the first listed backend (an FP32 one) is the reference, the export's manifest
+    gives the model sizes; a torch backend or a checkpoint is refused with the install hint."""
+    import types
+
+    from vsrn_deploy.backend.registry import TORCH_BACKENDS
+    from vsrn_deploy.errors import torch_missing
+    from vsrn_deploy.export.manifest import read_manifest
+
+    wanted = [b for b in cfg.backends if b in TORCH_BACKENDS] or (["--checkpoint"] if cfg.checkpoint else [])
+    if wanted:
+        raise torch_missing(f"validate with {', '.join(wanted)} (or compare non-torch backends only, the "
+                            "first as the reference: --backends ort,ort-fp16)")
+    if cfg.backends[0] == "ort-fp16":
+        raise VsrnError("without torch the first backend is the reference: list an FP32 one first, "
+                        "e.g. --backends ort,ort-fp16")
+    config = read_manifest(cfg.onnx_dir).get("config") or {}
+    try:
+        sizes = {key: int(config[key]) for key in ("num_regions", "img_dim", "vocab_size")}
+    except (KeyError, TypeError, ValueError):
+        raise VsrnError(f"{cfg.onnx_dir}/manifest.json lacks the model config; re-run the export") from None
+    return cfg.backends[0], types.SimpleNamespace(**sizes)
+
+
 def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
                    log: Log | None = None) -> dict[str, Any]:
     """Encode the same inputs with every backend and compare each with the reference.
@@ -387,7 +412,11 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
 
     log = log or (lambda _msg: None)
     checkpoint = None
-    if model is None:
+    reference = REFERENCE
+    model_config: Any = None
+    if model is None and importlib.util.find_spec("torch") is None:
+        reference, model_config = _torch_free_reference(cfg)
+    elif model is None:
         from vsrn_deploy.checkpoint import load_checkpoint
 
         checkpoint = _resolve_checkpoint(cfg)
@@ -403,7 +432,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
             raise VsrnError(f"vocabulary not found: {path}")
         if Path(path).is_file():
             vocab = load_vocab(path)
-    inputs = load_inputs(cfg, model.config, vocab, _max_tokens(cfg.onnx_dir))
+    inputs = load_inputs(cfg, model_config or model.config, vocab, _max_tokens(cfg.onnx_dir))
     log(f"inputs: {inputs.source}")
 
     common = {"onnx_dir": cfg.onnx_dir, "engine_dir": cfg.engine_dir, "threads": cfg.threads}
@@ -416,12 +445,12 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
             outs = encode_all(runners, inputs, cfg.batch_size)
         return outs, backend_precision(backend, runners["image"])
 
-    ref, _ = run(REFERENCE)
+    ref, _ = run(reference)
     ref_recall = recall(ref["image_embedding"], ref["text_embedding"])
-    log(f"{REFERENCE}: rsum {ref_recall['rsum']:.1f}")
+    log(f"{reference}: rsum {ref_recall['rsum']:.1f}")
     results: dict[str, Any] = {}
     for backend in dict.fromkeys(cfg.backends):
-        if backend == REFERENCE:
+        if backend == reference:
             results[backend] = compare(backend, "fp32", ref, ref, ref_recall, cfg.thresholds)
             continue
         got, precision = run(backend)
@@ -431,7 +460,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
             f"{'pass' if r['passed'] else 'FAIL: ' + '; '.join(r['failures'])}")
     return {
         "passed": all(r["passed"] for r in results.values()),
-        "reference": REFERENCE,
+        "reference": reference,
         "checkpoint": checkpoint,
         "inputs": {"source": inputs.source, "images": int(len(inputs.features)),
                    "captions": len(inputs.captions)},
