@@ -1,0 +1,190 @@
+"""`vsrn-deploy index / search / attention`: output formats and every bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vsrn_deploy.cli.app import app
+
+pytestmark = pytest.mark.faults
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result, *needles):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def index_args(exp, out, **over):
+    args = {"--onnx-dir": exp["export"], "--images": exp["images"], "--boxes": exp["boxes"],
+            "--captions": exp["captions"], "--out": out}
+    args.update(over)
+    flat = [x for key, value in args.items() if value is not None for x in (key, value)]
+    return ["index", *flat, "--no-progress"]
+
+
+def test_json_lists_images_best_first(built_index):
+    result = run("search", "--index", built_index, "--text", "a red dog to the left of a blue car",
+                 "--k", 5, "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert [sorted(h) for h in hits] == [["image", "score"]] * 5
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    captions = json.loads(run("search", "--index", built_index, "--image-id", 3, "--k", 4, "--json").output)
+    assert [sorted(h) for h in captions] == [["caption", "score"]] * 4
+
+
+def test_images_file_query_gives_one_list_per_image(built_index, search_export, tmp_path):
+    feats = np.load(search_export["images"])[[2, 9]]
+    np.save(tmp_path / "q.npy", feats)
+    result = run("search", "--index", built_index, "--images", tmp_path / "q.npy", "--k", 3, "--json")
+    assert result.exit_code == 0, result.output
+    per_image = json.loads(result.output)
+    by_id = json.loads(run("search", "--index", built_index, "--image-id", 9, "--k", 3, "--json").output)
+    assert len(per_image) == 2 and per_image[1] == by_id
+
+
+def test_attention_pngs_per_hit_and_for_one_image(built_index, search_export, tmp_path):
+    from PIL import Image
+
+    result = run("search", "--index", built_index, "--text", "a red dog", "--k", 3, "--attention",
+                 tmp_path / "att")
+    assert result.exit_code == 0, result.output
+    pngs = sorted((tmp_path / "att").glob("*.png"))
+    assert len(pngs) == 3 and all(Image.open(p).size == (512, 512) for p in pngs)
+    out = tmp_path / "one.png"
+    result = run("attention", "--onnx-dir", search_export["export"], "--images", search_export["images"],
+                 "--boxes", search_export["boxes"], "--image-id", 4, "--out", out)
+    assert result.exit_code == 0, result.output
+    with Index_open(built_index) as index:
+        assert out.read_bytes() == index.attention_png(4, title="image 4")
+
+
+def Index_open(path):  # noqa: N802 - reads like the API it calls
+    from vsrn_deploy.search import Index
+
+    return Index.open(path)
+
+
+@pytest.mark.parametrize("query,needle", [("zzzz qqqq", "no word of"), ("   ", "query is empty"),
+                                          ("", "query is empty")])
+def test_bad_queries(built_index, query, needle):
+    one_error_line(run("search", "--index", built_index, "--text", query), needle)
+
+
+@pytest.mark.parametrize("k", [0, 41, -1])
+def test_k_out_of_range(built_index, k):
+    one_error_line(run("search", "--index", built_index, "--text", "a dog", "--k", k),
+                   "--k must be between 1 and 40")
+
+
+def test_one_query_kind_at_a_time(built_index):
+    one_error_line(run("search", "--index", built_index, "--text", "a dog", "--image-id", 1),
+                   "exactly one query")
+    one_error_line(run("search", "--index", built_index, "--image-id", 40), "image ids must lie in [0, 39]")
+
+
+def test_another_export_is_refused(built_index, search_export, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(search_export["export"], other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["created"] = "another export"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    one_error_line(run("search", "--index", built_index, "--text", "a dog", "--onnx-dir", other),
+                   "built from another export")
+
+
+@pytest.mark.parametrize("name", ["images.faiss", "image_embeddings.npy", "captions.faiss"])
+def test_truncated_index_file(built_index, tmp_path, name):
+    copy = tmp_path / "index"
+    shutil.copytree(built_index, copy)
+    data = (copy / name).read_bytes()
+    (copy / name).write_bytes(data[: len(data) // 2])
+    one_error_line(run("search", "--index", copy, "--text", "a dog"), name, "truncated")
+
+
+def test_faiss_file_of_right_size_but_garbage(built_index, tmp_path):
+    copy = tmp_path / "index"
+    shutil.copytree(built_index, copy)
+    size = (copy / "images.faiss").stat().st_size
+    (copy / "images.faiss").write_bytes(b"\0" * size)
+    one_error_line(run("search", "--index", copy, "--text", "a dog"), "images.faiss")
+    assert run("search", "--index", copy, "--text", "a dog", "--json").exit_code == 2
+
+
+def test_boxes_count_must_match_regions(search_export, tmp_path):
+    boxes = np.load(search_export["boxes"])[:, :5]
+    np.save(tmp_path / "b.npy", boxes)
+    one_error_line(run(*index_args(search_export, tmp_path / "idx", **{"--boxes": tmp_path / "b.npy"})),
+                   "box count must equal the region count")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_nan_features_name_the_image_and_leave_nothing(search_export, tmp_path):
+    feats = np.load(search_export["images"])
+    feats[23, 4, 7] = np.nan
+    np.save(tmp_path / "f.npy", feats)
+    one_error_line(run(*index_args(search_export, tmp_path / "idx", **{"--images": tmp_path / "f.npy"})),
+                   "image 23")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy"]  # no index, no staging folder
+
+
+def test_foreign_folder_is_never_replaced(search_export, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    one_error_line(run(*index_args(search_export, out)), "did not write")
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_rebuild_replaces_an_index_it_wrote(search_export, tmp_path):
+    out = tmp_path / "idx"
+    assert run(*index_args(search_export, out, **{"--captions": None})).exit_code == 0
+    assert not (out / "captions.faiss").exists()
+    assert run(*index_args(search_export, out)).exit_code == 0
+    assert (out / "captions.faiss").exists()
+    one_error_line(run("search", "--index", out, "--text", "a dog", "--k", 3, "--json", "--attention",
+                       tmp_path / "a", "--images", search_export["images"]), "exactly one query")
+
+
+def test_no_captions_no_image_to_caption_search(search_export, tmp_path):
+    out = tmp_path / "idx"
+    assert run(*index_args(search_export, out, **{"--captions": None, "--boxes": None})).exit_code == 0
+    one_error_line(run("search", "--index", out, "--image-id", 0), "holds no captions")
+    one_error_line(run("search", "--index", out, "--text", "a dog", "--attention", tmp_path / "a"),
+                   "no boxes")
+
+
+def test_bad_feature_files(search_export, tmp_path):
+    (tmp_path / "t.npy").write_bytes(search_export["images"].read_bytes()[:300])
+    one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--images": tmp_path / "t.npy"})),
+                   "t.npy")
+    np.save(tmp_path / "w.npy", np.zeros((3, 8, 5), dtype=np.float32))
+    one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--images": tmp_path / "w.npy"})),
+                   "8 x 24")
+    one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--kind": "lsh"})), "--kind")
+    one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--backend": "torch"})), "torch-free")
+    one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--onnx-dir": tmp_path})),
+                   "manifest.json")
+
+
+def test_progress_bar_goes_to_stderr_only(search_export, tmp_path, capfd):
+    from vsrn_deploy.search import IndexConfig, build_index
+
+    build_index(IndexConfig(onnx_dir=str(search_export["export"]), images=str(search_export["images"]),
+                            out=str(tmp_path / "idx"), batch=8, progress=True), log=lambda s: None)
+    captured = capfd.readouterr()
+    assert captured.out == "" and "images:" in captured.err and "/40" in captured.err
