@@ -113,14 +113,14 @@ def order_hits(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray,
 def exact_top_k(index: Any, queries: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Brute-force top-k of an exact (flat) index with ties by lower id, per query.
 
-    Searches k results; a query whose last result still ties with its k-th score is searched again
-    with twice as many, until the tie group ends inside the results (or all n are fetched).
+    Searches k + 1 results; a query whose last result still ties with its k-th score is searched
+    again with twice as many, until the tie group ends inside the results (or all n are fetched).
     """
     n = index.ntotal
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(queries)  # type: ignore[list-item]
     pending = np.arange(len(queries))
-    fetch = k
+    fetch = k + 1
     while pending.size:
         fetch = min(fetch, n)
         scores, ids = index.search(queries[pending], fetch)
