@@ -218,23 +218,16 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
     from vsrn_deploy.backend.registry import make_runner
 
     log = log or (lambda _msg: None)
-    checkpoint = None
-    if model is None:
-        from vsrn_deploy.checkpoint import load_checkpoint
+    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
 
+    checkpoint = loaded = None
+    if model is None:
         checkpoint = _resolve_checkpoint(cfg)
         loaded = load_checkpoint(checkpoint)
         model = loaded.model
-        if vocab is None and cfg.vocab is None:
-            vocab = loaded.vocab
-    if vocab is None:  # an explicit --vocab wins over the checkpoint's, then the export's
-        from vsrn_deploy.vocab import load_vocab
-
-        path = cfg.vocab or (Path(cfg.onnx_dir) / "vocab.json")
-        if cfg.vocab and not Path(path).is_file():
-            raise VsrnError(f"vocabulary not found: {path}")
-        if Path(path).is_file():
-            vocab = load_vocab(path)
+    if vocab is None:  # --vocab, else the checkpoint's, else the export's (optional for synthetic inputs)
+        vocab, _ = resolve_vocab(loaded, cfg.vocab, export_dir=cfg.onnx_dir,
+                                 vocab_size=model.config.vocab_size, required=False)
     inputs = load_inputs(cfg, model.config, vocab)
     log(f"inputs: {inputs.source}")
 

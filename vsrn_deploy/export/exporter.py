@@ -127,38 +127,6 @@ def _session(path_or_model: Path | onnx.ModelProto, threads: int = 2):
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
-def _resolve_vocab(loaded: Any, cfg: ExportConfig, checkpoint: Path) -> Any:
-    """The vocabulary to ship: --vocab, else the checkpoint's, else where the authors kept it."""
-    from vsrn_deploy.checkpoint import find_authors_vocab
-    from vsrn_deploy.vocab import load_vocab
-
-    model_cfg: VSRNConfig = loaded.config
-    if cfg.vocab is not None:
-        if not Path(cfg.vocab).is_file():
-            raise VsrnError(f"--vocab {cfg.vocab}: no such file")
-        vocab, source = load_vocab(cfg.vocab), cfg.vocab
-    elif loaded.vocab is not None:
-        vocab, source = loaded.vocab, loaded.vocab_path or "checkpoint"
-    else:
-        opt = (loaded.train_state or {}).get("authors_opt") or {}
-        found = find_authors_vocab(
-            model_cfg.data_name, checkpoint_path=checkpoint, vocab_path=opt.get("vocab_path")
-        )
-        if found is None:
-            raise VsrnError(
-                f"{checkpoint} carries no vocabulary and none was found where the authors keep "
-                f"it ({opt.get('vocab_path') or 'vocab'}/{model_cfg.data_name}_vocab.pkl); "
-                "pass one with --vocab PATH"
-            )
-        vocab, source = load_vocab(found), str(found)
-    if len(vocab) != model_cfg.vocab_size:
-        raise VsrnError(
-            f"vocabulary {source} has {len(vocab)} words but the model's embedding table has "
-            f"{model_cfg.vocab_size} rows: it belongs to another model; pass the right one with --vocab"
-        )
-    return vocab
-
-
 def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
@@ -518,7 +486,7 @@ def export_model(
         VsrnError: missing/hostile/unrelated checkpoint, vocabulary mismatch, bad options (exit 2).
         CheckFailed: a graph or parity check missed (exit 1); nothing is written then.
     """
-    from vsrn_deploy.checkpoint import load_checkpoint
+    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
 
     cfg = cfg or ExportConfig()
     path = Path(checkpoint)
@@ -527,7 +495,7 @@ def export_model(
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")
-    vocab = _resolve_vocab(loaded, cfg, path)
+    vocab, _ = resolve_vocab(loaded, cfg.vocab)
     say(
         f"loaded {loaded.kind} checkpoint {path} ({loaded.config.variant} variant, "
         f"D={loaded.config.embed_size}) "
