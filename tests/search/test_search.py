@@ -122,12 +122,12 @@ def test_ivfpq_needs_enough_vectors():
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
 def test_build_reports_recall_of_an_approximate_kind(kind, search_export, tmp_path):
-    from vsrn_deploy.validate import synthetic_features
+    from vsrn_deploy.synthetic_inputs import region_features
 
     images = search_export["images"]
     if kind == "ivfpq":  # ivfpq trains on >= 1000 vectors
         images = tmp_path / "many.npy"
-        np.save(images, synthetic_features(1200, REGIONS, FEATURE_DIM, seed=3))
+        np.save(images, region_features(1200, REGIONS, FEATURE_DIM, seed=3))
     lines = []
     manifest = build_index(IndexConfig(onnx_dir=str(search_export["export"]), images=str(images),
                                        captions=str(search_export["captions"]), out=str(tmp_path / kind),
