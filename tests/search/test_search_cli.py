@@ -188,3 +188,10 @@ def test_progress_bar_goes_to_stderr_only(search_export, tmp_path, capfd):
                             out=str(tmp_path / "idx"), batch=8, progress=True), log=lambda s: None)
     captured = capfd.readouterr()
     assert captured.out == "" and "images:" in captured.err and "/40" in captured.err
+
+
+def test_attention_needs_indexed_images(built_index, search_export, tmp_path):
+    result = run("search", "--index", built_index, "--images", search_export["images"],
+                 "--attention", tmp_path / "a")
+    one_error_line(result, "--attention draws indexed images")
+    assert not (tmp_path / "a").exists()

@@ -44,6 +44,8 @@ def register(app: typer.Typer) -> None:
         if len(given) != 1:
             raise VsrnError("give exactly one query: --text \"a caption\", --image-id N or --images F.npy"
                             + (f" (got {', '.join(given)})" if given else ""))
+        if attention is not None and images is not None:
+            raise VsrnError("--attention draws indexed images: use it with --text or --image-id")
         with Index.open(index, onnx_dir=onnx_dir, backend=backend, engine_dir=engine_dir) as idx:
             if text is not None:
                 hits = idx.search_text(text, k=k)
@@ -65,8 +67,6 @@ def register(app: typer.Typer) -> None:
                         typer.echo(f"image {row} of {images}:")
                         _show(hits, "caption", False, idx)
                 shown = []
-                if attention is not None:
-                    raise VsrnError("--attention draws indexed images: use it with --text or --image-id")
             if attention is not None:
                 from vsrn_deploy.attention import save_attention_png
 
