@@ -152,3 +152,17 @@ def test_attention_of_a_hit_is_the_rule_on_the_exports_outputs(built_index, sear
     with Index.open(built_index) as index, ExportEncoders(search_export["export"]) as enc:
         image, regions = enc.encode_images(feats[[5]])
         assert index.attention_png(5) == render_attention(regions[0], image[0], boxes[5])
+
+
+def test_demo_search_stage(search_export):
+    from PIL import Image
+
+    from vsrn_deploy.demo import search_demo
+
+    lines = []
+    root = search_export["root"]
+    summary = search_demo(root, search_export["images"].parent, say=lines.append)
+    assert len(summary["hits"]) == 5 and Image.open(summary["attention_png"]).format == "PNG"
+    with Index.open(summary["index"]) as index:
+        assert [h.as_json("image") for h in index.search_text(summary["query"], k=5)] == summary["hits"]
+    assert any("attention map" in line for line in lines)
