@@ -2,7 +2,8 @@
 
 The sizes are too small to learn (a full `vsrn-deploy demo` checks that training leaves chance), so
 the recall gate is off here; every other stage runs as in the real demo and must pass: data,
-training, evaluation, the authors'-format round trip, export with its parity checks, validation.
+training, evaluation, the authors'-format round trip, export with its parity checks, validation,
+index + search with one attention map.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def test_demo_runs_every_stage_at_a_tiny_size(tmp_path, monkeypatch):
     assert "all stages passed" in result.output
     summary = json.loads((out / "demo_summary.json").read_text())
     assert list(summary["stages"]) == ["data", "train", "evaluate", "authors_checkpoint", "export",
-                                       "validate"]
+                                       "validate", "search"]
+    assert len(summary["stages"]["search"]["hits"]) == 5
+    assert (out / "attention").is_dir() and list((out / "attention").glob("*.png"))
     assert summary["config"]["n_train"] == 20 and summary["config"]["epochs"] == 1
     assert summary["stages"]["authors_checkpoint"]["max_abs_diff"] == 0.0
     assert summary["stages"]["export"]["parity"]["passed"] is True
