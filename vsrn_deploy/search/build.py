@@ -233,12 +233,13 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
                     source = "images"
                 recall = {"images": measure_recall(image_index, emb, queries, params), "queries": len(pick),
                           "query_source": source}
+                said = f"images {recall['images']:.4f} ({len(pick)} {source} as queries)"
                 if caption_index is not None and caption_kind != "flat":
                     img_q = np.asarray(emb[np.sort(rng.choice(n, min(cfg.recall_queries, n), replace=False))])
                     recall["captions"] = measure_recall(caption_index, cap_emb, img_q, caption_params)
-                log(f"recall@10 of {cfg.kind} against exact search ({len(pick)} {source} as queries): "
-                    + ", ".join(f"{key} {value:.4f}" for key, value in recall.items()
-                                if key in ("images", "captions")))
+                    recall["caption_queries"] = len(img_q)
+                    said += f", captions {recall['captions']:.4f} ({len(img_q)} images as queries)"
+                log(f"recall@10 of {cfg.kind} against exact search: {said}")
             del emb, cap_emb
 
             manifest = {
