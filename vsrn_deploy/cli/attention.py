@@ -16,8 +16,8 @@ def register(app: typer.Typer) -> None:
     @app.command("attention")
     @handle_errors
     def attention_command(
-        images: Annotated[Path, typer.Option(help="Region features .npy [images, regions, dims].")],
-        boxes: Annotated[Path, typer.Option(help="Region boxes .npy [images, regions, 4] (x1, y1, x2, y2): "
+        images: Annotated[Path, typer.Option(help="Region features .npy (images, regions, dims).")],
+        boxes: Annotated[Path, typer.Option(help="Region boxes .npy (images, regions, 4) (x1, y1, x2, y2): "
                                                  "pixels of the picture, or fractions in [0, 1].")],
         image_id: Annotated[int, typer.Option(help="Which image (row of --images).")],
         out: Annotated[Path, typer.Option(help="The PNG to write.")],

@@ -16,13 +16,13 @@ def register(app: typer.Typer) -> None:
     @app.command("index")
     @handle_errors
     def index_command(
-        images: Annotated[Path, typer.Option(help="Region features .npy [images, regions, dims] "
+        images: Annotated[Path, typer.Option(help="Region features .npy (images, regions, dims) "
                                                   "(memory-mapped, read batch by batch).")],
         out: Annotated[Path, typer.Option(help="The index folder to write (replaced only if an index).")],
         onnx_dir: Annotated[Path, typer.Option(help="The export folder (manifest.json, graphs, vocab.json).")]
         = Path("export"),
         boxes: Annotated[Path | None, typer.Option(
-            help="Region boxes .npy [images, regions, 4] (x1, y1, x2, y2), for attention maps.")] = None,
+            help="Region boxes .npy (images, regions, 4) (x1, y1, x2, y2), for attention maps.")] = None,
         captions: Annotated[Path | None, typer.Option(
             help="Captions, one per line, to search images -> captions.")] = None,
         backend: Annotated[str, typer.Option(help="ort, ort-fp16 or trt (no torch).")] = "ort",

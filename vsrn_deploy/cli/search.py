@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         text: Annotated[str | None, typer.Option(help="A caption: find images.")] = None,
         image_id: Annotated[int | None, typer.Option(help="An indexed image: find captions.")] = None,
         images: Annotated[Path | None, typer.Option(
-            help="Region features .npy [n, regions, dims]: find captions for each image.")] = None,
+            help="Region features .npy (n, regions, dims): find captions for each image.")] = None,
         k: Annotated[int, typer.Option(help="Results per query.")] = 10,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON: a list of {\"image\": i, "
                                               "\"score\": s} (or \"caption\"), best first; --images: "
