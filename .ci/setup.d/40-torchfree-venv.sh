@@ -4,10 +4,11 @@
 # `pip install vsrn-deploy` pulls in no torch and that index + search run there.
 # Idempotent: rebuilt only when pyproject.toml or this script changes (stamp inside the venv).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$script")/../.."
 PY=${PYTHON:-python3}
 venv=.venv/torchfree
-want=$(cat pyproject.toml "$0" | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml "$script" | sha256sum | cut -d' ' -f1)
 stamp=$venv/.vsrn-deploy-torchfree
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
