@@ -91,7 +91,7 @@ def read_caption_lines(path: str | os.PathLike, what: str = "caption file") -> l
         raise VsrnError(f"{what} {path} holds no captions")
     blank = next((i for i, line in enumerate(lines) if not line), None)
     if blank is not None:
-        raise VsrnError(f"{what} {path}: line {blank + 1} is blank; write one caption per line (a blank "
+        raise VsrnError(f"{what} {path}: line {blank + 1} is empty; write one caption per line (an empty "
                         "line would shift every later caption onto the wrong image)")
     return lines
 

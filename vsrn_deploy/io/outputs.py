@@ -61,9 +61,21 @@ def read_owned_manifest(folder: str | os.PathLike, manifest_name: str, kind: str
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if isinstance(data, dict) and data.get(MARKER_KEY) == marker(kind):
+    if isinstance(data, dict) and (data.get(MARKER_KEY) == marker(kind) or _legacy_owned(kind, data)):
         return data
     return None
+
+
+def _legacy_owned(kind: str, data: dict[str, Any]) -> bool:
+    """Manifests vsrn-deploy wrote before the marker existed, recognised by their own fields."""
+    if kind == "export":
+        versions = data.get("versions")
+        return (isinstance(versions, dict) and "vsrn_deploy" in versions
+                and isinstance(data.get("files"), dict) and isinstance(data.get("graphs"), dict)
+                and "parity" in data)
+    if kind == "demo":
+        return isinstance(data.get("config"), dict) and isinstance(data.get("stages"), dict)
+    return False
 
 
 def _probe_writable(folder: Path, flag: str, given: str | os.PathLike) -> None:
@@ -218,11 +230,14 @@ class OutputFolder:
                  entries: Iterable[str], overwrite: bool = False, flag: str = "--out",
                  input_dirs: Iterable[str | os.PathLike | None] = (),
                  input_files: Iterable[str | os.PathLike | None] = (),
-                 owned_entries: Any = None) -> None:
+                 owned_entries: Any = None, shared: bool = False) -> None:
         self.given = target
         self.kind, self.manifest_name, self.flag = kind, manifest_name, flag
         self.entries = list(dict.fromkeys([*entries, manifest_name]))
         self.overwrite = overwrite
+        # shared: a folder that may hold other things (encode's --out); only name clashes matter, and
+        # entries of an earlier run that this one does not write stay
+        self.shared = shared
         self.target = check_out_path(target, want="folder", flag=flag)
         refuse_overlap(self.target, input_dirs=input_dirs, input_files=input_files, entries=self.entries,
                        flag=flag)
@@ -241,13 +256,13 @@ class OutputFolder:
         if self.old_manifest is not None:
             self.old_owned = {str(n) for n in self._owned_entries(self.old_manifest)} | {self.manifest_name}
         present = {p.name for p in target.iterdir()}
-        if self.old_manifest is None and present and not self.overwrite:
+        if self.old_manifest is None and present and not self.overwrite and not self.shared:
             raise VsrnError(
                 f"{self.flag} {self.given} is a non-empty folder and not a vsrn-deploy {self.kind} (no "
                 f"{self.manifest_name} with its marker); choose another {self.flag}, or pass --overwrite "
                 f"to write the {self.kind} into it (only its own files are replaced)")
         foreign = sorted(n for n in self.entries if n in present and n not in self.old_owned)
-        if foreign and self.old_manifest is not None and not self.overwrite:
+        if foreign and (self.old_manifest is not None or self.shared) and not self.overwrite:
             raise VsrnError(f"{self.flag} {self.given} holds {', '.join(foreign)}, which the earlier "
                             f"{self.kind} did not write; move it away or pass --overwrite to replace it")
 
@@ -287,7 +302,7 @@ class OutputFolder:
             return target
         aside = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.", suffix=".old", dir=target.parent))
         moved: list[tuple[str, bool]] = []  # (name, had an old entry)
-        stale = sorted(self.old_owned - set(names))
+        stale = [] if self.shared else sorted(self.old_owned - set(names))
         try:
             for name in stale:
                 if (target / name).exists() or (target / name).is_symlink():
