@@ -32,6 +32,7 @@ import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.inputs import check_finite_features
 
 REFERENCE = "torch"
 RECALL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
@@ -73,6 +74,16 @@ class ValidateConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
 
     def __post_init__(self) -> None:
+        if not self.backends:
+            raise VsrnError(f"--backends is empty: nothing would be checked; name at least one of "
+                            f"{', '.join(BACKENDS)}")
+        if self.limit is not None and self.limit < 1:
+            raise VsrnError(f"--limit must be >= 1 (got {self.limit}); leave it out to use every image")
+        if self.threads is not None and self.threads < 1:
+            raise VsrnError(f"--threads must be >= 1 (got {self.threads}); leave it out for the default")
+        if self.device not in ("cpu", "cuda") and not (self.device.startswith("cuda:")
+                                                       and self.device[5:].isdigit()):
+            raise VsrnError(f"--device {self.device!r} is not a device vsrn-deploy runs on; use cpu or cuda")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown:
             raise VsrnError(f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}")
@@ -150,7 +161,13 @@ def load_inputs(cfg: ValidateConfig, model_config: Any, vocab: Any, max_tokens: 
         per = split.captions_per_image
         if per != CAPTIONS_PER_IMAGE:
             raise VsrnError(f"validate needs 5 captions per image; {cfg.data} has {per}")
+        want = (model_config.num_regions, model_config.img_dim)
+        if (split.num_regions, split.feature_dim) != want:
+            raise VsrnError(f"--data {cfg.data} has {split.num_regions} x {split.feature_dim} features "
+                            f"but the model takes {want[0]} x {want[1]}; pass the data this model was "
+                            "trained for, or its checkpoint")
         features = np.asarray(split.features[:n_img], dtype=np.float32)
+        check_finite_features(features, f"--data {cfg.data}:{cfg.split}")
         caps = [list(vocab.encode(c)) for c in split.captions[: n_img * per]]
         if max_tokens:
             caps = [c if len(c) <= max_tokens else c[: max_tokens - 1] + [c[-1]] for c in caps]
@@ -383,8 +400,10 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
         "backends": {name: {...}}, "versions"}.
     """
     from vsrn_deploy.backend.registry import make_runner
+    from vsrn_deploy.io.inputs import check_device, check_export_matches_model, verify_export
 
     log = log or (lambda _msg: None)
+    check_device(cfg.device)
     checkpoint = None
     if model is None:
         from vsrn_deploy.checkpoint import load_checkpoint
@@ -402,6 +421,9 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
             raise VsrnError(f"vocabulary not found: {path}")
         if Path(path).is_file():
             vocab = load_vocab(path)
+    if any(b.startswith("ort") for b in cfg.backends):
+        # the export is checked against its manifest and the model before any backend uses it
+        check_export_matches_model(cfg.onnx_dir, verify_export(cfg.onnx_dir), model.config, checkpoint)
     inputs = load_inputs(cfg, model.config, vocab, _max_tokens(cfg.onnx_dir))
     log(f"inputs: {inputs.source}")
 

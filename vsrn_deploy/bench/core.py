@@ -494,6 +494,9 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
             return str(target)
         reason = _export_matches(target, cfg, source_sha, precisions)
         if reason is None:
+            from vsrn_deploy.io.inputs import verify_export
+
+            verify_export(target)  # a graph changed since export is refused, not timed
             report["model"]["onnx"] = {"dir": str(target), "exported_here": False}
             return str(target)
     tmp = Path(tempfile.mkdtemp(prefix="vsrn-bench-"))

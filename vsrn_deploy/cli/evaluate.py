@@ -88,13 +88,14 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
     from vsrn_deploy.data.batching import CaptionDataset
     from vsrn_deploy.data.precomp import PrecompSplit
     from vsrn_deploy.encode_data import encode_split
+    from vsrn_deploy.io.inputs import check_device, require_file
 
     say = echo or (lambda _msg: None)
     if not 1 <= len(checkpoints) <= 2:
         raise VsrnError(f"evaluate takes one checkpoint, or two for an ensemble (got {len(checkpoints)})")
     for ckpt in checkpoints:
-        if not ckpt.is_file():
-            raise VsrnError(f"checkpoint {ckpt} does not exist")
+        require_file(ckpt, "checkpoint")
+    check_device(device, allow_auto=True)
     if batch_size < 1:
         raise VsrnError(f"--batch-size must be >= 1 (got {batch_size})")
     if device == "auto":

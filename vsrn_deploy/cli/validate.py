@@ -42,7 +42,11 @@ def validate(
     FP16: min row cosine >= 0.9995, R@1/5/10 within 0.2 points, top-1 agreement >= 99%).
     """
     from vsrn_deploy.errors import CheckFailed
+    from vsrn_deploy.io.outputs import check_out_path
     from vsrn_deploy.validate import ValidateConfig, format_report, run_validation, write_report
+
+    if out is not None:  # a bad --out fails now, not after the run
+        check_out_path(out, want="file")
 
     cfg = ValidateConfig(
         checkpoint=str(checkpoint) if checkpoint else None, onnx_dir=str(onnx_dir),

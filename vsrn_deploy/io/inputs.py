@@ -36,7 +36,7 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     if p.is_dir():
         raise VsrnError(f"{what} {path} is a folder; give the file itself")
     if not p.exists():
-        raise VsrnError(f"{what} {path} not found")
+        raise VsrnError(f"{what} {path} not found (it does not exist)")
     if not p.is_file():
         raise VsrnError(f"{what} {path} is not a regular file")
     if not os.access(p, os.R_OK):
@@ -141,7 +141,7 @@ def read_export_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
         raise VsrnError(f"--onnx-dir {onnx_dir} is a file; give the export folder")
     path = folder / MANIFEST_NAME
     if not path.is_file():
-        raise VsrnError(f"{onnx_dir} holds no export ({MANIFEST_NAME} is missing); write one with: "
+        raise VsrnError(f"{path} not found: {onnx_dir} holds no export; write one with: "
                         f"{rebuild_hint(onnx_dir)}")
     try:
         manifest = json.loads(path.read_bytes().decode("utf-8"))
