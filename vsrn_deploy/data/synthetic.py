@@ -30,13 +30,13 @@ Everything is deterministic given the seed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_write_json, staging_folder, swap_in_folder
 
 NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
          "bench", "umbrella")
@@ -249,7 +249,6 @@ def _is_synthetic(folder: Path) -> bool:
 
 def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev: int, n_test: int,
                    num_regions: int, feature_dim: int, seed: int, boxes: bool, vocab_threshold: int) -> Path:
-    from vsrn_deploy.io.files import staging_folder, swap_in_folder
     from vsrn_deploy.vocab import build_vocab
 
     rng = np.random.default_rng(seed)
@@ -261,26 +260,21 @@ def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev:
             caps = _write_split(tmp, split, n, world, split_rng, num_regions, boxes)
             if split == "train":
                 train_caps = caps
-        (tmp / "synthetic.json").write_text(json.dumps({
+        atomic_write_json(tmp / "synthetic.json", {
             "generator": "vsrn_deploy.data.synthetic", "seed": seed, "num_regions": num_regions,
             "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
-            "captions_per_image": 5}, indent=2) + "\n")
+            "captions_per_image": 5})
         vocab = build_vocab(train_caps, threshold=vocab_threshold)
         vocab_dir = out / "vocab"
         made_vocab_dir = not vocab_dir.exists()
         vocab_dir.mkdir(exist_ok=True)
-        vocab_tmp = vocab_dir / f".{data_name}_vocab.json.tmp"
         try:
-            vocab.save_json(str(vocab_tmp))
             swap_in_folder(tmp, target)
-            os.replace(vocab_tmp, vocab_dir / f"{data_name}_vocab.json")
         except BaseException:
             if made_vocab_dir:
                 shutil.rmtree(vocab_dir, ignore_errors=True)
             raise
-        finally:
-            if vocab_tmp.exists():
-                vocab_tmp.unlink()
+    vocab.save_json(vocab_dir / f"{data_name}_vocab.json")
     return target
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 import torch
 
+from vsrn_deploy import contract
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, trt_lint
@@ -39,12 +40,6 @@ from vsrn_deploy.io.inputs import check_finite_features, require_file
 from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
 
 PRECISIONS = ("fp32", "fp16", "all")
-FILES = {
-    ("image_encoder", "fp32"): "image_encoder.onnx",
-    ("text_encoder", "fp32"): "text_encoder.onnx",
-    ("image_encoder", "fp16"): "image_encoder.fp16.onnx",
-    ("text_encoder", "fp16"): "text_encoder.fp16.onnx",
-}
 _TWO_GB = 2 * 1024**3
 
 
@@ -116,42 +111,6 @@ class ExportResult:
     islands: dict[str, dict[str, str]]
     check_lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _image_spec(cfg: VSRNConfig) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": "region_features", "dtype": "float", "shape": ["batch", cfg.num_regions, cfg.img_dim]}
-        ],
-        "outputs": [
-            {"name": "image_embedding", "dtype": "float", "shape": ["batch", cfg.embed_size]},
-            {
-                "name": "region_embeddings",
-                "dtype": "float",
-                "shape": ["batch", cfg.num_regions, cfg.embed_size],
-            },
-        ],
-        "dynamic_axes": {
-            "region_features": {"0": "batch"},
-            "image_embedding": {"0": "batch"},
-            "region_embeddings": {"0": "batch"},
-        },
-    }
-
-
-def _text_spec(cfg: VSRNConfig) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": "token_ids", "dtype": "int64", "shape": ["batch", "tokens"]},
-            {"name": "lengths", "dtype": "int64", "shape": ["batch"]},
-        ],
-        "outputs": [{"name": "text_embedding", "dtype": "float", "shape": ["batch", cfg.embed_size]}],
-        "dynamic_axes": {
-            "token_ids": {"0": "batch", "1": "tokens"},
-            "lengths": {"0": "batch"},
-            "text_embedding": {"0": "batch"},
-        },
-    }
 
 
 def _versions() -> dict[str, str]:
@@ -241,8 +200,8 @@ def _write_model(model: onnx.ModelProto, path: Path) -> None:
 def _entries(cfg: ExportConfig, with_vocab: bool) -> list[str]:
     """The files an export with `cfg` writes (the manifest aside)."""
     precisions = ("fp32", "fp16") if cfg.fp16 else ("fp32",)
-    names = [FILES[(name, p)] for p in precisions for name in ("image_encoder", "text_encoder")]
-    return [*names, "vocab.json"] if with_vocab else names
+    names = [contract.onnx_name(spec.graph, p) for p in precisions for spec in contract.ENCODERS.values()]
+    return [*names, contract.VOCAB_NAME] if with_vocab else names
 
 
 def export_loaded(
@@ -281,7 +240,7 @@ def export_loaded(
 
     with OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=entries,
                       overwrite=cfg.overwrite, input_files=inputs) as folder:
-        result = _export_into(folder.staging, model, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
+        result = _export_into(folder.staging, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
         folder.commit([*result.files, MANIFEST_NAME])
     result.out_dir = out_dir
     result.seconds = time.perf_counter() - t_start
@@ -291,7 +250,6 @@ def export_loaded(
 
 def _export_into(
     tmp: Path,
-    model,
     img_enc,
     txt_enc,
     vocab,
@@ -317,7 +275,7 @@ def _export_into(
 
     written: dict[tuple[str, str], Path] = {}
     for name, m in fp32_models.items():
-        path = tmp / FILES[(name, "fp32")]
+        path = tmp / contract.onnx_name(name, "fp32")
         _write_model(m, path)
         written[(name, "fp32")] = path
 
@@ -344,7 +302,7 @@ def _export_into(
     batches = sorted({1, 3, 5, cfg.max_batch})
     k, fdim = mcfg.num_regions, mcfg.img_dim
     val = Validator(log=say)
-    specs = {"image_encoder": _image_spec(mcfg), "text_encoder": _text_spec(mcfg)}
+    specs = {spec.graph: spec.io_spec(mcfg) for spec in contract.ENCODERS.values()}
     feats = {b: synthetic_region_features(b, k, fdim, seed=cfg.seed + b) for b in batches}
     caps = {b: synthetic_captions(b, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + b) for b in batches}
     refs_img = {b: eager_image(feats[b]) for b in batches}
@@ -395,7 +353,7 @@ def _export_into(
             m16 = fp16.convert_to_fp16(fp32_models[name], chosen)
             graph_checks.assert_clean(m16, f"{name} (fp16)", forbidden=forbidden[name])
             trt_lint.assert_trt_compatible(m16, f"{name} (fp16)")
-            path = tmp / FILES[(name, "fp16")]
+            path = tmp / contract.onnx_name(name, "fp16")
             _write_model(m16, path)
             written[(name, "fp16")] = path
             sessions[(name, "fp16")] = _session(path)
@@ -468,22 +426,22 @@ def _export_into(
     for (_name, _prec), path in sorted(written.items()):
         files[path.name] = file_entry(path)
     if vocab is not None:
-        vocab.save_json(tmp / "vocab.json")
-        files["vocab.json"] = file_entry(tmp / "vocab.json")
+        vocab.save_json(tmp / contract.VOCAB_NAME)
+        files[contract.VOCAB_NAME] = file_entry(tmp / contract.VOCAB_NAME)
     graph_entries = {}
     for name in fp32_models:
-        entry: dict[str, Any] = {"fp32": FILES[(name, "fp32")]}
+        entry: dict[str, Any] = {"fp32": contract.onnx_name(name, "fp32")}
         if cfg.fp16:
-            entry["fp16"] = FILES[(name, "fp16")]
+            entry["fp16"] = contract.onnx_name(name, "fp16")
         entry.update(specs[name])
         entry["nodes"] = len(fp32_models[name].graph.node)
         graph_entries[name] = entry
     parity = {
         "bounds": {
-            "fp32_max_abs_err": 1e-5,
-            "fp16_min_cosine": 0.9995,
-            "recall_points": 0.2,
-            "top1_agreement": 0.99,
+            "fp32_max_abs_err": contract.PARITY["fp32"].max_abs,
+            "fp16_min_cosine": contract.PARITY["fp16"].min_cosine,
+            "recall_points": contract.PARITY["fp16"].recall_delta,
+            "top1_agreement": contract.PARITY["fp16"].top1,
         },
         "batches": batches,
         "max_tokens": cfg.max_tokens,
@@ -516,7 +474,6 @@ def _export_into(
         if cfg.fp16
         else None,
         "parity": parity,
-        "text_max_tokens": None,
         "text_gru": "ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
         "trt_lint": {"tensorrt": trt_lint.TRT_VERSION, "source": trt_lint.TRT_DOC, "passed": True},
         "versions": _versions(),

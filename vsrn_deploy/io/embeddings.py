@@ -118,13 +118,12 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
 
 
 def save_array(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """np.save atomically (temp file in the same folder, then rename)."""
+    """np.save atomically (`vsrn_deploy.io.files.atomic_writer`)."""
     from vsrn_deploy.io.files import atomic_writer
 
-    path = Path(path)
     with atomic_writer(path) as fh:
         np.save(fh, array, allow_pickle=False)
-    return path
+    return Path(path)
 
 
 @dataclass
