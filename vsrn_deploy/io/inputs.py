@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.contract import MANIFEST_NAME
 from vsrn_deploy.errors import VsrnError
 
 BOM = "\ufeff"
-MANIFEST_NAME = "manifest.json"
+
 
 
 def require_file(path: str | os.PathLike, what: str) -> Path:
@@ -152,6 +153,12 @@ def read_export_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
             or not isinstance(manifest.get("graphs"), dict):
         raise VsrnError(f"{path} is not a vsrn-deploy export manifest; rebuild the export with: "
                         f"{rebuild_hint(onnx_dir)}")
+    from vsrn_deploy.export.manifest import FORMAT_VERSION
+
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise VsrnError(f"{path} has format_version {version!r}, newer than this vsrn-deploy understands "
+                        f"({FORMAT_VERSION}); upgrade vsrn-deploy")
     return manifest
 
 
@@ -162,9 +169,16 @@ def verify_export(onnx_dir: str | os.PathLike, files: list[str] | None = None) -
     Raises:
         VsrnError: naming the first missing or changed file and the command that rebuilds `onnx_dir`.
     """
+    manifest = read_export_manifest(onnx_dir)
+    verify_listed_files(onnx_dir, manifest, files)
+    return manifest
+
+
+def verify_listed_files(onnx_dir: str | os.PathLike, manifest: dict[str, Any],
+                        files: list[str] | None = None) -> None:
+    """The sha256 check of `verify_export` on a manifest already read."""
     from vsrn_deploy.io.files import sha256_file
 
-    manifest = read_export_manifest(onnx_dir)
     listed = manifest["files"]
     names = list(listed) if files is None else files
     hint = rebuild_hint(onnx_dir, manifest)
@@ -178,7 +192,6 @@ def verify_export(onnx_dir: str | os.PathLike, files: list[str] | None = None) -
         if sha256_file(path) != entry["sha256"]:
             raise VsrnError(f"{path} changed since export (sha256 differs from {MANIFEST_NAME}); "
                             f"rebuild with: {hint}")
-    return manifest
 
 
 def check_export_matches_model(onnx_dir: str | os.PathLike, manifest: dict[str, Any], model_config: Any,
