@@ -530,6 +530,8 @@ def export_model(
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")
     vocab = _resolve_vocab(loaded, cfg, path)
+    if cfg.calibration:  # bad calibration data is refused before the first progress line
+        _load_calibration(cfg.calibration, loaded.config)
     say(
         f"loaded {loaded.kind} checkpoint {path} ({loaded.config.variant} variant, "
         f"D={loaded.config.embed_size}) "

@@ -368,6 +368,7 @@ def run_folder_guard(out: str | os.PathLike, owned: Iterable[str], *, overwrite:
     """
     path = _abs(out)
     created = not path.exists()
+    made = _missing_chain(path)
     before = {p.name: p.stat().st_mtime_ns for p in path.iterdir()} if not created else {}
     aside: Path | None = None
     owned = list(owned)
@@ -392,9 +393,10 @@ def run_folder_guard(out: str | os.PathLike, owned: Iterable[str], *, overwrite:
                 for p in aside.iterdir():
                     with contextlib.suppress(OSError):
                         os.replace(p, path / p.name)
-            if created and path.is_dir() and not any(path.iterdir()):
-                with contextlib.suppress(OSError):
-                    path.rmdir()
+            if created:
+                for folder in made:  # the run folder and the parents this run created, when empty
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
         raise
@@ -402,16 +404,22 @@ def run_folder_guard(out: str | os.PathLike, owned: Iterable[str], *, overwrite:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _missing_chain(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first."""
+    made: list[Path] = []
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        made.append(probe)
+        probe = probe.parent
+    return made
+
+
 @contextlib.contextmanager
 def new_folder_guard(path: str | os.PathLike) -> Iterator[Path]:
     """Create `path` (and missing parents) for the block; on failure remove every folder this
     created that is still empty. Nothing the block did not create is touched."""
     path = _abs(path)
-    made: list[Path] = []
-    probe = path
-    while not probe.exists():
-        made.append(probe)
-        probe = probe.parent
+    made = _missing_chain(path)
     path.mkdir(parents=True, exist_ok=True)
     try:
         yield path
