@@ -36,7 +36,8 @@ def test_1_export_into_a_foreign_folder_loses_nothing(world, tmp_path):
     out = _user_folder(tmp_path / "mine")
     shutil.copy(world["ckpt"], out / "model.pt")  # the source checkpoint lives inside --out
     before = snapshot(tmp_path)
-    assert_refused(cli("export", out / "model.pt", "--out", out), 2, "not a vsrn-deploy export", "--overwrite")
+    assert_refused(cli("export", out / "model.pt", "--out", out), 2, "not a vsrn-deploy export",
+                   "--overwrite")
     assert snapshot(tmp_path) == before
 
     # --overwrite writes the export into the folder; only the export's own names are replaced
@@ -216,8 +217,8 @@ def test_5_non_finite_features_are_refused_naming_the_image(world, tmp_path):
                    "image 3", "NaN")
     assert_refused(cli("export", world["ckpt"], "--out", tmp_path / "x", "--precision", "fp16",
                        "--calibration", tmp_path / "inf.npy"), 2, "image 1", "Inf")
-    assert_refused(cli("validate", "--checkpoint", world["ckpt"], "--onnx-dir", world["export"], "--data", data,
-                       "--backends", "torch", "--vocab", world["vocab"]), 2, "image 4", "NaN")
+    assert_refused(cli("validate", "--checkpoint", world["ckpt"], "--onnx-dir", world["export"],
+                       "--data", data, "--backends", "torch", "--vocab", world["vocab"]), 2, "image 4", "NaN")
     assert snapshot(tmp_path) == before
 
     from vsrn_deploy.errors import VsrnError
@@ -312,8 +313,8 @@ def test_9_messages_name_the_real_fix(world, tmp_path):
     assert_refused(cli("encode", tmp_path, "--images", feats, "--out", tmp_path / "e"), 2, "is a folder")
     assert_refused(cli("encode", world["ckpt"], "--captions", tmp_path, "--out", tmp_path / "e"), 2,
                    "is a folder")
-    assert_refused(cli("export", world["ckpt"], "--out", tmp_path / "x", "--calibration", tmp_path / "no.npy"),
-                   2, "--calibration", "not found")
+    assert_refused(cli("export", world["ckpt"], "--out", tmp_path / "x", "--calibration",
+                       tmp_path / "no.npy"), 2, "--calibration", "not found")
     assert_refused(cli("export", world["ckpt"], "--out", tmp_path / "x", "--calibration", feats), 2,
                    "--precision fp16")
     assert_refused(cli("validate", "--checkpoint", world["ckpt"], "--onnx-dir", tmp_path / "elsewhere",
@@ -341,7 +342,8 @@ def test_10_failures_leave_no_leftovers(world, tmp_path, monkeypatch):
     # encode: a vocabulary of another size fails after the checkpoint is read: no --out appears
     from vsrn_deploy.vocab import Vocabulary
 
-    Vocabulary.from_words(["<pad>", "<start>", "<end>", "<unk>", "a"]).save_json(tmp_path / "small_vocab.json")
+    small = Vocabulary.from_words(["<pad>", "<start>", "<end>", "<unk>", "a"])
+    small.save_json(tmp_path / "small_vocab.json")
     _, caps = _encode_inputs(tmp_path, world)
     before = snapshot(tmp_path)
     assert_refused(cli("encode", world["ckpt"], "--captions", caps, "--vocab", tmp_path / "small_vocab.json",
