@@ -71,8 +71,8 @@ def test_sigint_during_train_leaves_a_loadable_last_checkpoint(world, tmp_path):
     assert loaded.train_state["epoch"] >= 1
     assert _leftovers(tmp_path) == []
     # the interrupted run continues with --resume; a fresh start needs --overwrite
-    proc = run_module("train", "--data", world["data"], "--out", run, "--epochs", "1", "--vocab", world["vocab"],
-                      *TRAIN_SIZES)
+    proc = run_module("train", "--data", world["data"], "--out", run, "--epochs", "1",
+                      "--vocab", world["vocab"], *TRAIN_SIZES)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "--resume" in err and "Traceback" not in err, err
 
