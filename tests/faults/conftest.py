@@ -95,3 +95,15 @@ def world(tmp_path_factory) -> dict[str, Path]:
     export_model(ckpt, export, ExportConfig(precision="fp32", max_batch=8))
     return {"root": root, "data": data, "vocab": vocab_path, "ckpt": Path(ckpt),
             "other_ckpt": Path(other_ckpt), "export": export}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is many times faster than the
+    default (threads fight over the cores); restored afterwards for the rest of the suite."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

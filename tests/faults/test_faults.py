@@ -88,6 +88,12 @@ def test_3_train_into_a_run_with_a_model_needs_resume_or_overwrite(world, tmp_pa
     assert_refused(cli("train", "--data", world["data"], "--out", run, "--epochs", "1", *TRAIN_SIZES), 2,
                    "--resume", "--overwrite")
     assert snapshot(tmp_path) == before
+    (run / "notes.txt").write_text("mine")
+    result = cli("train", "--data", world["data"], "--out", run, "--epochs", "1", "--overwrite", *TRAIN_SIZES)
+    assert result.exit_code == 0, result.output
+    assert (run / "notes.txt").read_text() == "mine"
+    assert snapshot(tmp_path)["run/model_best.pt"] != before["run/model_best.pt"]
+    assert '{"event": "val"}' not in (run / "metrics.jsonl").read_text().splitlines()  # a fresh log
 
 
 # --- 4: every OSError and mismatch is exit 2 with one line --------------------------------------

@@ -430,6 +430,7 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
             "gpu": gpu.to_dict(),
             "profiles": [p.to_dict() for p in enc_settings.profiles],
             "source_onnx": {"file": source.name, "sha256": sha256_file(source)},
+            "onnx_dir": str(onnx_dir),
             "manifest_source": manifest.get("source", {}),
             "builder": enc_settings.to_dict(),
             "precision_check": summary,
