@@ -12,8 +12,9 @@ import torch
 
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.export.manifest import read_manifest, verify_files
-from vsrn_deploy.export.validation import synthetic_captions, synthetic_region_features
 from vsrn_deploy.io.files import sha256_file
+from vsrn_deploy.synthetic_inputs import captions, text_feed
+from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
 
 pytestmark = pytest.mark.export
 
@@ -80,7 +81,7 @@ def test_written_fp32_graphs_reproduce_the_eager_model(exported):
     image = ort.InferenceSession(str(out / "image_encoder.onnx"), providers=["CPUExecutionProvider"])
     text = ort.InferenceSession(str(out / "text_encoder.onnx"), providers=["CPUExecutionProvider"])
     feats = synthetic_region_features(7, k, cfg.img_dim, seed=11)
-    ids, lengths = synthetic_captions(9, cfg.vocab_size, 12, seed=12)
+    ids, lengths = text_feed(captions(9, cfg.vocab_size, max_tokens=12, seed=12)).values()
     with torch.no_grad():
         emb, regions = model.img_enc(torch.from_numpy(feats))
         txt = model.txt_enc(torch.from_numpy(ids), torch.from_numpy(lengths))

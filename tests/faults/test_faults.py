@@ -189,7 +189,7 @@ def test_4_user_errors_are_one_line_exit_2(world, tmp_path, name):
 
 def test_4_any_oserror_becomes_one_line(world, tmp_path, monkeypatch):
     """The one place in the command line that catches what no specific check foresaw."""
-    import vsrn_deploy.io.embeddings as emb
+    import vsrn_deploy.encode_files as emb
 
     def full_disk(*_a, **_k):
         raise OSError(28, "No space left on device", str(tmp_path / "emb" / "image_embeddings.npy"))
