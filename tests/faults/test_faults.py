@@ -159,7 +159,7 @@ def _case_4(name: str, world, tmp_path: Path) -> list:
     if name == "bench_out_is_a_folder":
         return ["bench", "--tiny", "--backends", "torch", "--out", tmp_path]
     if name == "vocab_json_nested":
-        (tmp_path / "vocab.json").write_text("{" + '"a":[' * 200_000 + "]" * 200_000 + "}")
+        (tmp_path / "vocab.json").write_text('{"words": ' + "[" * 200_000 + "]" * 200_000 + "}")
         return ["encode", world["ckpt"], "--captions", caps, "--vocab", tmp_path / "vocab.json",
                 "--out", tmp_path / "emb"]
     if name == "vocab_pickle_nested":

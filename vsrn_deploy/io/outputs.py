@@ -142,7 +142,8 @@ def _is_within(inner: Path, outer: Path) -> bool:
 
 def refuse_overlap(out: str | os.PathLike, *, input_dirs: Iterable[str | os.PathLike | None] = (),
                    input_files: Iterable[str | os.PathLike | None] = (),
-                   entries: Iterable[str] = (), flag: str = "--out") -> None:
+                   entries: Iterable[str] = (), flag: str = "--out",
+                   shown: str | os.PathLike | None = None) -> None:
     """Refuse an output that would replace or hold an input.
 
     Args:
@@ -153,13 +154,14 @@ def refuse_overlap(out: str | os.PathLike, *, input_dirs: Iterable[str | os.Path
         entries: the names the command writes inside `out`.
     """
     out_r = Path(os.path.realpath(out))
+    shown = out if shown is None else shown
     for d in input_dirs:
         if d is None:
             continue
         d_r = Path(os.path.realpath(d))
         if _is_within(d_r, out_r):
             what = "is" if d_r == out_r else "holds"
-            raise VsrnError(f"{flag} {out} {what} the input folder {d}; writing there would replace what "
+            raise VsrnError(f"{flag} {shown} {what} the input folder {d}; writing there would replace what "
                             "this command reads; choose another " + flag)
     names = list(entries)
     for f in input_files:
@@ -167,7 +169,7 @@ def refuse_overlap(out: str | os.PathLike, *, input_dirs: Iterable[str | os.Path
             continue
         f_r = Path(os.path.realpath(f))
         if f_r == out_r or any(_is_within(f_r, out_r / name) for name in names):
-            raise VsrnError(f"{flag} {out} would replace the input {f}; choose another {flag} or move the "
+            raise VsrnError(f"{flag} {shown} would replace the input {f}; choose another {flag} or move the "
                             "input first")
 
 
@@ -240,7 +242,7 @@ class OutputFolder:
         self.shared = shared
         self.target = check_out_path(target, want="folder", flag=flag)
         refuse_overlap(self.target, input_dirs=input_dirs, input_files=input_files, entries=self.entries,
-                       flag=flag)
+                       flag=flag, shown=target)
         self._owned_entries = owned_entries or (lambda manifest: list(manifest.get("files", {})))
         self.old_owned: set[str] = set()
         self.old_manifest: dict[str, Any] | None = None
