@@ -178,7 +178,8 @@ CASES_4 = ["out_unwritable", "out_under_a_file", "out_dot", "out_name_too_long",
            "encode_zero_byte_npy", "encode_out_is_a_file", "make_data_out_is_a_file", "demo_out_is_a_file",
            "make_data_name_escapes", "validate_limit_0", "validate_threads_0", "bench_threads_0",
            "validate_data_other_dims", "validate_other_model", "validate_out_is_a_folder",
-           "bench_out_is_a_folder", "evaluate_out_is_a_folder", "vocab_json_nested", "vocab_pickle_nested", "checkpoint_pickle_nested"]
+           "bench_out_is_a_folder", "evaluate_out_is_a_folder", "vocab_json_nested", "vocab_pickle_nested",
+           "checkpoint_pickle_nested"]
 
 
 @pytest.mark.parametrize("name", CASES_4)
