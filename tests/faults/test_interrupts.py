@@ -25,8 +25,8 @@ def _wait_for(condition, proc, timeout: float = 120.0, what: str = "") -> None:
         time.sleep(0.02)
 
 
-def _interrupt(proc) -> tuple[int, str]:
-    proc.send_signal(signal.SIGINT)
+def _interrupt(proc, signum: int = signal.SIGINT) -> tuple[int, str]:
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out + err
 
@@ -37,7 +37,8 @@ def _leftovers(folder: Path) -> list[str]:
                   or ".tmp" in p.name)
 
 
-def test_sigint_during_export_keeps_the_previous_export(world, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_export_keeps_the_previous_export(world, tmp_path, signum):
     import shutil
 
     from vsrn_deploy.io.inputs import verify_export
@@ -49,8 +50,8 @@ def test_sigint_during_export_keeps_the_previous_export(world, tmp_path):
     proc = run_module("export", world["ckpt"], "--out", out, "--precision", "all", "--max-batch", "64")
     _wait_for(lambda: any(p.name.endswith(".tmp") and p.is_dir() for p in tmp_path.iterdir()), proc,
               what="the export started writing")
-    code, text = _interrupt(proc)
-    assert code != 0 and "Traceback" not in text, text
+    code, text = _interrupt(proc, signum)
+    assert code == 130 and "Traceback" not in text, text
     assert [line for line in text.splitlines() if line.startswith("error:")] == [
         "error: interrupted; nothing half-written was kept"], text
     assert snapshot(tmp_path) == before  # the previous export, byte for byte; no staging folder left
