@@ -14,10 +14,12 @@ from typing import Any
 
 from vsrn_deploy.contract import MANIFEST_NAME
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
+from vsrn_deploy.io.inputs import EXPORT_FORMAT_VERSION
 
 __all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "file_entry", "read_manifest", "verify_files", "write_manifest"]
 
-FORMAT_VERSION = 1
+# the newest manifest format this version reads and the one it writes: kept with the reader
+FORMAT_VERSION = EXPORT_FORMAT_VERSION
 
 
 def file_entry(path: str | Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from vsrn_deploy.contract import MANIFEST_NAME
 from vsrn_deploy.errors import VsrnError
 
 BOM = "\ufeff"
+EXPORT_FORMAT_VERSION = 1  # the newest export manifest format this version reads (and writes)
 
 
 
@@ -153,12 +154,10 @@ def read_export_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
             or not isinstance(manifest.get("graphs"), dict):
         raise VsrnError(f"{path} is not a vsrn-deploy export manifest; rebuild the export with: "
                         f"{rebuild_hint(onnx_dir)}")
-    from vsrn_deploy.export.manifest import FORMAT_VERSION
-
     version = manifest.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version > EXPORT_FORMAT_VERSION:
         raise VsrnError(f"{path} has format_version {version!r}, newer than this vsrn-deploy understands "
-                        f"({FORMAT_VERSION}); upgrade vsrn-deploy")
+                        f"({EXPORT_FORMAT_VERSION}); upgrade vsrn-deploy")
     return manifest
 
 
