@@ -216,7 +216,7 @@ def test_tampered_export_exits_2_and_writes_nothing(export_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no repo, no temp folder
 
 
-def test_refuses_a_foreign_non_empty_out_unless_overwrite(export_dir, tmp_path):
+def test_refuses_a_foreign_non_empty_out_unless_overwrite_which_keeps_foreign_files(export_dir, tmp_path):
     out = tmp_path / "repo"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -224,7 +224,8 @@ def test_refuses_a_foreign_non_empty_out_unless_overwrite(export_dir, tmp_path):
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert (out / "keep.txt").read_text() == "mine"
     assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--overwrite").exit_code == 0
-    assert not (out / "keep.txt").exists() and (out / "image_encoder" / "config.pbtxt").is_file()
+    # --overwrite writes the repository into the folder; what vsrn-deploy did not write stays
+    assert (out / "keep.txt").read_text() == "mine" and (out / "image_encoder" / "config.pbtxt").is_file()
 
 
 def test_render_config_lists_several_trt_profiles():

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from vsrn_deploy.cli.app import app
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.validate import ValidateConfig, run_validation
 
 pytestmark = pytest.mark.export
@@ -80,6 +81,10 @@ def test_corrupted_graph_fails_with_exit_1(tiny_export, tmp_path):
             noisy = arr + rng.normal(0, 0.2 * float(np.abs(arr).mean()), arr.shape)
             init.CopyFrom(numpy_helper.from_array(noisy.astype(np.float16), init.name))
     onnx.save(model, bad / "image_encoder.fp16.onnx")
+    # an export whose manifest agrees with the (bad) graph: parity, not the sha256 check, must catch it
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["files"]["image_encoder.fp16.onnx"]["sha256"] = sha256_file(bad / "image_encoder.fp16.onnx")
+    (bad / "manifest.json").write_text(json.dumps(manifest))
     res = CliRunner().invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(bad),
                                    "--backends", "ort,ort-fp16", "--synthetic", "40"])
     assert res.exit_code == 1, res.output

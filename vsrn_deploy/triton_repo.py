@@ -29,20 +29,17 @@ from typing import Any
 
 from vsrn_deploy import contract
 from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.export.manifest import read_manifest, verify_files
-from vsrn_deploy.io.files import (
-    atomic_write_json,
-    atomic_write_text,
-    sha256_file,
-    staging_folder,
-    swap_in_folder,
-)
+from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
+from vsrn_deploy.io.inputs import rebuild_hint, verify_export
+from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder
+from vsrn_deploy.io.outputs import marker as owner_marker
 
 BACKENDS = ("onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
 KINDS = ("gpu", "cpu")
 MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
 MARKER_NAME = "vsrn_repo.json"
+REPO_KIND = "triton repository"
 DEFAULT_PREFERRED = (8, 32)
 FALLBACK_MAX_BATCH = 128  # when neither the manifest nor the plans record a limit
 
@@ -203,7 +200,8 @@ def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise VsrnError(f"{path} is not a readable ONNX model ({exc}); re-run the export") from None
+        raise VsrnError(f"{path} is not a readable ONNX model ({exc}); rebuild with: "
+                        f"{rebuild_hint(path.parent)}") from None
     want_in = [t["name"] for t in spec["inputs"]]
     want_out = [t["name"] for t in spec["outputs"]]
     inits = {i.name for i in graph.initializer}
@@ -211,7 +209,7 @@ def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
     got_out = [o.name for o in graph.output]
     if got_in != want_in or got_out != want_out:
         raise VsrnError(f"{path} has inputs {got_in} / outputs {got_out}, the manifest says {want_in} / "
-                        f"{want_out}; re-run the export")
+                        f"{want_out}; rebuild with: {rebuild_hint(path.parent)}")
 
 
 def _batch_coverage(profiles: list[dict[str, Any]]) -> tuple[int, tuple[int, ...]]:
@@ -264,18 +262,19 @@ def _onnx_source(model: str, onnx_dir: Path, precision: str, manifest: dict[str,
                  spec: dict[str, Any]) -> _Source:
     name = manifest["graphs"][model].get(precision)
     if not name:
-        raise VsrnError(f"{onnx_dir} has no {precision} graph of {model}; re-export with: vsrn-deploy "
-                        f"export CKPT --out {onnx_dir} --precision all")
+        raise VsrnError(f"{onnx_dir} has no {precision} graph of {model}; re-export with: "
+                        f"{rebuild_hint(onnx_dir, manifest)} --precision all")
     if name not in manifest["files"]:
         raise VsrnError(f"{onnx_dir}/manifest.json names {name} for {model} but does not list its "
-                        "sha256; re-run the export")
+                        f"sha256; rebuild with: {rebuild_hint(onnx_dir, manifest)}")
     path = onnx_dir / name
     _check_graph_names(path, spec)
     return _Source(model, path, manifest["files"][name]["sha256"], spec, None)
 
 
-def _is_our_repo(path: Path) -> bool:
-    return (path / MARKER_NAME).is_file()
+def _owned_entries(marker_data: dict[str, Any]) -> list[str]:
+    """What an earlier repository (its vsrn_repo.json) says this command wrote there."""
+    return [*(marker_data.get("models") or {}), "README.md"]
 
 
 def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch: int,
@@ -333,19 +332,19 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
     """
     say = progress or (lambda _msg: None)
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise VsrnError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not _is_our_repo(out) and not cfg.overwrite:
-        raise VsrnError(f"--out {out} is not empty and not a model repository written by vsrn-deploy "
-                        "triton-repo; choose another --out or pass --overwrite to replace it")
-    manifest = read_manifest(onnx_dir)
-    verify_files(onnx_dir, manifest)
+    entries = [*MODELS, "README.md"]
+    inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
+    # checked before anything is read or created: path, overlap with the inputs, ownership
+    OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=entries, overwrite=cfg.overwrite,
+                 input_dirs=inputs, owned_entries=_owned_entries)
+    manifest = verify_export(onnx_dir)
     for model in MODELS:
         if model not in manifest["graphs"]:
-            raise VsrnError(f"{onnx_dir}/manifest.json has no {model}; re-run the export")
+            raise VsrnError(f"{onnx_dir}/manifest.json has no {model}; rebuild with: "
+                            f"{rebuild_hint(onnx_dir, manifest)}")
     if contract.VOCAB_NAME not in manifest["files"]:
         raise VsrnError(f"{onnx_dir} has no {contract.VOCAB_NAME}, which clients need to tokenise captions; "
-                        "re-export with --vocab PATH")
+                        f"re-export with: {rebuild_hint(onnx_dir, manifest)} --vocab PATH")
 
     precision = cfg.precision
     if cfg.backend == "tensorrt":
@@ -379,8 +378,9 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             raise VsrnError(f"--preferred-batch {','.join(map(str, preferred))} has sizes above "
                             f"--max-batch {max_batch}; Triton refuses such a configuration")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with staging_folder(out) as tmp:
+    with OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=entries,
+                      overwrite=cfg.overwrite, input_dirs=inputs, owned_entries=_owned_entries) as folder:
+        tmp = folder.staging
         for src in sources:
             version_dir = tmp / src.model / "1"
             version_dir.mkdir(parents=True)
@@ -401,6 +401,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
         atomic_write_text(tmp / "README.md", _readme(cfg, out, sources, max_batch, precision))
         marker = {
             "format_version": 1,
+            MARKER_KEY: owner_marker(REPO_KIND),
             "backend": cfg.backend,
             "precision": precision,
             "max_batch_size": max_batch,
@@ -412,6 +413,6 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic_write_json(tmp / MARKER_NAME, marker)
-        swap_in_folder(tmp, out)
+        folder.commit([*(s.model for s in sources), "README.md", MARKER_NAME])
     say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
     return out

@@ -44,7 +44,8 @@ def tokenize(caption: str) -> list[str]:
     """
     from nltk.tokenize import word_tokenize  # imported on use: nltk is slow to import
 
-    return word_tokenize(caption.lower(), preserve_line=True)
+    # a byte-order mark (U+FEFF, e.g. at the start of a file saved by Notepad) is no part of a word
+    return word_tokenize(caption.replace("\ufeff", " ").lower(), preserve_line=True)
 
 
 def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -257,22 +258,24 @@ def load_vocab(path: str | os.PathLike[str]) -> Vocabulary:
     Raises:
         VsrnError: missing, empty, truncated, hostile or malformed file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VsrnError(f"vocabulary file not found: {path}")
+    from vsrn_deploy.io.inputs import require_file
+
+    path = require_file(path, "vocabulary file")
     data = path.read_bytes()
     if not data:
         raise VsrnError(f"vocabulary file {path} is empty")
-    if data.lstrip()[:1] == b"{":
+    if data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
         return _vocab_from_json(data, str(path))
     return _vocab_from_pickle(data, str(path))
 
 
 def _vocab_from_json(data: bytes, source: str) -> Vocabulary:
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VsrnError(f"{source} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise VsrnError(f"{source} is nested too deeply to be a vocab.json") from None
     if isinstance(obj, dict) and isinstance(obj.get("words"), list):
         words = obj["words"]
     elif isinstance(obj, dict) and isinstance(obj.get("word2idx"), dict):

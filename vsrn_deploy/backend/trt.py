@@ -55,7 +55,8 @@ def plan_path(engine_dir: str | os.PathLike, encoder: str, precision: str | None
             return path
     names = ", ".join(contract.plan_name(contract.ENCODERS[encoder].graph, p) for p in candidates)
     raise VsrnError(f"no TensorRT plan ({names}) in {engine_dir}; build one with: "
-                    f"vsrn-deploy build-engine --onnx-dir export --out {engine_dir} --fp16")
+                    f"vsrn-deploy build-engine --onnx-dir ONNX_DIR --out {engine_dir} --fp16 (ONNX_DIR: "
+                    "the folder `vsrn-deploy export` wrote)")
 
 
 def fits(shapes: dict[str, tuple[Shape, Shape, Shape]], feed_shapes: dict[str, Shape]) -> bool:

@@ -384,19 +384,20 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
     """
     from vsrn_deploy.backend.cuda import gpu_info
     from vsrn_deploy.backend.trt import import_tensorrt
+    from vsrn_deploy.io.inputs import rebuild_hint, verify_export
+    from vsrn_deploy.io.outputs import check_out_path
 
     log = log or (lambda _msg: None)
     trt = import_tensorrt()
     path_kind = route(trt)
     gpu = gpu_info()
+    # the export is checked (every file against its sha256) and the output path, before any build
+    manifest = verify_export(onnx_dir)
+    check_out_path(out_dir, want="folder")
     log(f"TensorRT {trt.__version__} ({path_kind}) on {gpu.name} "
         f"(compute capability {gpu.compute_capability})")
 
-    from vsrn_deploy.export.manifest import read_manifest, verify_files
-
     onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
-    manifest = read_manifest(onnx_dir)
-    verify_files(onnx_dir, manifest)
     results = []
     for encoder in encoders:
         graph = contract.ENCODERS[encoder].graph
@@ -404,8 +405,8 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         if settings.precision == "fp16" and path_kind == "strongly-typed":
             if not entry.get("fp16"):
                 raise VsrnError(f"TensorRT {trt.__version__} builds FP16 only from the FP16 graph, and "
-                                f"{onnx_dir} has none for {graph}; re-export with: vsrn-deploy export "
-                                f"CKPT --out {onnx_dir} --precision all")
+                                f"{onnx_dir} has none for {graph}; re-export with: "
+                                f"{rebuild_hint(onnx_dir, manifest)} --precision all")
             source = onnx_dir / entry["fp16"]
         else:
             source = onnx_dir / (entry.get("fp32") or contract.onnx_name(graph))
@@ -429,6 +430,7 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
             "gpu": gpu.to_dict(),
             "profiles": [p.to_dict() for p in enc_settings.profiles],
             "source_onnx": {"file": source.name, "sha256": sha256_file(source)},
+            "onnx_dir": str(onnx_dir),
             "manifest_source": manifest.get("source", {}),
             "builder": enc_settings.to_dict(),
             "precision_check": summary,
