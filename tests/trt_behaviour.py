@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import sys
+import types
 from typing import Any
 
 import numpy as np
@@ -171,8 +173,8 @@ def derived_trt(major: int, version: str | None = None) -> DerivedTrt:
             if t["input"]:
                 continue
             shape = tuple(get_tensor_shape(ctx, t["name"]))
-            values = np.resize(source.reshape(shape[0], -1).astype(t["dtype"]), shape[:1] + (int(np.prod(shape[1:])),))
-            values = values.reshape(shape)
+            rows = source.reshape(shape[0], -1).astype(t["dtype"])
+            values = np.stack([np.resize(row, int(np.prod(shape[1:]))) for row in rows]).reshape(shape)
             allocator = ctx._state["_allocators"].get(t["name"])
             if allocator is not None:
                 ptr = allocator.reallocate_output_async(t["name"], 0, values.nbytes, 256, stream)
@@ -212,6 +214,19 @@ def engine_spec(encoder: str = "image", *, regions: int = 3, feature_dim: int = 
 def plan_bytes(version: str, spec: dict) -> bytes:
     """Bytes of a fake plan that `deserialize_cuda_engine` above turns into an engine with `spec`."""
     return b"PLAN" + version.encode() + b"\n" + json.dumps(spec).encode()
+
+
+def reset_polygraphy_tensorrt() -> None:
+    """Forget the `tensorrt` module Polygraphy's lazy imports have bound (they import once per
+    process; tests switch between the 10.x and 11.x fakes)."""
+    for module in list(sys.modules.values()):
+        if not getattr(module, "__name__", "").startswith("polygraphy"):
+            continue
+        for value in list(vars(module).values()):
+            if type(value).__name__ == "LazyModule":
+                bound = value.__dict__.get("module")
+                if isinstance(bound, types.ModuleType) and bound.__name__ == "tensorrt":
+                    object.__setattr__(value, "module", None)
 
 
 class HostCuda:
