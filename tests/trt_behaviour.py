@@ -32,6 +32,7 @@ def derived_trt(major: int, version: str | None = None) -> DerivedTrt:
     api = DerivedTrt(load_real(major), version)
     api.made: dict[str, Any] = {"networks": [], "configs": [], "profiles": []}
     api.fail_build = False
+    api.fail_parse = False
     real = api._real
 
     def dtype(name: str) -> Any:
@@ -87,19 +88,25 @@ def derived_trt(major: int, version: str | None = None) -> DerivedTrt:
         parser._state["_network"] = network
 
     def parse_from_file(parser: Any, path: str) -> bool:
+        if api.fail_parse:
+            parser._state["num_errors"] = 1
+            return False
         net = parser._state["_network"]
         model = onnx.load(path, load_external_data=False)
         for inp in model.graph.input:
-            dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim)
+            dims = tuple(d.dim_value if d.HasField("dim_value") else -1
+                         for d in inp.type.tensor_type.shape.dim)
             net._state["_inputs"].append(api.new("ITensor", name=inp.name, shape=real.Dims(dims),
                                                  dtype=dtype(ONNX_DTYPES[inp.type.tensor_type.elem_type])))
         for node in model.graph.node:
             outs = [api.new("ITensor", name=o, dtype=dtype("float32")) for o in node.output]
-            net._state["_layers"].append(api.new("ILayer", name=node.name, _outputs=outs, num_outputs=len(outs)))
+            net._state["_layers"].append(api.new("ILayer", name=node.name, _outputs=outs,
+                                                 num_outputs=len(outs)))
         return True
 
     api.on("OnnxParser", "__init__", parser_init)
     api.on("OnnxParser", "parse_from_file", parse_from_file)
+    api.on("OnnxParser", "get_error", lambda parser, i: api.new("ParserError"))
     api.on("INetworkDefinition", "num_inputs", lambda net: len(net._state["_inputs"]))
     api.on("INetworkDefinition", "get_input", lambda net, i: net._state["_inputs"][i])
     api.on("INetworkDefinition", "num_layers", lambda net: len(net._state["_layers"]))
@@ -133,7 +140,8 @@ def derived_trt(major: int, version: str | None = None) -> DerivedTrt:
     api.on("ICudaEngine", "create_execution_context", create_context)
     api.on("ICudaEngine", "create_engine_inspector", lambda e: api.new("EngineInspector"))
     api.on("EngineInspector", "get_engine_information",
-           lambda insp, fmt: json.dumps({"Layers": [{"Name": "l0", "Outputs": [{"Format/Datatype": "Half"}]}]}))
+           lambda insp, fmt: json.dumps({"Layers": [{"Name": "l0",
+                                                     "Outputs": [{"Format/Datatype": "Half"}]}]}))
 
     def set_input_shape(ctx: Any, name: str, shape: Any) -> bool:
         ctx._state["_shapes"][name] = tuple(shape)
@@ -197,7 +205,8 @@ def engine_spec(encoder: str = "image", *, regions: int = 3, feature_dim: int = 
                 profiles: list[dict] | None = None) -> dict:
     """The I/O of a fake plan: the contract's names, with the given sizes."""
     if encoder == "image":
-        tensors = [{"name": "region_features", "input": True, "dtype": "float32", "shape": [-1, regions, feature_dim]},
+        tensors = [{"name": "region_features", "input": True, "dtype": "float32",
+                    "shape": [-1, regions, feature_dim]},
                    {"name": "image_embedding", "input": False, "dtype": "float32", "shape": [-1, embed_dim]},
                    {"name": "region_embeddings", "input": False, "dtype": "float32",
                     "shape": [-1, regions, embed_dim]}]

@@ -163,7 +163,7 @@ def parse_signature(line: str, name: str, *, has_self: bool = True) -> Signature
     rest = line[end + 1:].strip()
     returns = rest[2:].strip() if rest.startswith("->") else "None"
     params, kind = [], "positional"
-    for i, raw in enumerate(p for p in _split_top(inner) if p):
+    for raw in (p for p in _split_top(inner) if p):
         if raw == "*":
             kind = "keyword_only"
             continue
@@ -191,7 +191,8 @@ def signatures(func: Any, name: str, *, has_self: bool = True) -> list[Signature
     if not lines or not lines[0].startswith(name + "("):
         raise ValueError(f"{name}: no pybind11 signature in its __doc__ ({doc[:80]!r})")
     if len(lines) > 1 and lines[1] == "Overloaded function.":
-        overloads = [re.sub(r"^\d+\.\s+", "", ln) for ln in lines if re.match(rf"^\d+\.\s+{re.escape(name)}\(", ln)]
+        overloads = [re.sub(r"^\d+\.\s+", "", ln) for ln in lines
+                     if re.match(rf"^\d+\.\s+{re.escape(name)}\(", ln)]
         return [parse_signature(ln, name, has_self=has_self) for ln in overloads]
     return [parse_signature(lines[0], name, has_self=has_self)]
 
@@ -244,6 +245,8 @@ class DerivedTrt(types.ModuleType):
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.missing: list[str] = []  # names looked up that this version lacks (hasattr probes too)
+        self.module_attrs: set[str] = set()  # module attributes read (tensorrt.X)
+        self.enum_members: set[str] = set()  # enum members read through the module (BuilderFlag.FP16)
         self._hooks: dict[tuple[str, str], Hook] = {}
         self._fakes: dict[str, type] = {}
 
@@ -283,8 +286,12 @@ class DerivedTrt(types.ModuleType):
             value = getattr(self._real, name)
         except AttributeError:
             self.missing.append(name)
-            raise AttributeError(f"module 'tensorrt' {self.__version__} has no attribute {name!r}") from None
-        if isinstance(value, type) and not hasattr(value, "__members__") and not _constructs_alone(value):
+            raise AttributeError(f"module 'tensorrt' {self.__version__} has no attribute {name!r}"
+                                 ) from None
+        self.module_attrs.add(name)
+        if isinstance(value, type) and hasattr(value, "__members__"):
+            return _EnumView(self, value)
+        if isinstance(value, type) and not _constructs_alone(value):
             return self.fake_class(value)
         if callable(value) and type(value).__name__ == "builtin_function_or_method":
             return self._checked_function(name, value)
@@ -306,7 +313,8 @@ class DerivedTrt(types.ModuleType):
         name = real_cls.__name__
         if name not in self._fakes:
             bases = tuple(self.fake_class(b) for b in real_cls.__bases__
-                          if b.__module__ == real_cls.__module__ and not _constructs_alone(b)) or (FakeObject,)
+                          if b.__module__ == real_cls.__module__ and not _constructs_alone(b))
+            bases = bases or (FakeObject,)
             self._fakes[name] = _FakeMeta(name, bases, {"_real_cls": real_cls, "_api": self,
                                                       "__module__": "tensorrt"})
         return self._fakes[name]
@@ -350,7 +358,8 @@ class DerivedTrt(types.ModuleType):
             inner = _split_top(m.group(2))
             if len(inner) == 1 or inner[-1] == "...":
                 return all(self.accepts(inner[0], v) for v in value)
-            return len(inner) == len(value) and all(self.accepts(t, v) for t, v in zip(inner, value))
+            return len(inner) == len(value) and all(self.accepts(t, v)
+                                                    for t, v in zip(inner, value, strict=True))
         if a in ("None", "NoneType"):
             return value is None
         if a in ("int", "SupportsInt", "SupportsIndex"):
@@ -428,6 +437,27 @@ class DerivedTrt(types.ModuleType):
         return None
 
 
+class _EnumView:
+    """A real enum as the fake module hands it out: members are the real members, reads recorded."""
+
+    def __init__(self, api: DerivedTrt, enum: type) -> None:
+        self._api, self._enum = api, enum
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = getattr(self._enum, name)
+        except AttributeError:
+            self._api.missing.append(f"{self._enum.__name__}.{name}")
+            raise AttributeError(f"TensorRT {self._api.__version__}: {self._enum.__name__} has no member "
+                                 f"{name!r}") from None
+        self._api.enum_members.add(f"{self._enum.__name__}.{name}")
+        self._api.module_attrs.add(name)
+        return value
+
+    def __instancecheck__(self, instance: Any) -> bool:
+        return isinstance(instance, self._enum)
+
+
 def _constructs_alone(cls: type) -> bool:
     """Classes that construct without TensorRT's libraries: values and Python-implementable interfaces."""
     cached = _CONSTRUCTS.get(cls)
@@ -498,7 +528,8 @@ class FakeObject(metaclass=_FakeMeta):
             member = getattr(cls, name)
         except AttributeError:
             api.missing.append(f"{cls.__name__}.{name}")
-            raise AttributeError(f"TensorRT {api.__version__}: {cls.__name__} has no attribute {name!r}") from None
+            raise AttributeError(f"TensorRT {api.__version__}: {cls.__name__} has no attribute {name!r}"
+                                 ) from None
         if isinstance(member, property):
             sig = property_signature(member, setter=False)
             api.calls.append(Call(cls.__name__, name, "get"))

@@ -120,7 +120,8 @@ def derived_runtime(monkeypatch):
     yield install
     reset_polygraphy_tensorrt()
     for trt in made:
-        assert trt.violations == [], f"calls the real TensorRT {trt.__version__} API rejects: {trt.violations}"
+        assert trt.violations == [], (
+            f"calls the real TensorRT {trt.__version__} API rejects: {trt.violations}")
 
 
 def _fake_plan(tmp_path, trt, encoder, spec):

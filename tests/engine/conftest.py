@@ -30,7 +30,8 @@ def fake_trt(monkeypatch: pytest.MonkeyPatch):
 
     yield install
     for trt in made:
-        assert trt.violations == [], f"calls the real TensorRT {trt.__version__} API rejects: {trt.violations}"
+        assert trt.violations == [], (
+            f"calls the real TensorRT {trt.__version__} API rejects: {trt.violations}")
 
 
 @pytest.fixture()
@@ -54,3 +55,10 @@ def export_dir(tmp_path: Path) -> Path:
         onnx.save(image, folder / f"image_encoder{tag}.onnx")
         onnx.save(text, folder / f"text_encoder{tag}.onnx")
     return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run on the derived TensorRT fake belong to the trt_api layer (`pytest -m trt_api`)."""
+    for item in items:
+        if "fake_trt" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.trt_api)

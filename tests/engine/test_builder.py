@@ -20,7 +20,8 @@ def _flags(trt, method="set_flag"):
 
 
 def _network_flags(trt):
-    return [c.args[0] if c.args else c.kwargs.get("flags", 0) for c in trt.calls if c.member == "create_network"]
+    return [c.args[0] if c.args else c.kwargs.get("flags", 0)
+            for c in trt.calls if c.member == "create_network"]
 
 
 def test_trt10_fp16_sets_the_flag_and_pins_islands(fake_trt, export_dir, tmp_path):
@@ -67,7 +68,8 @@ def test_trt11_builds_strongly_typed_without_precision_flags(fake_trt, export_di
     assert _network_flags(trt) == [1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)]
     assert not any(c.cls == "ILayer" and c.kind == "set" for c in trt.calls)
     assert not any(c.member == "set_output_type" for c in trt.calls)
-    assert [c.args[0] for c in trt.calls if c.member == "parse_from_file"][0].endswith("image_encoder.fp16.onnx")
+    parsed = [c.args[0] for c in trt.calls if c.member == "parse_from_file"]
+    assert parsed[0].endswith("image_encoder.fp16.onnx")
 
 
 def test_fp32_build_clears_tf32(fake_trt, export_dir):
