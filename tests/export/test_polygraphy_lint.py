@@ -1,0 +1,61 @@
+"""`polygraphy check lint` beside the own TensorRT lint: what each reports on the same graphs."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from vsrn_deploy.export import trt_lint
+from vsrn_deploy.export.polygraphy_lint import polygraphy_lint
+
+
+def _graph(nodes, inputs, outputs, inits=()):
+    g = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lint")
+    x = helper.make_tensor_value_info("region_features", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("image_embedding", TensorProto.FLOAT, ["batch", 4])
+    clean = _graph([helper.make_node("Relu", ["region_features"], ["image_embedding"], name="relu")],
+                   [x], [y])
+    # ONNX Runtime runs a ReduceSum with runtime axes; TensorRT's parser needs them constant
+    axes = helper.make_tensor_value_info("axes", TensorProto.INT64, [1])
+    trt_only = _graph([helper.make_node("ReduceSum", ["region_features", "axes"], ["image_embedding"],
+                                        name="sum", keepdims=1)], [x, axes], [y])
+    # a Gemm whose operand shapes do not agree: fails in ONNX Runtime, TensorRT's lint sees nothing
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 4], [0.0] * 12)
+    runtime_bad = _graph([helper.make_node("MatMul", ["region_features", "w"], ["image_embedding"],
+                                           name="matmul")], [x], [y], [w])
+    paths = {}
+    for name, model in (("clean", clean), ("trt_only", trt_only), ("runtime_bad", runtime_bad)):
+        paths[name] = folder / f"{name}.onnx"
+        onnx.save(model, paths[name])
+    return paths
+
+
+@pytest.mark.export
+def test_both_lints_on_the_same_graphs(graphs):
+    results = {name: (trt_lint.lint_model(onnx.load(path)), polygraphy_lint(path))
+               for name, path in graphs.items()}
+    own, poly = results["clean"]
+    assert own == [] and poly.ran and poly.passed
+    own, poly = results["trt_only"]  # TensorRT's constant-axes rule: only the own lint knows it
+    assert any("must be an initializer" in p for p in own)
+    assert poly.ran and poly.passed
+    own, poly = results["runtime_bad"]  # a shape error ONNX Runtime hits: only Polygraphy sees it
+    assert own == []
+    assert poly.ran and poly.passed is False and poly.messages
+
+
+def test_without_polygraphy_the_check_says_not_run(graphs, monkeypatch):
+    import importlib.util
+
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "polygraphy" else real_find(name, *a))
+    result = polygraphy_lint(graphs["clean"])
+    assert result.ran is False and result.passed is None and "polygraphy not installed" in result.reason
