@@ -19,7 +19,6 @@ so their models are built with ``with_caption=False``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pickle
 import struct
@@ -35,13 +34,14 @@ import torch
 
 from vsrn_deploy.config import F30K_DATA_NAME, VSRNConfig
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_writer, sha256_file
 from vsrn_deploy.io.safe_pickle import decode_py2_str
 from vsrn_deploy.model import VSRN
 from vsrn_deploy.vocab import Vocabulary, load_vocab
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LoadedCheckpoint", "save_checkpoint", "load_checkpoint",
            "load_model", "save_authors_checkpoint", "authors_opt", "config_from_authors",
-           "find_authors_vocab", "file_sha256"]
+           "find_authors_vocab"]
 
 FORMAT_NAME = "vsrn-deploy-checkpoint"
 FORMAT_VERSION = 1
@@ -73,15 +73,6 @@ class LoadedCheckpoint:
     kind: str = "vsrn-deploy"
     sha256: str = ""
     path: str = ""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- safe reading -----------------------------------------------------------------------------
@@ -360,7 +351,7 @@ def _load_authors(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
                    "authors_opt": opt}
     return LoadedCheckpoint(config=config, model=model, vocab=vocab,
                             vocab_path=str(vocab_file) if vocab_file else None,
-                            train_state=train_state, kind="authors", sha256=file_sha256(path),
+                            train_state=train_state, kind="authors", sha256=sha256_file(path),
                             path=source)
 
 
@@ -429,7 +420,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: VSRN, *, vocab: Vocabul
         "versions": {"torch": str(torch.__version__), "vsrn_deploy": _version()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_torch_save(payload, path)
+    with atomic_writer(path) as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -437,17 +429,6 @@ def _version() -> str:
     from vsrn_deploy import __version__
 
     return __version__
-
-
-def _atomic_torch_save(obj: Any, path: Path, **kwargs: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _load_own(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
@@ -480,7 +461,7 @@ def _load_own(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
                         f"{config.vocab_size}")
     return LoadedCheckpoint(config=config, model=model, vocab=vocab, vocab_path=vocab_path,
                             train_state=dict(obj.get("train_state") or {}), kind="vsrn-deploy",
-                            sha256=file_sha256(path), path=source)
+                            sha256=sha256_file(path), path=source)
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> LoadedCheckpoint:
@@ -610,7 +591,8 @@ def save_authors_checkpoint(path: str | os.PathLike[str], model: VSRN, *,
     }
     module = _pickle_module(py2_strings=legacy, location="cuda:0" if cuda_tagged else None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_torch_save(obj, path, pickle_module=module, pickle_protocol=2,
-                       _use_new_zipfile_serialization=not legacy)
+    with atomic_writer(path) as fh:
+        torch.save(obj, fh, pickle_module=module, pickle_protocol=2,
+                   _use_new_zipfile_serialization=not legacy)
     return path
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
+from vsrn_deploy.contract import PARITY, TRT_FP32_MAX_ABS
 from vsrn_deploy.errors import VsrnError
 
 REFERENCE = "torch"
@@ -44,13 +45,13 @@ Log = Callable[[str], None]
 class Thresholds:
     """Pass/fail bounds; FP32 bounds apply to FP32 backends, FP16 bounds to FP16 backends."""
 
-    fp32_max_abs: float = 1e-5
-    trt_fp32_max_abs: float = 1e-4
-    fp16_min_cosine: float = 0.9995
-    fp16_recall_delta: float = 0.2  # points (R@K is in percent)
-    fp16_top1: float = 0.99
-    tie_tol_fp32: float = 1e-6  # caps of the near-tie tolerance (see the module docstring)
-    tie_tol_fp16: float = 1e-3
+    fp32_max_abs: float = PARITY["fp32"].max_abs
+    trt_fp32_max_abs: float = TRT_FP32_MAX_ABS
+    fp16_min_cosine: float = PARITY["fp16"].min_cosine
+    fp16_recall_delta: float = PARITY["fp16"].recall_delta  # points (R@K is in percent)
+    fp16_top1: float = PARITY["fp16"].top1
+    tie_tol_fp32: float = PARITY["fp32"].near_tie  # caps of the near-tie tolerance (module docstring)
+    tie_tol_fp16: float = PARITY["fp16"].near_tie
 
 
 @dataclass(frozen=True)
@@ -471,6 +472,6 @@ def format_report(report: dict[str, Any]) -> str:
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> None:
     """Write the JSON report atomically."""
-    from vsrn_deploy.engine.sidecar import atomic_write_bytes
+    from vsrn_deploy.io.files import atomic_write_json
 
-    atomic_write_bytes(Path(path), (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write_json(path, report)

@@ -187,7 +187,8 @@ NOT_TENSORRT = {"name", "shape", "dtype", "items", "get", "copy", "is_file", "re
                 "encoder", "precision", "plan", "values", "to_dict", "split", "engine", "stream",
                 "synchronize", "is_active", "activate", "deactivate", "infer", "free", "buffers",
                 "profiles", "tokens", "timing_cache", "max_tokens", "verify_precision", "verbose",
-                "fp32_islands", "opt_level", "workspace_mib", "output_allocator", "set_profile", "node"}
+                "fp32_islands", "opt_level", "workspace_mib", "output_allocator", "set_profile", "node",
+                "axes"}
 # Reached through classes the fake hands out as the real ones (Logger constructs without TensorRT's
 # libraries), so pybind11 itself checks those calls; asserted to exist in both versions below.
 ON_REAL_CLASSES = {"WARNING", "VERBOSE"}

@@ -6,8 +6,6 @@ table and writes the JSON report.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,13 +142,6 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
     return report
 
 
-def _write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def evaluate(
     checkpoints: Annotated[list[Path], typer.Argument(
         help="A checkpoint (vsrn-deploy or the authors' model_best.pth.tar); give two to evaluate "
@@ -179,7 +170,10 @@ def evaluate(
 
     typer.echo(format_table(report))
     if out is not None:
-        _write_json(out, report)
+        from vsrn_deploy.io.files import atomic_write_json
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out, report)
         typer.echo(f"wrote {out}", err=True)
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +23,7 @@ import numpy as np
 import onnx
 import torch
 
+from vsrn_deploy import contract
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, trt_lint
@@ -37,14 +36,9 @@ from vsrn_deploy.export.validation import (
     synthetic_captions,
     synthetic_region_features,
 )
+from vsrn_deploy.io.files import staging_folder, swap_in_folder
 
 PRECISIONS = ("fp32", "fp16", "all")
-FILES = {
-    ("image_encoder", "fp32"): "image_encoder.onnx",
-    ("text_encoder", "fp32"): "text_encoder.onnx",
-    ("image_encoder", "fp16"): "image_encoder.fp16.onnx",
-    ("text_encoder", "fp16"): "text_encoder.fp16.onnx",
-}
 _TWO_GB = 2 * 1024**3
 
 
@@ -115,42 +109,6 @@ class ExportResult:
     islands: dict[str, dict[str, str]]
     check_lines: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _image_spec(cfg: VSRNConfig) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": "region_features", "dtype": "float", "shape": ["batch", cfg.num_regions, cfg.img_dim]}
-        ],
-        "outputs": [
-            {"name": "image_embedding", "dtype": "float", "shape": ["batch", cfg.embed_size]},
-            {
-                "name": "region_embeddings",
-                "dtype": "float",
-                "shape": ["batch", cfg.num_regions, cfg.embed_size],
-            },
-        ],
-        "dynamic_axes": {
-            "region_features": {"0": "batch"},
-            "image_embedding": {"0": "batch"},
-            "region_embeddings": {"0": "batch"},
-        },
-    }
-
-
-def _text_spec(cfg: VSRNConfig) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": "token_ids", "dtype": "int64", "shape": ["batch", "tokens"]},
-            {"name": "lengths", "dtype": "int64", "shape": ["batch"]},
-        ],
-        "outputs": [{"name": "text_embedding", "dtype": "float", "shape": ["batch", cfg.embed_size]}],
-        "dynamic_axes": {
-            "token_ids": {"0": "batch", "1": "tokens"},
-            "lengths": {"0": "batch"},
-            "text_embedding": {"0": "batch"},
-        },
-    }
 
 
 def _versions() -> dict[str, str]:
@@ -278,22 +236,11 @@ def export_loaded(
     model = model.float().eval()
     img_enc, txt_enc = model.img_enc, model.txt_enc
 
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    try:
-        result = _export_into(tmp, model, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
-        # swap into place: the old export (if any) leaves only after the new one is complete
-        old = None
-        if out_dir.exists():
-            old = parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with staging_folder(out_dir) as tmp:
+        result = _export_into(tmp, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
+        # the old export (if any) leaves only after the new one is complete
+        swap_in_folder(tmp, out_dir)
     result.out_dir = out_dir
     result.seconds = time.perf_counter() - t_start
     say(f"exported to {out_dir} in {result.seconds:.1f} s")
@@ -302,7 +249,6 @@ def export_loaded(
 
 def _export_into(
     tmp: Path,
-    model,
     img_enc,
     txt_enc,
     vocab,
@@ -328,7 +274,7 @@ def _export_into(
 
     written: dict[tuple[str, str], Path] = {}
     for name, m in fp32_models.items():
-        path = tmp / FILES[(name, "fp32")]
+        path = tmp / contract.onnx_name(name, "fp32")
         _write_model(m, path)
         written[(name, "fp32")] = path
 
@@ -355,7 +301,7 @@ def _export_into(
     batches = sorted({1, 3, 5, cfg.max_batch})
     k, fdim = mcfg.num_regions, mcfg.img_dim
     val = Validator(log=say)
-    specs = {"image_encoder": _image_spec(mcfg), "text_encoder": _text_spec(mcfg)}
+    specs = {spec.graph: spec.io_spec(mcfg) for spec in contract.ENCODERS.values()}
     feats = {b: synthetic_region_features(b, k, fdim, seed=cfg.seed + b) for b in batches}
     caps = {b: synthetic_captions(b, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + b) for b in batches}
     refs_img = {b: eager_image(feats[b]) for b in batches}
@@ -406,7 +352,7 @@ def _export_into(
             m16 = fp16.convert_to_fp16(fp32_models[name], chosen)
             graph_checks.assert_clean(m16, f"{name} (fp16)", forbidden=forbidden[name])
             trt_lint.assert_trt_compatible(m16, f"{name} (fp16)")
-            path = tmp / FILES[(name, "fp16")]
+            path = tmp / contract.onnx_name(name, "fp16")
             _write_model(m16, path)
             written[(name, "fp16")] = path
             sessions[(name, "fp16")] = _session(path)
@@ -479,22 +425,22 @@ def _export_into(
     for (_name, _prec), path in sorted(written.items()):
         files[path.name] = file_entry(path)
     if vocab is not None:
-        vocab.save_json(tmp / "vocab.json")
-        files["vocab.json"] = file_entry(tmp / "vocab.json")
+        vocab.save_json(tmp / contract.VOCAB_NAME)
+        files[contract.VOCAB_NAME] = file_entry(tmp / contract.VOCAB_NAME)
     graph_entries = {}
     for name in fp32_models:
-        entry: dict[str, Any] = {"fp32": FILES[(name, "fp32")]}
+        entry: dict[str, Any] = {"fp32": contract.onnx_name(name, "fp32")}
         if cfg.fp16:
-            entry["fp16"] = FILES[(name, "fp16")]
+            entry["fp16"] = contract.onnx_name(name, "fp16")
         entry.update(specs[name])
         entry["nodes"] = len(fp32_models[name].graph.node)
         graph_entries[name] = entry
     parity = {
         "bounds": {
-            "fp32_max_abs_err": 1e-5,
-            "fp16_min_cosine": 0.9995,
-            "recall_points": 0.2,
-            "top1_agreement": 0.99,
+            "fp32_max_abs_err": contract.PARITY["fp32"].max_abs,
+            "fp16_min_cosine": contract.PARITY["fp16"].min_cosine,
+            "recall_points": contract.PARITY["fp16"].recall_delta,
+            "top1_agreement": contract.PARITY["fp16"].top1,
         },
         "batches": batches,
         "max_tokens": cfg.max_tokens,
@@ -526,7 +472,6 @@ def _export_into(
         if cfg.fp16
         else None,
         "parity": parity,
-        "text_max_tokens": None,
         "text_gru": "ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
         "trt_lint": {"tensorrt": trt_lint.TRT_VERSION, "source": trt_lint.TRT_DOC, "passed": True},
         "versions": _versions(),

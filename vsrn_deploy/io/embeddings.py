@@ -127,17 +127,12 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
 
 
 def save_array(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """np.save atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """np.save atomically (`vsrn_deploy.io.files.atomic_writer`)."""
+    from vsrn_deploy.io.files import atomic_writer
+
+    with atomic_writer(path) as fh:
+        np.save(fh, array, allow_pickle=False)
+    return Path(path)
 
 
 @dataclass
