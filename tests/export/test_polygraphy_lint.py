@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from vsrn_deploy.export import trt_lint
-from vsrn_deploy.export.polygraphy_lint import polygraphy_lint
+from vsrn_deploy.export.polygraphy_lint import lint_graphs, polygraphy_lint
 
 
 def _graph(nodes, inputs, outputs, inits=()):
@@ -39,8 +39,10 @@ def graphs(tmp_path_factory):
 
 @pytest.mark.export
 def test_both_lints_on_the_same_graphs(graphs):
-    results = {name: (trt_lint.lint_model(onnx.load(path)), polygraphy_lint(path))
-               for name, path in graphs.items()}
+    names = list(graphs)
+    poly_results = lint_graphs([graphs[n] for n in names])  # one child process for all three
+    results = {n: (trt_lint.lint_model(onnx.load(graphs[n])), r)
+               for n, r in zip(names, poly_results, strict=True)}
     own, poly = results["clean"]
     assert own == [] and poly.ran and poly.passed
     own, poly = results["trt_only"]  # TensorRT's constant-axes rule: only the own lint knows it
@@ -59,3 +61,30 @@ def test_without_polygraphy_the_check_says_not_run(graphs, monkeypatch):
                         lambda name, *a: None if name == "polygraphy" else real_find(name, *a))
     result = polygraphy_lint(graphs["clean"])
     assert result.ran is False and result.passed is None and "polygraphy not installed" in result.reason
+
+
+def test_check_export_fails_on_a_failing_graph_and_records_passing_ones(graphs):
+    from vsrn_deploy.errors import CheckFailed
+    from vsrn_deploy.export.polygraphy_lint import check_export
+
+    folder = graphs["clean"].parent
+    lines = []
+    entry = check_export(folder, ["clean.onnx", "trt_only.onnx"], lines.append)
+    assert entry["clean.onnx"]["ran"] and entry["clean.onnx"]["passed"]
+    assert lines == ["polygraphy check lint passed (2 graphs)"]
+    with pytest.raises(CheckFailed, match="runtime_bad.onnx: failing nodes"):
+        check_export(folder, ["clean.onnx", "runtime_bad.onnx"], lines.append)
+
+
+@pytest.mark.export
+def test_export_runs_polygraphy_lint_when_asked(tmp_path):
+    from export_helpers import tiny_model
+
+    from vsrn_deploy.export import ExportConfig, export_loaded
+
+    result = export_loaded(tiny_model(), None, tmp_path / "export",
+                           ExportConfig(precision="all", max_batch=4, polygraphy_lint=True))
+    lint = result.manifest["polygraphy_lint"]
+    assert sorted(lint) == ["image_encoder.fp16.onnx", "image_encoder.onnx", "text_encoder.fp16.onnx",
+                            "text_encoder.onnx"]
+    assert all(entry["ran"] and entry["passed"] for entry in lint.values()), lint

@@ -62,6 +62,8 @@ class ExportConfig:
             at embed_size > 512 (the eager text reference dominates the export time at full size).
         seed: seed of all synthetic inputs.
         overwrite: replace an existing export folder.
+        polygraphy_lint: also run `polygraphy check lint` on the written graphs (when polygraphy is
+            installed; recorded as not run otherwise); `vsrn-deploy export` turns it on.
     """
 
     precision: str = "fp32"
@@ -77,6 +79,7 @@ class ExportConfig:
     retrieval_images: int | None = None
     seed: int = 0
     overwrite: bool = True
+    polygraphy_lint: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -477,6 +480,11 @@ def _export_into(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if cfg.polygraphy_lint:
+        from vsrn_deploy.export import polygraphy_lint
+
+        graph_files = sorted(p.name for p in written.values())
+        manifest["polygraphy_lint"] = polygraphy_lint.check_export(tmp, graph_files, say)
     write_manifest(tmp, manifest)
     return ExportResult(
         out_dir=tmp,
