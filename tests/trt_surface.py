@@ -246,6 +246,7 @@ class DerivedTrt(types.ModuleType):
         self.violations: list[str] = []
         self.missing: list[str] = []  # names looked up that this version lacks (hasattr probes too)
         self.module_attrs: set[str] = set()  # module attributes read (tensorrt.X)
+        self.unchecked: set[str] = set()  # parameter annotations accepted without a type check
         self.enum_members: set[str] = set()  # enum members read through the module (BuilderFlag.FP16)
         self._hooks: dict[tuple[str, str], Hook] = {}
         self._fakes: dict[str, type] = {}
@@ -372,11 +373,26 @@ class DerivedTrt(types.ModuleType):
             return isinstance(value, str)
         if a in ("bytes",):
             return isinstance(value, bytes | bytearray)
+        if a in ("tuple", "list", "dict"):  # pybind11's py::tuple/list/dict casters are strict
+            return isinstance(value, {"tuple": tuple, "list": list, "dict": dict}[a])
+        if a in ("buffer", "typing_extensions.Buffer", "Buffer"):
+            if _is_fake(value):
+                return type(value)._real_cls.__name__ == "IHostMemory"
+            try:
+                memoryview(value)
+                return True
+            except TypeError:
+                return False
+        if a in ("capsule", "typing_extensions.CapsuleType", "CapsuleType"):
+            # a void* parameter: pybind11 takes None, a capsule or any pybind11-bound object
+            return value is None or _is_fake(value) or any(
+                k.__name__ in ("PyCapsule", "pybind11_object") for k in type(value).__mro__)
         real = self.resolve(a)
         if real is None:
             if a.startswith(("trt", "tensorrt")):
                 return False  # a TensorRT type this version does not have
-            return True  # buffer, numpy.ndarray, capsule, object, os.PathLike...: not checked here
+            self.unchecked.add(a)  # numpy.ndarray, object, C++ names pybind11 left raw...
+            return True
         if _is_fake(value):
             return issubclass(type(value)._real_cls, real)
         if isinstance(value, real):
@@ -500,7 +516,10 @@ class _FakeMeta(type):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         api: DerivedTrt = cls._api
         real = cls._real_cls
-        sigs = signatures(real.__init__, "__init__")
+        try:
+            sigs = signatures(real.__init__, "__init__")
+        except ValueError:  # pybind11 gives such classes no constructor: "No constructor defined!"
+            raise api.fail(f"{real.__name__} cannot be constructed from Python") from None
         sig = api.bind(sigs, args, kwargs, f"{real.__name__}")
         api.calls.append(Call(real.__name__, "__init__", "init", args, kwargs, sig.text))
         hook = api._hook(real, "__init__")

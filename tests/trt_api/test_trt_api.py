@@ -149,7 +149,26 @@ def test_a_wrong_enum_type_or_value_type_fails(parts):
         trt.OnnxParser(builder.create_network(0), trt.Logger()).num_errors = 0
     with pytest.raises(ApiMismatch):
         builder.build_serialized_network(config, builder.create_network(0))  # swapped arguments
-    assert len(trt.violations) == 6
+    with pytest.raises(ApiMismatch, match="cannot be constructed"):
+        trt.ICudaEngine()  # engines come from Runtime.deserialize_cuda_engine only
+    assert len(trt.violations) == 7
+
+
+def test_buffers_tuples_and_void_pointers_are_checked(parts):
+    trt, builder, config = parts(11)
+    runtime = trt.Runtime(trt.Logger())
+    runtime.deserialize_cuda_engine(b"plan")  # bytes have the buffer protocol
+    with pytest.raises(ApiMismatch):
+        runtime.deserialize_cuda_engine("plan")  # a str does not
+    context = runtime.deserialize_cuda_engine(b"plan").create_execution_context()
+    context.set_input_shape("x", (1, 2))
+    context.set_input_shape("x", [1, 2])  # overloads for tuple, list and Dims
+    with pytest.raises(ApiMismatch):
+        context.set_input_shape("x", "12")
+    trt.init_libnvinfer_plugins(trt.Logger(), "")
+    with pytest.raises(ApiMismatch):
+        trt.init_libnvinfer_plugins("logger", "")  # void*: a str is not a bound object
+    assert len(trt.violations) == 3
 
 
 def test_a_swallowed_mistake_is_still_recorded(monkeypatch, export_dir_trt):
@@ -232,6 +251,8 @@ def test_every_tensorrt_name_the_package_uses_is_exercised_against_both_versions
             runner.infer({"region_features": np.zeros((2, 6, 24), np.float32)})
         reset_polygraphy_tensorrt()
         assert trt.violations == [], trt.violations
+        # every argument the package's calls pass was type-checked (no annotation left unchecked)
+        assert trt.unchecked == set(), trt.unchecked
         used |= {n.split(".")[-1] for n in trt.used()}
         used |= set(trt.module_attrs)
     names = _tensorrt_names_in_package([load_real(m) for m in MAJORS])
