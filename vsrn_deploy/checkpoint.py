@@ -41,7 +41,7 @@ from vsrn_deploy.vocab import Vocabulary, load_vocab
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LoadedCheckpoint", "save_checkpoint", "load_checkpoint",
            "load_model", "save_authors_checkpoint", "authors_opt", "config_from_authors",
-           "find_authors_vocab"]
+           "find_authors_vocab", "resolve_vocab"]
 
 FORMAT_NAME = "vsrn-deploy-checkpoint"
 FORMAT_VERSION = 1
@@ -318,6 +318,69 @@ def find_authors_vocab(data_name: str, *, checkpoint_path: str | os.PathLike[str
             if candidate.is_file():
                 return candidate
     return None
+
+
+def resolve_vocab(loaded: LoadedCheckpoint | None, explicit: str | os.PathLike[str] | None = None, *,
+                  export_dir: str | os.PathLike[str] | None = None,
+                  search_dirs: Iterable[str | os.PathLike[str]] = (), names: Iterable[str] = (),
+                  vocab_size: int | None = None,
+                  required: bool = True) -> tuple[Vocabulary | None, str | None]:
+    """The vocabulary that goes with a model: the one lookup every command uses.
+
+    Order: `explicit` (--vocab; it must exist); the checkpoint's own (vsrn-deploy checkpoints carry
+    it; for the authors' files, the one found beside them at load); `<export_dir>/vocab.json`;
+    `<name>_vocab.pkl|.json` where the authors keep it (`find_authors_vocab`, `search_dirs` first,
+    for the model's data_name and each of `names`; one of another size is passed over).
+
+    Args:
+        loaded: the loaded checkpoint (None: only `explicit` and `export_dir` are tried).
+        explicit: a vocabulary file the user named.
+        export_dir: an export folder whose vocab.json may serve.
+        search_dirs: extra folders for the authors' file names (e.g. `<data>/../vocab`).
+        names: extra data names to look for (a dataset named differently from the model's).
+        vocab_size: the model's embedding rows (default: the checkpoint's); a vocabulary of another
+            size belongs to another model and is refused.
+        required: raise when none is found (else return (None, None)).
+
+    Returns:
+        (vocabulary, where it came from).
+
+    Raises:
+        VsrnError: `explicit` missing; none found (when required); a size mismatch.
+    """
+    vocab: Vocabulary | None = None
+    source: str | None = None
+    rows = vocab_size if vocab_size is not None or loaded is None else loaded.config.vocab_size
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise VsrnError(f"vocabulary file {explicit} not found (no such file)")
+        vocab, source = load_vocab(explicit), str(explicit)
+    elif loaded is not None and loaded.vocab is not None:
+        vocab, source = loaded.vocab, loaded.vocab_path or "(inside the checkpoint)"
+    elif export_dir is not None and (Path(export_dir) / "vocab.json").is_file():
+        source = str(Path(export_dir) / "vocab.json")
+        vocab = load_vocab(source)
+    elif loaded is not None:
+        opt = (loaded.train_state or {}).get("authors_opt") or {}
+        for name in dict.fromkeys((loaded.config.data_name, *names)):
+            found = find_authors_vocab(name, checkpoint_path=loaded.path or None, search_dirs=search_dirs,
+                                       vocab_path=opt.get("vocab_path") or loaded.vocab_path)
+            candidate = load_vocab(found) if found is not None else None
+            if candidate is not None and (rows is None or len(candidate) == rows):  # else another model's
+                vocab, source = candidate, str(found)
+                break
+    if vocab is None:
+        if required:
+            where = f" {loaded.path}" if loaded is not None and loaded.path else ""
+            data_name = loaded.config.data_name if loaded is not None else "<data_name>"
+            raise VsrnError(f"no vocabulary for the checkpoint{where}: it carries none and no "
+                            f"{data_name}_vocab.pkl/.json was found where the authors keep it; "
+                            "pass --vocab PATH")
+        return None, None
+    if rows is not None and len(vocab) != rows:
+        raise VsrnError(f"vocabulary {source} has {len(vocab)} words but the model's embedding table has "
+                        f"{rows} rows: it belongs to another model; pass the right one with --vocab")
+    return vocab, source
 
 
 def _load_authors(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:

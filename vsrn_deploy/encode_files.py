@@ -175,8 +175,7 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
     Returns:
         An EncodeResult.
     """
-    from vsrn_deploy.checkpoint import load_checkpoint
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
 
     if images is None and captions is None:
         raise VsrnError("nothing to encode: pass --images FILE.npy and/or --captions FILE.txt")
@@ -187,13 +186,7 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
     result = EncodeResult(checkpoint_kind=loaded.kind, variant=loaded.config.variant, captions=lines)
     the_vocab: Any = None
     if captions is not None:
-        if vocab is not None:
-            the_vocab = load_vocab(vocab)
-        elif loaded.vocab is not None:
-            the_vocab = loaded.vocab
-        else:
-            raise VsrnError(f"encoding captions needs the vocabulary {checkpoint} was trained with; pass "
-                            f"--vocab (e.g. {loaded.config.data_name}_vocab.pkl or a vocab.json)")
+        the_vocab, _ = resolve_vocab(loaded, vocab)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if feats is not None:
