@@ -434,11 +434,6 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    if cfg.polygraphy_lint:
-        from vsrn_deploy.export import polygraphy_lint
-
-        graph_files = sorted(p.name for p in written.values())
-        manifest["polygraphy_lint"] = polygraphy_lint.check_export(tmp, graph_files, say)
     write_manifest(tmp, manifest)
     return ExportResult(out_dir=tmp, files=files, manifest=manifest, parity=parity, islands=islands,
                         check_lines=[line.format() for line in val.lines])
@@ -469,8 +464,15 @@ def _export_into(
     if not val.passed:
         raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
     say("validation passed")
-    return _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
-                           cfg, source)
+    result = _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
+                             cfg, source)
+    if cfg.polygraphy_lint:  # optional stage 5: polygraphy check lint, recorded in the manifest
+        from vsrn_deploy.export import polygraphy_lint
+
+        graph_files = sorted(p.name for p in written.values())
+        result.manifest["polygraphy_lint"] = polygraphy_lint.check_export(tmp, graph_files, say)
+        write_manifest(tmp, result.manifest)
+    return result
 
 
 def export_model(
