@@ -57,6 +57,8 @@ class ExportConfig:
         seed: seed of all synthetic inputs.
         overwrite: write into a folder vsrn-deploy did not write (only the export's own files are
             replaced); an earlier export is rewritten without it.
+        polygraphy_lint: also run `polygraphy check lint` on the written graphs (when polygraphy is
+            installed; recorded as not run otherwise); `vsrn-deploy export` turns it on.
     """
 
     precision: str = "fp32"
@@ -70,6 +72,7 @@ class ExportConfig:
     retrieval_images: int | None = None
     seed: int = 0
     overwrite: bool = False
+    polygraphy_lint: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -463,8 +466,15 @@ def _export_into(
     if not val.passed:
         raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
     say("validation passed")
-    return _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
-                           cfg, source)
+    result = _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
+                             cfg, source)
+    if cfg.polygraphy_lint:  # optional stage 5: polygraphy check lint, recorded in the manifest
+        from vsrn_deploy.export import polygraphy_lint
+
+        graph_files = sorted(p.name for p in written.values())
+        result.manifest["polygraphy_lint"] = polygraphy_lint.check_export(tmp, graph_files, say)
+        write_manifest(tmp, result.manifest)
+    return result
 
 
 def export_model(
