@@ -4,7 +4,9 @@
 # numpy < 2 in the main environment, and only the server binary is needed). Lands in .venv/triton/:
 #   .venv/triton/pytriton/tritonserver/bin/tritonserver
 #   .venv/triton/pytriton/tritonserver/backends/python/   (+ the stub for this Python version)
-# The stub embeds the Python found on PATH: .venv/bin (numpy, onnxruntime, nltk) when tests start it.
+# The stub embeds the Python found first on PATH. It gets its own environment, .venv/triton-python/
+# (same Python, numpy < 2, and the main environment's onnxruntime and nltk versions): this stub's
+# pybind11 reads numpy 1's dtype layout, and under numpy 2 it garbles string (BYTES) tensors.
 # tritonclient (the tests' client) comes with the package's dev extra.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,7 +35,14 @@ case "$help" in
   *--model-repository*) ;;
   *) echo "30-triton.sh: $server/bin/tritonserver does not start on this machine: $help" >&2; exit 1 ;;
 esac
+base=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
+ort=$(.venv/bin/python -c 'import onnxruntime; print(onnxruntime.__version__)')
+nltk=$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("nltk"))')
+rm -rf .venv/triton-python
+"$base" -m venv .venv/triton-python
+.venv/triton-python/bin/python -m pip install -q --disable-pip-version-check "numpy<2" \
+  "onnxruntime==$ort" "nltk==$nltk"
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
 echo "$want" > "$stamp"
-echo "tritonserver (nvidia-pytriton $PYTRITON_VERSION) in $dest/pytriton/tritonserver"
+echo "tritonserver (nvidia-pytriton $PYTRITON_VERSION) in $dest/pytriton/tritonserver, its Python in .venv/triton-python"
