@@ -481,6 +481,9 @@ def _export_into(
     if vocab is not None:
         vocab.save_json(tmp / "vocab.json")
         files["vocab.json"] = file_entry(tmp / "vocab.json")
+    from vsrn_deploy.export.test_vectors import write_test_vectors
+
+    files.update(write_test_vectors(tmp, vocab, mcfg, seed=cfg.seed))
     graph_entries = {}
     for name in fp32_models:
         entry: dict[str, Any] = {"fp32": FILES[(name, "fp32")]}
