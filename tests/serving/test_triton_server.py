@@ -227,9 +227,11 @@ def test_malformed_request_is_refused_and_the_server_keeps_serving(client, serve
 
 
 def test_200_concurrent_requests_are_batched_and_all_correct(server, reference):
-    """100 single-image and 100 single-caption requests in flight together (HTTP, 16 connections):
+    """100 single-image and 100 single-caption requests in flight together (gRPC, asynchronous):
     every answer equals ONNX Runtime's row, and the dynamic batcher merged requests."""
-    import tritonclient.http as th
+    import queue
+
+    import tritonclient.grpc as tg
 
     vectors, sessions, vocab = reference["vectors"], reference["sessions"], reference["vocab"]
     rng = np.random.default_rng(0)
@@ -239,21 +241,24 @@ def test_200_concurrent_requests_are_batched_and_all_correct(server, reference):
     want_txt = np.concatenate([sessions[TEXT.graph].run(None, dict(zip(
         TEXT.input_names, vocab.encode_batch([c]), strict=True)))[0] for c in captions])
 
-    c = th.InferenceServerClient(server.http_url, concurrency=16, network_timeout=60)
+    c = tg.InferenceServerClient(server.grpc_url)
+    done: queue.Queue = queue.Queue()
     try:
         before = {m: _counts(c, m) for m in (IMAGE.graph, TEXT.graph)}
-        pending = []
         t0 = time.perf_counter()
         for i in range(100):
-            img = th.InferInput("region_features", [1, *feats.shape[1:]], "FP32")
+            img = tg.InferInput("region_features", [1, *feats.shape[1:]], "FP32")
             img.set_data_from_numpy(feats[i : i + 1])
-            pending.append(("image", i, c.async_infer(IMAGE.graph, [img], outputs=[
-                th.InferRequestedOutput("image_embedding")])))
-            cap = th.InferInput(CAPTIONS, [1, 1], "BYTES")
+            c.async_infer(IMAGE.graph, [img], _reporter(done, "image", i),
+                          outputs=[tg.InferRequestedOutput("image_embedding")])
+            cap = tg.InferInput(CAPTIONS, [1, 1], "BYTES")
             cap.set_data_from_numpy(np.array([[captions[i].encode()]], dtype=object))
-            pending.append(("text", i, c.async_infer(CAPTION_ENCODER, [cap])))
-        for kind, i, request in pending:
-            result = request.get_result(block=True, timeout=60)
+            c.async_infer(CAPTION_ENCODER, [cap], _reporter(done, "text", i))
+        seen = set()
+        for _ in range(200):
+            kind, i, result, error = done.get(timeout=60)
+            assert error is None, error
+            seen.add((kind, i))
             if kind == "image":
                 assert _max_diff(result.as_numpy("image_embedding")[0], want_img[i]) <= TOL, i
             else:
@@ -262,6 +267,7 @@ def test_200_concurrent_requests_are_batched_and_all_correct(server, reference):
         after = {m: _counts(c, m) for m in (IMAGE.graph, TEXT.graph)}
     finally:
         c.close()
+    assert len(seen) == 200
     assert elapsed < 60  # a bound against a hang, not a speed target (benchmarks/bench_triton.py)
     inferences = after[IMAGE.graph][0] - before[IMAGE.graph][0]
     executions = after[IMAGE.graph][1] - before[IMAGE.graph][1]
@@ -270,10 +276,15 @@ def test_200_concurrent_requests_are_batched_and_all_correct(server, reference):
     assert after[TEXT.graph][0] - before[TEXT.graph][0] == 100
 
 
+def _reporter(done, kind: str, i: int):
+    """A tritonclient.grpc callback (called with result=, error=) that queues what came back."""
+    return lambda result, error: done.put((kind, i, result, error))
+
+
 def _counts(client, model: str) -> tuple[int, int]:
-    """(inference_count, execution_count) of a model."""
-    stats = client.get_inference_statistics(model)["model_stats"][0]
-    return int(stats["inference_count"]), int(stats["execution_count"])
+    """(inference_count, execution_count) of a model, over gRPC."""
+    stats = client.get_inference_statistics(model, as_json=True)["model_stats"][0]  # strings; absent: 0
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
 
 
 def test_repository_readme_says_how_to_start_the_server(server):
