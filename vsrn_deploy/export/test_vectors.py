@@ -111,7 +111,7 @@ def write_test_vectors(export_dir: str | Path, vocab: Any, config: Any, *, seed:
     """
     import onnxruntime as ort
 
-    from vsrn_deploy.export.validation import synthetic_captions, synthetic_region_features
+    from vsrn_deploy import synthetic_inputs
 
     export_dir = Path(export_dir)
     folder = export_dir / FOLDER
@@ -126,7 +126,7 @@ def write_test_vectors(export_dir: str | Path, vocab: Any, config: Any, *, seed:
                                     providers=["CPUExecutionProvider"])
 
     images = 4 if config.num_regions * config.img_dim <= _SMALL_IMAGE else 2
-    features = synthetic_region_features(images, config.num_regions, config.img_dim, seed=seed + 7000)
+    features = synthetic_inputs.region_features(images, config.num_regions, config.img_dim, seed=seed + 7000)
     arrays[IMAGE.inputs[0].name] = features
     outputs = session(IMAGE.graph).run(list(IMAGE.output_names), {IMAGE.inputs[0].name: features})
     arrays.update(zip(IMAGE.output_names, outputs, strict=True))
@@ -138,7 +138,9 @@ def write_test_vectors(export_dir: str | Path, vocab: Any, config: Any, *, seed:
         written.append(atomic_write_text(folder / CAPTIONS_NAME, "\n".join(cases)))
         ids, lengths = vocab.encode_batch(cases[:TEXT_CASES])
     else:
-        ids, lengths = synthetic_captions(TEXT_CASES, config.vocab_size, 16, seed=seed + 7001)
+        feed = synthetic_inputs.text_feed(synthetic_inputs.captions(TEXT_CASES, config.vocab_size,
+                                                                     max_tokens=16, seed=seed + 7001))
+        ids, lengths = (feed[name] for name in TEXT.input_names)
     feed = dict(zip(TEXT.input_names, (ids, lengths), strict=True))
     arrays.update(feed)
     arrays.update(zip(TEXT.output_names, session(TEXT.graph).run(list(TEXT.output_names), feed), strict=True))
