@@ -63,3 +63,20 @@ def test_tokenizer_cases_are_deterministic_and_one_per_line():
     words = ["dog", "cat", "runs"]
     assert tokenizer_cases(words, count=50) == tokenizer_cases(words, count=50)
     assert all("\n" not in c and "\r" not in c for c in tokenizer_cases(words, count=300))
+
+
+def test_without_a_vocabulary_the_text_inputs_are_synthetic(exported, tmp_path):
+    import shutil
+
+    from vsrn_deploy.export.test_vectors import write_test_vectors
+
+    out = tmp_path / "export"
+    shutil.copytree(exported["out"], out)
+    shutil.rmtree(out / FOLDER)
+    from vsrn_deploy.config import VSRNConfig
+
+    entries = write_test_vectors(out, None, VSRNConfig.from_dict(read_manifest(out)["config"]))
+    assert f"{FOLDER}/captions.txt" not in entries and f"{FOLDER}/token_ids.bin" in entries
+    names = [line.split()[0] for line in (out / FOLDER / "index.txt").read_text().splitlines()
+             if not line.startswith("#")]
+    assert "caption_token_ids" not in names and {"token_ids", "lengths", "text_embedding"} <= set(names)
