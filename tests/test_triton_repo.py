@@ -288,7 +288,7 @@ def test_python_backend_runs_the_graphs_in_onnxruntime(export_dir, tmp_path):
     params = {p["key"]: p["value"]["string_value"] for p in txt["parameters"]}
     assert (params["tokens_input"], params["lengths_input"]) == ("token_ids", "lengths")
     readme = (out / "README.md").read_text()
-    assert "nvidia-pytriton==0.7.0" in readme and "pip install numpy nltk onnxruntime" in readme
+    assert "nvidia-pytriton==0.7.0" in readme and "pip install 'numpy<2' nltk onnxruntime" in readme
 
 
 def test_too_small_max_tokens_is_refused(export_dir, tmp_path):

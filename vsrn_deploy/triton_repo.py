@@ -364,7 +364,8 @@ def _is_our_repo(path: Path) -> bool:
 
 def _needs(backend: str) -> str:
     """What the python-backend models of a repository import (pip names)."""
-    return "numpy nltk onnxruntime" if backend == "python" else "numpy nltk"
+    # numpy < 2: the python backend stub of these Triton releases garbles string tensors under numpy 2
+    return "'numpy<2' nltk onnxruntime" if backend == "python" else "'numpy<2' nltk"
 
 
 def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch: int,
@@ -385,7 +386,7 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         "```",
         f"docker run --rm -p 8000:8000 -p 8001:8001 -v {root}:/models \\",
         "  nvcr.io/nvidia/tritonserver:24.10-py3 \\",
-        f"  sh -c 'pip install {_needs(cfg.backend)} && tritonserver --model-repository=/models'",
+        f"  sh -c \"pip install {_needs(cfg.backend)} && tritonserver --model-repository=/models\"",
         "```",
         "",
         "or with the CPU server inside the nvidia-pytriton wheel (`--backend python --kind cpu` "
