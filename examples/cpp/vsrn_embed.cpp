@@ -148,8 +148,10 @@ int main(int argc, char** argv) {
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
-      if ((arg == "--tolerance" || arg == "--threads") && i + 1 < argc) {
-        (arg == "--tolerance" ? tol = std::stod(argv[++i]) : threads = std::stoi(argv[++i]));
+      if (arg == "--tolerance" && i + 1 < argc) {
+        tol = std::stod(argv[++i]);
+      } else if (arg == "--threads" && i + 1 < argc) {
+        threads = std::stoi(argv[++i]);
       } else if (arg.rfind("--", 0) != 0 && export_dir.empty()) {
         export_dir = arg;
       } else {
