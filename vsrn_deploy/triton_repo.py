@@ -400,6 +400,9 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         "  --backend-directory=$S/backends --http-address=127.0.0.1 --grpc-address=127.0.0.1",
         "```",
         "",
+        "(A VENV built on a Python other than the system's 3.11 also needs its library folder first on "
+        "LD_LIBRARY_PATH: the stub links libpython3.11.so.1.0.)",
+        "",
         "- `image_encoder`: input `region_features` FP32 [batch, regions, feature_dim]; outputs "
         "`image_embedding` FP32 [batch, embed_dim] and `region_embeddings` FP32 "
         "[batch, regions, embed_dim], l2-normalised.",
