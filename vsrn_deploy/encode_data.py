@@ -51,6 +51,22 @@ def _check_vocab(model: torch.nn.Module, vocab: Any) -> None:
                         f"{size} rows; use the vocabulary the checkpoint was trained with")
 
 
+def _in_batches(n: int, batch_size: int, embed: Callable[[int, int], torch.Tensor], what: str,
+                progress: Progress | None) -> np.ndarray:
+    """float32 [n, D] from `embed(a, b)` -> (b - a, D) over batches of `batch_size` (n >= 1)."""
+    out: np.ndarray | None = None
+    for a in range(0, n, batch_size):
+        b = min(n, a + batch_size)
+        emb = embed(a, b).float().cpu().numpy()
+        if out is None:
+            out = np.empty((n, emb.shape[1]), dtype=np.float32)
+        out[a:b] = emb
+        if progress is not None:
+            progress(what, b, n)
+    assert out is not None
+    return out
+
+
 @torch.inference_mode()
 def encode_images(model: torch.nn.Module, split: PrecompSplit, *, batch_size: int = 128,
                   device: str | torch.device = "cpu",
@@ -71,10 +87,7 @@ def encode_images(model: torch.nn.Module, split: PrecompSplit, *, batch_size: in
     """
     if batch_size < 1:
         raise VsrnError(f"batch size must be >= 1 (got {batch_size})")
-    n = split.n_images
-    out: np.ndarray | None = None
-    for a in range(0, n, batch_size):
-        b = min(n, a + batch_size)
+    def embed(a: int, b: int) -> torch.Tensor:
         feats = np.array(split.features[a:b], dtype=np.float32)  # (B, k, F), a writable copy
         if permutation is not None:
             feats = np.stack([f[p] if (p := permutation(i * split.captions_per_image, i)) is not None
@@ -84,15 +97,9 @@ def encode_images(model: torch.nn.Module, split: PrecompSplit, *, batch_size: in
             bad = (np.flatnonzero(~finite) + a).tolist()
             raise VsrnError(f"region features of image(s) {bad[:10]} in {split!r} hold NaN/Inf; the "
                             "feature file is corrupt (fix or drop those images)")
-        emb = model.encode_images(torch.from_numpy(np.ascontiguousarray(feats)).to(device))  # (B, D)
-        emb = emb.float().cpu().numpy()
-        if out is None:
-            out = np.empty((n, emb.shape[1]), dtype=np.float32)
-        out[a:b] = emb
-        if progress is not None:
-            progress("images", b, n)
-    assert out is not None  # n >= 1: PrecompSplit refuses empty splits
-    return out
+        return model.encode_images(torch.from_numpy(np.ascontiguousarray(feats)).to(device))  # (B, D)
+
+    return _in_batches(split.n_images, batch_size, embed, "images", progress)  # n >= 1: no empty splits
 
 
 @torch.inference_mode()
@@ -114,20 +121,12 @@ def encode_captions(model: torch.nn.Module, captions: list[str], vocab: Any, *, 
         raise VsrnError(f"batch size must be >= 1 (got {batch_size})")
     if not captions:
         raise VsrnError("there are no captions to encode")
-    n = len(captions)
-    out: np.ndarray | None = None
-    for a in range(0, n, batch_size):
-        b = min(n, a + batch_size)
+
+    def embed(a: int, b: int) -> torch.Tensor:
         ids, lengths = _pad([vocab.encode(c) for c in captions[a:b]])
-        emb = model.encode_texts(ids.to(device), lengths.to(device))  # (B, D)
-        emb = emb.float().cpu().numpy()
-        if out is None:
-            out = np.empty((n, emb.shape[1]), dtype=np.float32)
-        out[a:b] = emb
-        if progress is not None:
-            progress("captions", b, n)
-    assert out is not None
-    return out
+        return model.encode_texts(ids.to(device), lengths.to(device))  # (B, D)
+
+    return _in_batches(len(captions), batch_size, embed, "captions", progress)
 
 
 def encode_split(model: torch.nn.Module, dataset: CaptionDataset | PrecompSplit, batch_size: int = 128,
