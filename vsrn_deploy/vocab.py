@@ -24,40 +24,13 @@ import numpy as np
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_text
 from vsrn_deploy.io.safe_pickle import decode_py2_str, restricted_loads
+from vsrn_deploy.tokens import END, PAD, SPECIAL_TOKENS, START, UNK, pad_ids, tokenize  # noqa: F401
+from vsrn_deploy.tokens import encode as _encode
 
 __all__ = ["PAD", "START", "END", "UNK", "SPECIAL_TOKENS", "Vocabulary", "load_vocab", "build_vocab",
            "save_authors_pickle", "tokenize", "VOCAB_JSON_FORMAT"]
 
-PAD = "<pad>"
-START = "<start>"
-END = "<end>"
-UNK = "<unk>"
-SPECIAL_TOKENS = (PAD, START, END, UNK)  # ids 0, 1, 2, 3
 VOCAB_JSON_FORMAT = "vsrn-deploy-vocab"
-
-
-def tokenize(caption: str) -> list[str]:
-    """The authors' tokenisation: lower-case, then nltk's word tokenizer.
-
-    `preserve_line=True` skips nltk's sentence splitter, which would need the punkt data files;
-    the captions are single sentences, so the tokens are the same.
-    """
-    from nltk.tokenize import word_tokenize  # imported on use: nltk is slow to import
-
-    # a byte-order mark (U+FEFF, e.g. at the start of a file saved by Notepad) is no part of a word
-    return word_tokenize(caption.replace("\ufeff", " ").lower(), preserve_line=True)
-
-
-def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Id lists -> (token_ids int64 [B, T] padded with 0 (``<pad>``), lengths int64 [B]).
-
-    T is the longest row (at least 2, room for ``<start>`` and ``<end>``).
-    """
-    lengths = np.array([len(ids) for ids in rows], dtype=np.int64)
-    token_ids = np.zeros((len(rows), int(lengths.max(initial=2))), dtype=np.int64)  # (B, T)
-    for row, ids in enumerate(rows):
-        token_ids[row, : len(ids)] = ids
-    return token_ids, lengths
 
 
 class Vocabulary:
@@ -116,7 +89,7 @@ class Vocabulary:
 
     def encode(self, caption: str) -> list[int]:
         """Caption -> ids: ``<start>`` + token ids (unknown -> ``<unk>``) + ``<end>``."""
-        return [self.word2idx[START], *(self(t) for t in self.tokenize(caption)), self.word2idx[END]]
+        return _encode(self.word2idx, caption)
 
     def encode_batch(self, captions: Sequence[str],
                      max_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:

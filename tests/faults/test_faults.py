@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TRAIN_SIZES, assert_refused, cli, snapshot
+from faultkit import TRAIN_SIZES, assert_refused, cli, snapshot
 
 pytestmark = pytest.mark.faults
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TRAIN_SIZES, run_module, snapshot
+from faultkit import TRAIN_SIZES, run_module, snapshot
 
 pytestmark = pytest.mark.faults
 

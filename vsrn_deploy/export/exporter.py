@@ -26,7 +26,7 @@ import torch
 from vsrn_deploy import compare, contract, synthetic_inputs
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
-from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, trt_lint
+from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, test_vectors, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
 from vsrn_deploy.export.validation import Validator, check_io
@@ -163,6 +163,7 @@ def _entries(cfg: ExportConfig, with_vocab: bool) -> list[str]:
     """The files an export with `cfg` writes (the manifest aside)."""
     precisions = ("fp32", "fp16") if cfg.fp16 else ("fp32",)
     names = [contract.onnx_name(spec.graph, p) for p in precisions for spec in contract.ENCODERS.values()]
+    names.append(test_vectors.FOLDER)
     return [*names, contract.VOCAB_NAME] if with_vocab else names
 
 
@@ -384,6 +385,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
     if vocab is not None:
         vocab.save_json(tmp / contract.VOCAB_NAME)
         files[contract.VOCAB_NAME] = file_entry(tmp / contract.VOCAB_NAME)
+    files.update(test_vectors.write_test_vectors(tmp, vocab, mcfg, seed=cfg.seed))
     graph_entries = {}
     for spec in contract.ENCODERS.values():
         entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in ("fp32", "fp16")

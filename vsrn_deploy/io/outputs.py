@@ -235,7 +235,7 @@ class OutputFolder:
                  owned_entries: Any = None, shared: bool = False) -> None:
         self.given = target
         self.kind, self.manifest_name, self.flag = kind, manifest_name, flag
-        self.entries = list(dict.fromkeys([*entries, manifest_name]))
+        self.entries = _top_level([*entries, manifest_name])
         self.overwrite = overwrite
         # shared: a folder that may hold other things (encode's --out); only name clashes matter, and
         # entries of an earlier run that this one does not write stay
@@ -256,7 +256,7 @@ class OutputFolder:
             return
         self.old_manifest = read_owned_manifest(target, self.manifest_name, self.kind)
         if self.old_manifest is not None:
-            self.old_owned = {str(n) for n in self._owned_entries(self.old_manifest)} | {self.manifest_name}
+            self.old_owned = set(_top_level(self._owned_entries(self.old_manifest))) | {self.manifest_name}
         present = {p.name for p in target.iterdir()}
         if self.old_manifest is None and present and not self.overwrite and not self.shared:
             raise VsrnError(
@@ -290,7 +290,7 @@ class OutputFolder:
         were vsrn-deploy's); a failure puts every replaced entry back.
         """
         assert self.staging is not None, "commit() inside the with block"
-        names = [n for n in (written or self.entries) if n != self.manifest_name]
+        names = [n for n in _top_level(written or self.entries) if n != self.manifest_name]
         names.append(self.manifest_name)
         target = self.target
         if not target.exists():
@@ -327,6 +327,12 @@ class OutputFolder:
             raise
         shutil.rmtree(aside, ignore_errors=True)
         return target
+
+
+def _top_level(names: Iterable[Any]) -> list[str]:
+    """Entries as the folder holds them: `test_vectors/index.txt` is the entry `test_vectors` (a
+    folder the tool writes whole), in first-seen order without repeats."""
+    return list(dict.fromkeys(str(n).replace(os.sep, "/").split("/")[0] for n in names))
 
 
 def _remove(path: Path) -> None:
