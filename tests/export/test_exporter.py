@@ -26,6 +26,7 @@ CONTRACT_FILES = {
     "text_encoder.fp16.onnx",
     "vocab.json",
     "manifest.json",
+    "test_vectors",  # inputs and expected outputs for clients in other languages (examples/cpp)
 }
 
 
