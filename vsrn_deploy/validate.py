@@ -293,7 +293,7 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
 
     from vsrn_deploy.backend.registry import TORCH_BACKENDS
     from vsrn_deploy.errors import torch_missing
-    from vsrn_deploy.export.manifest import read_manifest
+    from vsrn_deploy.io.inputs import read_export_manifest
     from vsrn_deploy.vocab import load_vocab
 
     wanted = [b for b in cfg.backends if b in TORCH_BACKENDS] or (["--checkpoint"] if cfg.checkpoint else [])
@@ -303,7 +303,7 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
     if cfg.backends[0] == "ort-fp16":
         raise VsrnError("without torch the first backend is the reference: list an FP32 one first, "
                         "e.g. --backends ort,ort-fp16")
-    config = read_manifest(cfg.onnx_dir).get("config") or {}
+    config = read_export_manifest(cfg.onnx_dir).get("config") or {}
     try:
         sizes = {key: int(config[key]) for key in ("num_regions", "img_dim", "vocab_size")}
     except (KeyError, TypeError, ValueError):

@@ -32,7 +32,7 @@ import numpy as np
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, sha256_file, staging_folder, swap_in_folder
 from vsrn_deploy.search import layout
-from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes, read_captions
+from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes
 from vsrn_deploy.search.kinds import (
     KINDS,
     KindParams,
@@ -168,13 +168,13 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
     out.parent.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
     with ExportEncoders(cfg.onnx_dir, cfg.backend, cfg.engine_dir, cfg.threads) as enc:
-        from vsrn_deploy.export.manifest import verify_files
+        from vsrn_deploy.io.inputs import read_caption_lines, verify_listed_files
 
-        verify_files(enc.onnx_dir, enc.manifest)
+        verify_listed_files(enc.onnx_dir, enc.manifest)
         feats = FeatureFile(cfg.images, enc.num_regions, enc.feature_dim)
         n, k = len(feats), feats.num_regions
         boxes = open_boxes(cfg.boxes, n, k) if cfg.boxes else None
-        captions = read_captions(cfg.captions) if cfg.captions else None
+        captions = read_caption_lines(cfg.captions, "--captions") if cfg.captions else None
         with staging_folder(out) as stage:
             files: dict[str, str] = {}
             emb = np.lib.format.open_memmap(stage / layout.IMAGE_EMBEDDINGS, mode="w+", dtype=np.float32,

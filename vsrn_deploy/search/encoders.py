@@ -26,6 +26,9 @@ INDEX_BACKENDS = ("ort", "ort-fp16", "trt")
 def finite_rows(batch: np.ndarray, first: int, source: str) -> None:
     """Raise naming the first images (global row numbers) of `batch` whose features hold NaN/Inf.
 
+    The per-batch form of `vsrn_deploy.io.inputs.check_finite_features`: `index` checks each batch
+    as it encodes it, so a file of millions of images is read once, not twice.
+
     Args:
         batch: [b, k, F] features of rows first .. first+b-1 of `source`.
         first: the row number of batch[0].
@@ -105,22 +108,6 @@ def open_boxes(path: str | os.PathLike, n: int, k: int) -> np.ndarray:
     return boxes
 
 
-def read_captions(path: str | os.PathLike) -> list[str]:
-    """Captions, one per line (UTF-8); an empty line is an error naming it (it would shift the ids)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VsrnError(f"cannot read captions from {path}: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            raise VsrnError(f"{path} line {number} is empty; every line is one caption (its id is "
-                            "its line number - 1), so remove or fill it")
-    if not lines:
-        raise VsrnError(f"{path} holds no captions")
-    return lines
-
-
 class ExportEncoders:
     """The two exported encoders of one export folder, run by a non-torch backend.
 
@@ -138,13 +125,13 @@ class ExportEncoders:
         if backend not in INDEX_BACKENDS:
             raise VsrnError(f"backend must be one of {', '.join(INDEX_BACKENDS)} (torch-free), "
                             f"got {backend!r}")
-        from vsrn_deploy.export.manifest import read_manifest
+        from vsrn_deploy.io.inputs import read_export_manifest
 
         self.onnx_dir = Path(onnx_dir)
         self.backend = backend
         self.engine_dir = Path(engine_dir)
         self.threads = threads
-        self.manifest = read_manifest(self.onnx_dir)
+        self.manifest = read_export_manifest(self.onnx_dir)
         self.manifest_sha256 = sha256_file(self.onnx_dir / MANIFEST_NAME)
         config = self.manifest.get("config") or {}
         try:
