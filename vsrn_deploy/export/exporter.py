@@ -11,6 +11,7 @@ executor); then vocab.json and manifest.json. Everything is written into a tempo
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -26,8 +27,9 @@ import onnx
 import torch
 
 from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.contract import PARITY, onnx_name
 from vsrn_deploy.errors import CheckFailed, VsrnError
-from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, trt_lint
+from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
 from vsrn_deploy.export.validation import (
@@ -38,12 +40,13 @@ from vsrn_deploy.export.validation import (
     synthetic_region_features,
 )
 
-PRECISIONS = ("fp32", "fp16", "all")
+PRECISIONS = ("fp32", "fp16", "int8", "all")
 FILES = {
     ("image_encoder", "fp32"): "image_encoder.onnx",
     ("text_encoder", "fp32"): "text_encoder.onnx",
     ("image_encoder", "fp16"): "image_encoder.fp16.onnx",
     ("text_encoder", "fp16"): "text_encoder.fp16.onnx",
+    **{(g, "int8"): onnx_name(g, "int8") for g in ("image_encoder", "text_encoder")},
 }
 _TWO_GB = 2 * 1024**3
 
@@ -53,8 +56,8 @@ class ExportConfig:
     """Options of one export.
 
     Args:
-        precision: "fp32" (FP32 graphs), "fp16" or "all" (FP32 and FP16 graphs; the FP32 graphs are
-            always written, they are the reference the FP16 ones are checked against).
+        precision: "fp32" (FP32 graphs), "fp16", "int8" or "all" (FP32 graphs plus the FP16 and/or
+            INT8 ones; the FP32 graphs are always written, the others are made from them).
         opset: ai.onnx opset (13..24).
         vocab: vocabulary file (authors' .pkl or vocab.json); None: the checkpoint's own or the
             authors' usual place.
@@ -66,6 +69,7 @@ class ExportConfig:
         calibration_samples: synthetic calibration images when no file is given.
         retrieval_images: images (x5 captions) of the synthetic FP16 retrieval set; None: 500, or 200
             at embed_size > 512 (the eager text reference dominates the export time at full size).
+        int8_settings: how the INT8 graphs are made (`vsrn_deploy.export.int8`).
         seed: seed of all synthetic inputs.
         overwrite: replace an existing export folder.
     """
@@ -81,6 +85,7 @@ class ExportConfig:
     fp16_range_islands: bool = True
     calibration_samples: int = 64
     retrieval_images: int | None = None
+    int8_settings: int8.Int8Settings = int8.Int8Settings()
     seed: int = 0
     overwrite: bool = True
 
@@ -102,6 +107,10 @@ class ExportConfig:
     @property
     def fp16(self) -> bool:
         return self.precision in ("fp16", "all")
+
+    @property
+    def with_int8(self) -> bool:
+        return self.precision in ("int8", "all")
 
 
 @dataclass
@@ -381,6 +390,16 @@ def _export_into(
         out = sessions[("text_encoder", "fp32")].run(None, {"token_ids": ids, "lengths": lengths})
         val.compare_fp32("text_encoder.onnx", "ort", b, refs_txt[b], {"text_embedding": out[0]})
 
+    @functools.cache
+    def retrieval_set():  # synthetic retrieval set: N images, 5 captions each, with eager metrics
+        n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
+        r_feats = synthetic_region_features(n, k, fdim, seed=cfg.seed + 3000)
+        r_ids, r_lens = synthetic_captions(5 * n, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 3001)
+        ref = retrieval_metrics(
+            eager_image(r_feats)["image_embedding"], eager_text(r_ids, r_lens)["text_embedding"]
+        )
+        return r_feats, (r_ids, r_lens), ref
+
     islands: dict[str, dict[str, str]] = {}
     if cfg.fp16:
         t1 = time.perf_counter()
@@ -435,13 +454,8 @@ def _export_into(
                     )
                 val.compare_fp16("image_encoder.fp16.onnx", runtime, b, refs_img[b], got)
                 val.compare_fp16("text_encoder.fp16.onnx", runtime, b, refs_txt[b], got_t)
-        # synthetic retrieval set: N images, 5 captions each
-        n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
-        r_feats = synthetic_region_features(n, k, fdim, seed=cfg.seed + 3000)
-        r_ids, r_lens = synthetic_captions(5 * n, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 3001)
-        ref = retrieval_metrics(
-            eager_image(r_feats)["image_embedding"], eager_text(r_ids, r_lens)["text_embedding"]
-        )
+        r_feats, (r_ids, r_lens), ref = retrieval_set()
+        n = len(r_feats)
         img16 = np.concatenate(
             [
                 sessions[("image_encoder", "fp16")].run(None, {"region_features": r_feats[i : i + 32]})[0]
@@ -470,6 +484,18 @@ def _export_into(
         )
     else:
         retrieval = None
+    int8_made = None
+    if cfg.with_int8:
+        calib8 = (_load_calibration(cfg.calibration, mcfg, limit=64) if cfg.calibration else
+                  synthetic_region_features(cfg.calibration_samples, k, fdim, seed=cfg.seed + 1000))
+        int8_made = int8.export_int8(
+            fp32_models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
+            image_calibration=calib8,
+            text_calibration=synthetic_captions(64, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 2000),
+            inputs=int8.CheckInputs(feats, caps, refs_img, refs_txt, retrieval_set),
+        )
+        written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
+        retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
 
     if not val.passed:
         raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
@@ -486,6 +512,8 @@ def _export_into(
         entry: dict[str, Any] = {"fp32": FILES[(name, "fp32")]}
         if cfg.fp16:
             entry["fp16"] = FILES[(name, "fp16")]
+        if cfg.with_int8:
+            entry["int8"] = FILES[(name, "int8")]
         entry.update(specs[name])
         entry["nodes"] = len(fp32_models[name].graph.node)
         graph_entries[name] = entry
@@ -495,6 +523,7 @@ def _export_into(
             "fp16_min_cosine": 0.9995,
             "recall_points": 0.2,
             "top1_agreement": 0.99,
+            "int8": asdict(PARITY["int8"]),
         },
         "batches": batches,
         "max_tokens": cfg.max_tokens,
@@ -525,6 +554,7 @@ def _export_into(
         }
         if cfg.fp16
         else None,
+        "int8": int8_made["manifest"] if int8_made else None,
         "parity": parity,
         "text_max_tokens": None,
         "text_gru": "ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
