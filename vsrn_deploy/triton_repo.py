@@ -32,7 +32,7 @@ from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.export.manifest import read_manifest, sha256_file, verify_files
 
 BACKENDS = ("onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("gpu", "cpu")
 MODELS = ("image_encoder", "text_encoder")
 MARKER_NAME = "vsrn_repo.json"
@@ -54,8 +54,8 @@ class TritonRepoConfig:
         onnx_dir: the export folder (`vsrn-deploy export`); always needed (tensor specs, vocab.json).
         out: the model repository to write.
         backend: "onnxruntime" (the ONNX graphs) or "tensorrt" (plans from `engine_dir`).
-        precision: "fp32" or "fp16"; None: fp32 for onnxruntime, for tensorrt the fp16 plans when
-            both encoders have one, else fp32.
+        precision: "fp32", "fp16" or "int8" (onnxruntime on the CPU only); None: fp32 for
+            onnxruntime, for tensorrt the fp16 plans when both encoders have one, else fp32.
         engine_dir: folder of `<encoder>.<precision>.plan` + sidecar (backend tensorrt).
         max_batch: Triton's max_batch_size; None: the largest the export (manifest max_batch) and
             the plans (profiles) allow, or 128 where nothing is recorded.
@@ -88,6 +88,9 @@ class TritonRepoConfig:
         if self.backend == "tensorrt" and self.kind != "gpu":
             raise VsrnError("--backend tensorrt needs --kind gpu: a TensorRT plan only runs on the GPU "
                             "it was built for; use --backend onnxruntime for CPU serving")
+        if self.precision == "int8" and (self.backend != "onnxruntime" or self.kind != "cpu"):
+            raise VsrnError("--precision int8 serves the INT8 graphs, which are made for ONNX Runtime's CPU "
+                            "provider: use --backend onnxruntime --kind cpu")
         if self.max_batch is not None and self.max_batch < 1:
             raise VsrnError(f"--max-batch must be >= 1 (got {self.max_batch})")
         if self.preferred_batch is not None and any(b < 1 for b in self.preferred_batch):

@@ -15,7 +15,8 @@ the training model in FP32), and the report holds, per backend:
 Thresholds (issue 4's, exit 1 on a miss): FP32 backends: max abs error <= 1e-5 (1e-4 for TensorRT
 FP32 plans, whose kernels sum in a different order than the CPU); FP16 backends: min row cosine
 >= 0.9995, R@1/5/10 changed by at most 0.2 points beyond near-ties (each direction and K), top-1
-agreement >= 99% in both directions.
+agreement >= 99% in both directions. INT8 backends (`ort-int8`): the contract's `PARITY["int8"]`
+bounds, checked the same way as FP16's.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
+from vsrn_deploy.contract import PARITY
 from vsrn_deploy.errors import VsrnError
 
 REFERENCE = "torch"
@@ -42,7 +44,7 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Pass/fail bounds; FP32 bounds apply to FP32 backends, FP16 bounds to FP16 backends."""
+    """Pass/fail bounds; FP32 bounds apply to FP32 backends, FP16 / INT8 bounds to FP16 / INT8 ones."""
 
     fp32_max_abs: float = 1e-5
     trt_fp32_max_abs: float = 1e-4
@@ -51,6 +53,10 @@ class Thresholds:
     fp16_top1: float = 0.99
     tie_tol_fp32: float = 1e-6  # caps of the near-tie tolerance (see the module docstring)
     tie_tol_fp16: float = 1e-3
+    int8_min_cosine: float = PARITY["int8"].min_cosine
+    int8_recall_delta: float = PARITY["int8"].recall_delta
+    int8_top1: float = PARITY["int8"].top1
+    tie_tol_int8: float = PARITY["int8"].near_tie
 
 
 @dataclass(frozen=True)
@@ -275,9 +281,11 @@ def recall(images: np.ndarray, captions: np.ndarray) -> dict[str, float]:
 
 
 def backend_precision(backend: str, runner: Any) -> str:
-    """'fp16' or 'fp32': what the backend runs, hence which thresholds apply."""
+    """'fp16', 'int8' or 'fp32': what the backend runs, hence which thresholds apply."""
     if backend == "ort-fp16":
         return "fp16"
+    if backend == "ort-int8":
+        return "int8"
     if backend == "trt":
         return getattr(runner, "precision", "fp16")
     dtype = getattr(runner, "dtype", None)
@@ -296,7 +304,8 @@ def compare(backend: str, precision: str, ref: dict[str, np.ndarray], got: dict[
     # A near-tie is a reference gap the backend's own measured similarity error can explain
     # (twice its largest error), capped per precision so a sloppy backend earns no extra slack.
     sim_err = float(np.abs(got_sims - ref_sims).max()) if ref_sims.size else 0.0
-    tie_tol = min(th.tie_tol_fp16 if precision == "fp16" else th.tie_tol_fp32, 2.0 * sim_err)
+    cap = {"fp16": th.tie_tol_fp16, "int8": th.tie_tol_int8}.get(precision, th.tie_tol_fp32)
+    tie_tol = min(cap, 2.0 * sim_err)
     top1 = top1_agreement(ref_sims, got_sims, tie_tol)
     rec = recall(got["image_embedding"], got["text_embedding"])
     delta = {k: rec[k] - ref_recall[k] for k in rec}
@@ -323,14 +332,17 @@ def compare(backend: str, precision: str, ref: dict[str, np.ndarray], got: dict[
         if not result["max_abs_err"] <= bound:
             failures.append(f"max abs error {result['max_abs_err']:.3g} > {bound:g}")
     else:
-        if not result["min_cosine"] >= th.fp16_min_cosine:
-            failures.append(f"min row cosine {result['min_cosine']:.6f} < {th.fp16_min_cosine}")
-        bad = {k: round(flips[k], 3) for k in RECALL_KEYS if not flips[k] <= th.fp16_recall_delta}
+        min_cos, recall_delta, min_top1 = (
+            (th.int8_min_cosine, th.int8_recall_delta, th.int8_top1) if precision == "int8"
+            else (th.fp16_min_cosine, th.fp16_recall_delta, th.fp16_top1))
+        if not result["min_cosine"] >= min_cos:
+            failures.append(f"min row cosine {result['min_cosine']:.6f} < {min_cos}")
+        bad = {k: round(flips[k], 3) for k in RECALL_KEYS if not flips[k] <= recall_delta}
         if bad:
-            failures.append(f"R@K changed beyond near-ties by more than {th.fp16_recall_delta} points: "
+            failures.append(f"R@K changed beyond near-ties by more than {recall_delta} points: "
                             f"{bad} (raw deltas {({k: round(delta[k], 2) for k in RECALL_KEYS})})")
-        if not result["top1_agreement"] >= th.fp16_top1:
-            failures.append(f"top-1 agreement {result['top1_agreement']:.4f} < {th.fp16_top1}")
+        if not result["top1_agreement"] >= min_top1:
+            failures.append(f"top-1 agreement {result['top1_agreement']:.4f} < {min_top1}")
     result["failures"] = failures
     result["passed"] = not failures
     return result

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "trt")
+BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "ort-int8", "trt")
 ENCODERS = ("image", "text")
 
 INPUT_NAMES = {"image": ("region_features",), "text": ("token_ids", "lengths")}

@@ -1,4 +1,4 @@
-"""ONNX Runtime runners: `ort` (the FP32 graphs) and `ort-fp16` (the FP16 graphs).
+"""ONNX Runtime runners: `ort` (the FP32 graphs), `ort-fp16` (FP16) and `ort-int8` (INT8, CPU).
 
 Imports neither torch nor (at module level) onnxruntime, so serving code stays light. Execution
 providers: the CPU always; CUDA and TensorRT when the installed onnxruntime build has them.
@@ -23,7 +23,11 @@ _DEFAULT_FILES = {
     ("image", "fp16"): "image_encoder.fp16.onnx",
     ("text", "fp32"): "text_encoder.onnx",
     ("text", "fp16"): "text_encoder.fp16.onnx",
+    ("image", "int8"): "image_encoder.int8.onnx",
+    ("text", "int8"): "text_encoder.int8.onnx",
 }
+# backend name -> the graph precision it runs
+PRECISION_OF = {"ort": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
 # device -> the provider list handed to onnxruntime (best first; the CPU as the fallback for any
 # node the accelerator does not take).
 _PROVIDERS = {
@@ -34,7 +38,7 @@ _PROVIDERS = {
 
 
 def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32") -> Path:
-    """Where the export put `encoder`'s graph of `precision` ("fp32" or "fp16").
+    """Where the export put `encoder`'s graph of `precision` ("fp32", "fp16" or "int8").
 
     Reads the export's manifest.json with plain json when present (no import of the exporter, which
     needs torch), else falls back to the contract's file names.
@@ -53,7 +57,7 @@ def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32
             raise VsrnError(f"{manifest} is not valid JSON; re-run vsrn-deploy export") from None
     path = onnx_dir / name
     if not path.is_file():
-        hint = " --precision fp16" if precision == "fp16" else ""
+        hint = f" --precision {precision}" if precision != "fp32" else ""
         raise VsrnError(f"no {precision} {encoder} graph at {path}; write it with: "
                         f"vsrn-deploy export CKPT --out {onnx_dir}{hint}")
     return path
@@ -67,7 +71,7 @@ class OrtRunner(Runner):
         onnx_path: the .onnx file.
         device: "cpu", "cuda" or "tensorrt" (the execution provider to put first).
         threads: intra-op threads (None: onnxruntime's default, one per physical core).
-        backend: the name reported by `name` ("ort" or "ort-fp16").
+        backend: the name reported by `name` ("ort", "ort-fp16" or "ort-int8").
     """
 
     def __init__(self, encoder: str, onnx_path: str | os.PathLike, *, device: str = "cpu",
@@ -78,6 +82,7 @@ class OrtRunner(Runner):
         if threads is not None and threads < 1:
             raise VsrnError(f"threads must be >= 1, got {threads}")
         self.backend = backend
+        self.precision = PRECISION_OF.get(backend, "fp32")
         self.onnx_path = Path(onnx_path)
         self.device = device
         self.threads = threads
