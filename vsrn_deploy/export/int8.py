@@ -292,7 +292,7 @@ def quantize_image(
 
 def _quantize_weight(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 of a (K, N) weight: (int8 weight, float32 scale per column or (1,))."""
-    peak = np.abs(w).max(axis=0) if per_channel else np.abs(w).max(keepdims=True)
+    peak = np.abs(w).max(axis=0) if per_channel else np.array(np.abs(w).max())  # (N,) or a scalar
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     return np.clip(np.rint(w / scale), -127, 127).astype(np.int8), scale
 

@@ -226,12 +226,22 @@ class Validator:
         near_tie: float = 0.0,
     ) -> dict:
         """Recall deltas and top-1 agreement of `got` against `ref` (both from retrieval_metrics);
-        FP16's bounds unless given. A top-1 pick whose reference similarity is within `near_tie` of
-        the reference's best counts as agreeing (the raw rate is reported beside it)."""
+        FP16's bounds unless given. With `near_tie` > 0, swaps of candidates whose reference
+        similarities differ by less than it are no ranking change: a top-1 pick that close to the
+        reference's best agrees, and R@K counts only hits that flipped although the ground truth is
+        not that close to the cut-off (`vsrn_deploy.validate.unexplained_recall_flips`); the raw
+        rate and deltas are reported beside them."""
         summary = {}
+        flips = None
+        if near_tie > 0:
+            from vsrn_deploy.validate import unexplained_recall_flips
+
+            flips = unexplained_recall_flips(ref["sims"], got["sims"], near_tie)
         for key in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"):
-            delta = abs(got[key] - ref[key])
+            delta = abs(got[key] - ref[key]) if flips is None else flips[key]
             summary[key] = {"eager": ref[key], "graph": got[key]}
+            if flips is not None:
+                summary[key]["flips_beyond_near_ties"] = flips[key]
             self.add(
                 CheckLine(
                     "retrieval",
