@@ -127,7 +127,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     say(f"{authors}: reloaded; image embeddings equal the trained model's (max abs diff {diff:.1e})")
     done("authors_checkpoint", path=str(authors), max_abs_diff=diff)
 
-    stage("5/6 ONNX export (FP32 + FP16), checked against the eager model")
+    stage("5/6 ONNX export (FP32 + FP16 + INT8), checked against the eager model")
     vocab_json = out / "vocab.json"
     loaded.vocab.save_json(vocab_json)
     result = export_model(authors, out / "export", ExportConfig(precision="all", vocab=str(vocab_json)),
@@ -136,9 +136,9 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
         say(line)
     done("export", files=sorted(result.files), parity=result.parity)
 
-    stage("6/6 validation: torch vs ort vs ort-fp16 on the test split")
+    stage("6/6 validation: torch vs ort vs ort-fp16 vs ort-int8 on the test split")
     val = run_validation(ValidateConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
-                                        backends=("torch", "ort", "ort-fp16"), data=str(data),
+                                        backends=("torch", "ort", "ort-fp16", "ort-int8"), data=str(data),
                                         vocab=str(vocab_json), split="test"), log=say)
     say(format_report(val))
     done("validate", passed=val["passed"], backends=val["backends"])
@@ -149,7 +149,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
 
         stage("benchmark (short; see `vsrn-deploy bench` for the full one)")
         bench = run_benchmark(BenchConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
-                                          backends=("torch", "torch-deploy", "ort", "ort-fp16"),
+                                          backends=("torch", "torch-deploy", "ort", "ort-fp16", "ort-int8"),
                                           batches=(1, 32), seconds=0.5, threads=os.cpu_count()),
                               log=say)
         say(to_markdown(bench))

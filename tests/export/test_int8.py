@@ -189,3 +189,26 @@ def test_int8_backend_runs_through_the_registry(exported):
         got = runner.infer({"region_features": feats})
         assert runner.precision == "int8" and runner.onnx_path.name == "image_encoder.int8.onnx"
     assert got["image_embedding"].dtype == np.float32 and got["region_embeddings"].shape[0] == 2
+
+
+def test_f30k_authors_checkpoint_exports_int8_through_the_cli(tmp_path):
+    """The authors' other variant (no fc norm, final BatchNorm), legacy CUDA-tagged serialisation."""
+    from export_helpers import calibrate_batchnorm, write_vocab
+    from typer.testing import CliRunner
+
+    from vsrn_deploy.checkpoint import save_authors_checkpoint
+    from vsrn_deploy.cli.app import app
+
+    model = tiny_model(2, fc_norm=False, final_bn=True, data_name="f30k_precomp")
+    calibrate_batchnorm(model)
+    ckpt = save_authors_checkpoint(tmp_path / "model_best.pth.tar", model, legacy=True, cuda_tagged=True)
+    vocab = write_vocab(tmp_path / "vocab.json", model.config.vocab_size)
+    out = tmp_path / "export"
+    res = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--vocab", str(vocab),
+                                   "--precision", "int8", "--max-batch", "4"])
+    assert res.exit_code == 0, res.output
+    manifest = read_manifest(out)
+    assert manifest["config"]["final_bn"] is True and manifest["precision"] == "int8"
+    assert {manifest["graphs"][g]["int8"] for g in ("image_encoder", "text_encoder")} == {
+        "image_encoder.int8.onnx", "text_encoder.int8.onnx"}
+    assert "fp16" not in manifest["graphs"]["image_encoder"] and manifest["int8"]["graphs"]
