@@ -74,8 +74,9 @@ def main() -> None:
 
     from vsrn_deploy.config import VSRNConfig
     from vsrn_deploy.export.exporter import ExportConfig, export_loaded
-    from vsrn_deploy.export.validation import synthetic_captions, synthetic_region_features
     from vsrn_deploy.model import VSRN
+    from vsrn_deploy.synthetic_inputs import captions, text_feed
+    from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -110,7 +111,7 @@ def main() -> None:
                 rows.append(
                     {"encoder": "image", "batch": batch, "torch": _stats(e, batch), "ort": _stats(o, batch)}
                 )
-            ids, lengths = synthetic_captions(1, cfg.vocab_size, 12, seed=1)
+            ids, lengths = text_feed(captions(1, cfg.vocab_size, max_tokens=12, seed=1)).values()
             ids_t, len_t = torch.from_numpy(ids), torch.from_numpy(lengths)
             e, o = _side_by_side(
                 lambda: model.txt_enc(ids_t, len_t),

@@ -125,14 +125,8 @@ def main() -> int:
     from vsrn_deploy.engine.builder import BuildSettings, build_engines
     from vsrn_deploy.engine.profiles import ProfileSpec
     from vsrn_deploy.errors import CheckFailed, VsrnError
-    from vsrn_deploy.validate import (
-        ValidateConfig,
-        format_report,
-        pad_batch,
-        run_validation,
-        synthetic_captions,
-        synthetic_features,
-    )
+    from vsrn_deploy.synthetic_inputs import captions, image_feed, region_features, text_feed
+    from vsrn_deploy.validate import ValidateConfig, format_report, run_validation
 
     t_start = time.perf_counter()
     out_dir = Path(os.environ.get("OUT", "."))
@@ -200,10 +194,9 @@ def main() -> int:
         for encoder in ("image", "text"):
             for b in batches:
                 if encoder == "image":
-                    feed = {"region_features": synthetic_features(b, mcfg["num_regions"], mcfg["img_dim"])}
+                    feed = image_feed(region_features(b, mcfg["num_regions"], mcfg["img_dim"]))
                 else:
-                    caps = synthetic_captions(max(1, b // 5 + 1), mcfg["vocab_size"], max_tokens=32)[:b]
-                    feed = pad_batch(caps)
+                    feed = text_feed(captions(b, mcfg["vocab_size"], min_tokens=3, max_tokens=24))
                 backends = [("trt", {"engine_dir": engines, "device": "cuda", "dtype": "fp16"})]
                 if model is not None:
                     backends.append(("torch-deploy", {"model": model, "device": "cuda", "dtype": "fp16"}))

@@ -304,3 +304,34 @@ def test_authors_checkpoint_finds_the_shared_vocabulary(tmp_path, shared_vocab_d
     assert loaded.vocab is not None and len(loaded.vocab) == 10006
     assert loaded.vocab_path.endswith("coco_precomp_vocab.pkl")
     assert loaded.vocab.encode("a dog")[0] == 1
+
+
+def test_resolve_vocab_one_order_for_every_command(tmp_path):
+    from vsrn_deploy.checkpoint import LoadedCheckpoint, resolve_vocab
+    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.vocab import build_vocab
+
+    vocab = build_vocab(["a dog runs on grass"], threshold=1)
+    other = build_vocab(["a cat sits"], threshold=1)
+    cfg = VSRNConfig.tiny(vocab_size=len(vocab), data_name="nowhere_precomp")
+    bare = LoadedCheckpoint(config=cfg, model=None, vocab=None, vocab_path=None)
+    carried = LoadedCheckpoint(config=cfg, model=None, vocab=vocab, vocab_path=None)
+    export = tmp_path / "export"
+    export.mkdir()
+    vocab.save_json(export / "vocab.json")
+    explicit = other.save_json(tmp_path / "other.json")
+    with pytest.raises(VsrnError, match="not found"):
+        resolve_vocab(carried, tmp_path / "missing.json")
+    with pytest.raises(VsrnError, match="embedding table"):  # --vocab wins, then is checked
+        resolve_vocab(carried, explicit)
+    assert resolve_vocab(carried, export_dir=tmp_path)[0] is vocab  # the checkpoint's before the export's
+    assert resolve_vocab(bare, export_dir=export) == (vocab, str(export / "vocab.json"))
+    assert resolve_vocab(bare, required=False) == (None, None)
+    with pytest.raises(VsrnError, match="pass --vocab"):
+        resolve_vocab(bare)
+    folder = tmp_path / "vocab"
+    folder.mkdir()
+    other.save_json(folder / "nowhere_precomp_vocab.json")  # another model's: passed over
+    vocab.save_json(folder / "renamed_vocab.json")
+    found = resolve_vocab(bare, search_dirs=[folder], names=["renamed"])
+    assert found[1] == str(folder / "renamed_vocab.json")

@@ -13,12 +13,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT
 from vsrn_deploy.cli.app import app
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.engine.builder import save_engine
-from vsrn_deploy.engine.sidecar import SIDECAR_FORMAT
 from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.export.manifest import sha256_file
+from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.model import VSRN
 from vsrn_deploy.triton_repo import TritonRepoConfig, build_model_repository, render_config
 

@@ -19,7 +19,6 @@ so their models are built with ``with_caption=False``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pickle
 import struct
@@ -35,13 +34,14 @@ import torch
 
 from vsrn_deploy.config import F30K_DATA_NAME, VSRNConfig
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_writer, sha256_file
 from vsrn_deploy.io.safe_pickle import decode_py2_str
 from vsrn_deploy.model import VSRN
 from vsrn_deploy.vocab import Vocabulary, load_vocab
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LoadedCheckpoint", "save_checkpoint", "load_checkpoint",
            "load_model", "save_authors_checkpoint", "authors_opt", "config_from_authors",
-           "find_authors_vocab", "file_sha256"]
+           "find_authors_vocab", "resolve_vocab"]
 
 FORMAT_NAME = "vsrn-deploy-checkpoint"
 FORMAT_VERSION = 1
@@ -73,15 +73,6 @@ class LoadedCheckpoint:
     kind: str = "vsrn-deploy"
     sha256: str = ""
     path: str = ""
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- safe reading -----------------------------------------------------------------------------
@@ -329,6 +320,69 @@ def find_authors_vocab(data_name: str, *, checkpoint_path: str | os.PathLike[str
     return None
 
 
+def resolve_vocab(loaded: LoadedCheckpoint | None, explicit: str | os.PathLike[str] | None = None, *,
+                  export_dir: str | os.PathLike[str] | None = None,
+                  search_dirs: Iterable[str | os.PathLike[str]] = (), names: Iterable[str] = (),
+                  vocab_size: int | None = None,
+                  required: bool = True) -> tuple[Vocabulary | None, str | None]:
+    """The vocabulary that goes with a model: the one lookup every command uses.
+
+    Order: `explicit` (--vocab; it must exist); the checkpoint's own (vsrn-deploy checkpoints carry
+    it; for the authors' files, the one found beside them at load); `<export_dir>/vocab.json`;
+    `<name>_vocab.pkl|.json` where the authors keep it (`find_authors_vocab`, `search_dirs` first,
+    for the model's data_name and each of `names`; one of another size is passed over).
+
+    Args:
+        loaded: the loaded checkpoint (None: only `explicit` and `export_dir` are tried).
+        explicit: a vocabulary file the user named.
+        export_dir: an export folder whose vocab.json may serve.
+        search_dirs: extra folders for the authors' file names (e.g. `<data>/../vocab`).
+        names: extra data names to look for (a dataset named differently from the model's).
+        vocab_size: the model's embedding rows (default: the checkpoint's); a vocabulary of another
+            size belongs to another model and is refused.
+        required: raise when none is found (else return (None, None)).
+
+    Returns:
+        (vocabulary, where it came from).
+
+    Raises:
+        VsrnError: `explicit` missing; none found (when required); a size mismatch.
+    """
+    vocab: Vocabulary | None = None
+    source: str | None = None
+    rows = vocab_size if vocab_size is not None or loaded is None else loaded.config.vocab_size
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise VsrnError(f"vocabulary file {explicit} not found (no such file)")
+        vocab, source = load_vocab(explicit), str(explicit)
+    elif loaded is not None and loaded.vocab is not None:
+        vocab, source = loaded.vocab, loaded.vocab_path or "(inside the checkpoint)"
+    elif export_dir is not None and (Path(export_dir) / "vocab.json").is_file():
+        source = str(Path(export_dir) / "vocab.json")
+        vocab = load_vocab(source)
+    elif loaded is not None:
+        opt = (loaded.train_state or {}).get("authors_opt") or {}
+        for name in dict.fromkeys((loaded.config.data_name, *names)):
+            found = find_authors_vocab(name, checkpoint_path=loaded.path or None, search_dirs=search_dirs,
+                                       vocab_path=opt.get("vocab_path") or loaded.vocab_path)
+            candidate = load_vocab(found) if found is not None else None
+            if candidate is not None and (rows is None or len(candidate) == rows):  # else another model's
+                vocab, source = candidate, str(found)
+                break
+    if vocab is None:
+        if required:
+            where = f" {loaded.path}" if loaded is not None and loaded.path else ""
+            data_name = loaded.config.data_name if loaded is not None else "<data_name>"
+            raise VsrnError(f"no vocabulary for the checkpoint{where}: it carries none and no "
+                            f"{data_name}_vocab.pkl/.json was found where the authors keep it; "
+                            "pass --vocab PATH")
+        return None, None
+    if rows is not None and len(vocab) != rows:
+        raise VsrnError(f"vocabulary {source} has {len(vocab)} words but the model's embedding table has "
+                        f"{rows} rows: it belongs to another model; pass the right one with --vocab")
+    return vocab, source
+
+
 def _load_authors(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
     source = str(path)
     weights = obj["model"]
@@ -360,7 +414,7 @@ def _load_authors(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
                    "authors_opt": opt}
     return LoadedCheckpoint(config=config, model=model, vocab=vocab,
                             vocab_path=str(vocab_file) if vocab_file else None,
-                            train_state=train_state, kind="authors", sha256=file_sha256(path),
+                            train_state=train_state, kind="authors", sha256=sha256_file(path),
                             path=source)
 
 
@@ -429,7 +483,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: VSRN, *, vocab: Vocabul
         "versions": {"torch": str(torch.__version__), "vsrn_deploy": _version()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_torch_save(payload, path)
+    with atomic_writer(path) as fh:
+        torch.save(payload, fh)
     return path
 
 
@@ -437,17 +492,6 @@ def _version() -> str:
     from vsrn_deploy import __version__
 
     return __version__
-
-
-def _atomic_torch_save(obj: Any, path: Path, **kwargs: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _load_own(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
@@ -480,7 +524,7 @@ def _load_own(obj: dict, path: Path, map_location: Any) -> LoadedCheckpoint:
                         f"{config.vocab_size}")
     return LoadedCheckpoint(config=config, model=model, vocab=vocab, vocab_path=vocab_path,
                             train_state=dict(obj.get("train_state") or {}), kind="vsrn-deploy",
-                            sha256=file_sha256(path), path=source)
+                            sha256=sha256_file(path), path=source)
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> LoadedCheckpoint:
@@ -610,7 +654,8 @@ def save_authors_checkpoint(path: str | os.PathLike[str], model: VSRN, *,
     }
     module = _pickle_module(py2_strings=legacy, location="cuda:0" if cuda_tagged else None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_torch_save(obj, path, pickle_module=module, pickle_protocol=2,
-                       _use_new_zipfile_serialization=not legacy)
+    with atomic_writer(path) as fh:
+        torch.save(obj, fh, pickle_module=module, pickle_protocol=2,
+                   _use_new_zipfile_serialization=not legacy)
     return path
 

@@ -22,19 +22,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vsrn_deploy import contract
 from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.export.manifest import read_manifest, sha256_file, verify_files
+from vsrn_deploy.export.manifest import read_manifest, verify_files
+from vsrn_deploy.io.files import (
+    atomic_write_json,
+    atomic_write_text,
+    sha256_file,
+    staging_folder,
+    swap_in_folder,
+)
 
 BACKENDS = ("onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("gpu", "cpu")
-MODELS = ("image_encoder", "text_encoder")
+MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
 MARKER_NAME = "vsrn_repo.json"
 DEFAULT_PREFERRED = (8, 32)
 FALLBACK_MAX_BATCH = 128  # when neither the manifest nor the plans record a limit
@@ -225,9 +232,9 @@ def _batch_coverage(profiles: list[dict[str, Any]]) -> tuple[int, tuple[int, ...
 
 def _engine_source(model: str, engine_dir: Path, precision: str, manifest: dict[str, Any],
                    spec: dict[str, Any]) -> _Source:
-    from vsrn_deploy.engine.sidecar import read_sidecar, rebuild_hint
+    from vsrn_deploy.backend.sidecar import read_sidecar, rebuild_hint
 
-    plan = engine_dir / f"{model}.{precision}.plan"
+    plan = engine_dir / contract.plan_name(model, precision)
     if not plan.is_file():
         flag = " --fp16" if precision == "fp16" else ""
         raise VsrnError(f"--backend tensorrt needs {plan}, which is missing; build it on the serving GPU "
@@ -339,8 +346,8 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
     for model in MODELS:
         if model not in manifest["graphs"]:
             raise VsrnError(f"{onnx_dir}/manifest.json has no {model}; re-run the export")
-    if "vocab.json" not in manifest["files"]:
-        raise VsrnError(f"{onnx_dir} has no vocab.json, which clients need to tokenise captions; "
+    if contract.VOCAB_NAME not in manifest["files"]:
+        raise VsrnError(f"{onnx_dir} has no {contract.VOCAB_NAME}, which clients need to tokenise captions; "
                         "re-export with --vocab PATH")
 
     precision = cfg.precision
@@ -350,7 +357,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
                             "wrote)")
         engine_dir = Path(cfg.engine_dir)
         if precision is None:
-            both = all((engine_dir / f"{m}.fp16.plan").is_file() for m in MODELS)
+            both = all((engine_dir / contract.plan_name(m, "fp16")).is_file() for m in MODELS)
             precision = "fp16" if both else "fp32"
         sources = [_engine_source(m, engine_dir, precision, manifest, manifest["graphs"][m]) for m in MODELS]
     else:
@@ -376,8 +383,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
                             f"--max-batch {max_batch}; Triton refuses such a configuration")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staging_folder(out) as tmp:
         for src in sources:
             version_dir = tmp / src.model / "1"
             version_dir.mkdir(parents=True)
@@ -389,44 +395,26 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             config = render_config(src.model, cfg.backend, src.spec, max_batch=max_batch,
                                    preferred=preferred, max_queue_delay_us=cfg.max_queue_delay_us,
                                    instances=cfg.instances, kind=cfg.kind, profiles=src.profiles)
-            (tmp / src.model / "config.pbtxt").write_text(config, encoding="utf-8")
+            atomic_write_text(tmp / src.model / "config.pbtxt", config)
             say(f"{src.model}: {src.path} -> {out / src.model / '1' / target.name}")
-        vocab = tmp / "text_encoder" / "vocab.json"
-        shutil.copyfile(onnx_dir / "vocab.json", vocab)
-        if sha256_file(vocab) != manifest["files"]["vocab.json"]["sha256"]:
-            raise VsrnError(f"{onnx_dir / 'vocab.json'} changed while it was copied; run the command again")
-        (tmp / "README.md").write_text(_readme(cfg, out, sources, max_batch, precision), encoding="utf-8")
+        vocab, vocab_source = tmp / contract.TEXT.graph / contract.VOCAB_NAME, onnx_dir / contract.VOCAB_NAME
+        shutil.copyfile(vocab_source, vocab)
+        if sha256_file(vocab) != manifest["files"][contract.VOCAB_NAME]["sha256"]:
+            raise VsrnError(f"{vocab_source} changed while it was copied; run the command again")
+        atomic_write_text(tmp / "README.md", _readme(cfg, out, sources, max_batch, precision))
         marker = {
             "format_version": 1,
             "backend": cfg.backend,
             "precision": precision,
             "max_batch_size": max_batch,
-            "export": {"dir": str(onnx_dir), "manifest_sha256": sha256_file(onnx_dir / "manifest.json")},
+            "export": {"dir": str(onnx_dir),
+                       "manifest_sha256": sha256_file(onnx_dir / contract.MANIFEST_NAME)},
             "models": {s.model: {"source": str(s.path), "sha256": s.sha256} for s in sources},
             "tensorrt_version": sorted({str(s.sidecar["tensorrt_version"]) for s in sources if s.sidecar})
             or None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        (tmp / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic_write_json(tmp / MARKER_NAME, marker)
+        swap_in_folder(tmp, out)
     say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
     return out
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Put the finished `tmp` at `out`; an existing `out` is moved aside first and removed last."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.replace(out, old / out.name)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old / out.name, out)  # put the previous repository back
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_text
 from vsrn_deploy.io.safe_pickle import decode_py2_str, restricted_loads
 
 __all__ = ["PAD", "START", "END", "UNK", "SPECIAL_TOKENS", "Vocabulary", "load_vocab", "build_vocab",
@@ -155,7 +156,7 @@ class Vocabulary:
         """Write vsrn-deploy's `vocab.json` atomically; returns the path."""
         path = Path(path)
         text = json.dumps(self.to_json_dict(), ensure_ascii=False, indent=0)
-        _atomic_write(path, text.encode("utf-8"))
+        atomic_write_text(path, text)
         return path
 
     @classmethod
@@ -173,16 +174,6 @@ def _check_specials(vocab: Vocabulary, source: str) -> None:
         if vocab.word2idx.get(token) != expected_id:
             raise VsrnError(f"{source}: '{token}' must have id {expected_id} "
                             f"(found {vocab.word2idx.get(token)})")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def build_vocab(captions: Iterable[str], threshold: int = 4) -> Vocabulary:
@@ -337,5 +328,5 @@ def save_authors_pickle(vocab: Vocabulary, path: str | os.PathLike[str]) -> Path
     buf = io.BytesIO()
     _AuthorsPickler(buf, protocol=2).dump(_AuthorsVocabularyStub(vocab))
     path = Path(path)
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path

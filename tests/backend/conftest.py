@@ -25,14 +25,14 @@ def tiny_graphs(tiny_model: VSRN, tmp_path_factory: pytest.TempPathFactory) -> P
     from vsrn_deploy.export import fp16
     from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
     from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
-    from vsrn_deploy.validate import pad_batch, synthetic_captions, synthetic_features
+    from vsrn_deploy.synthetic_inputs import captions, region_features, text_feed
 
     out = tmp_path_factory.mktemp("tiny_graphs")
     cfg = tiny_model.config
     image = build_image_graph(ImageEncoderDeploy.from_encoder(tiny_model.img_enc))
     text = build_text_graph(TextEncoderDeploy.from_encoder(tiny_model.txt_enc))
-    calib = {"image_encoder": [{"region_features": synthetic_features(8, cfg.num_regions, cfg.img_dim)}],
-             "text_encoder": [pad_batch(synthetic_captions(2, cfg.vocab_size))]}
+    calib = {"image_encoder": [{"region_features": region_features(8, cfg.num_regions, cfg.img_dim)}],
+             "text_encoder": [text_feed(captions(10, cfg.vocab_size, min_tokens=3))]}
     for graph, name in ((image, "image_encoder"), (text, "text_encoder")):
         onnx.save(graph, out / f"{name}.onnx")
         islands = fp16.choose_islands(graph, fp16.record_ranges(graph, calib[name]))
@@ -42,15 +42,15 @@ def tiny_graphs(tiny_model: VSRN, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture()
 def image_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
-    from vsrn_deploy.validate import synthetic_features
+    from vsrn_deploy.synthetic_inputs import region_features
 
     cfg = tiny_model.config
-    return {"region_features": synthetic_features(3, cfg.num_regions, cfg.img_dim, seed=5)}
+    return {"region_features": region_features(3, cfg.num_regions, cfg.img_dim, seed=5)}
 
 
 @pytest.fixture()
 def text_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
-    from vsrn_deploy.validate import pad_batch, synthetic_captions
+    from vsrn_deploy.synthetic_inputs import captions, text_feed
 
-    caps = synthetic_captions(1, tiny_model.config.vocab_size, seed=5)  # 5 captions, mixed lengths
-    return pad_batch(caps)
+    caps = captions(5, tiny_model.config.vocab_size, min_tokens=3, seed=5)  # mixed lengths
+    return text_feed(caps)

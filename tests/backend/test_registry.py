@@ -33,7 +33,7 @@ def test_serving_runners_never_import_torch():
     code = (
         "import sys\n"
         "import vsrn_deploy.backend.onnxrt, vsrn_deploy.backend.trt, vsrn_deploy.backend.cuda\n"
-        "import vsrn_deploy.backend.registry, vsrn_deploy.engine.sidecar, vsrn_deploy.engine.builder\n"
+        "import vsrn_deploy.backend.registry, vsrn_deploy.backend.sidecar, vsrn_deploy.engine.builder\n"
         "import vsrn_deploy.engine.profiles\n"
         "bad = [m for m in ('torch', 'tensorrt', 'cuda') if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from vsrn_deploy.backend import cuda
+from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT
 from vsrn_deploy.backend.trt import TrtRunner, plan_path
 from vsrn_deploy.engine.builder import save_engine
-from vsrn_deploy.engine.sidecar import SIDECAR_FORMAT
 from vsrn_deploy.errors import VsrnError
 
 

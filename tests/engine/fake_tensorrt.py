@@ -198,8 +198,7 @@ class FakeTrt(types.ModuleType):
         self.float32, self.float16 = "float32", "float16"
 
 
-def write_manifest(folder: Path, files: list[str], islands: dict[str, list[str]] | None = None,
-                   text_max_tokens: int | None = None) -> dict:
+def write_manifest(folder: Path, files: list[str], islands: dict[str, list[str]] | None = None) -> dict:
     """A manifest in the export's format for graphs already in `folder`."""
     import hashlib
 
@@ -211,7 +210,6 @@ def write_manifest(folder: Path, files: list[str], islands: dict[str, list[str]]
                        **({"fp16": f"{g}.fp16.onnx"} if f"{g}.fp16.onnx" in files else {})}
                    for g in ("image_encoder", "text_encoder")},
         "fp32_islands": islands or {},
-        "text_max_tokens": text_max_tokens,
         "source": {"path": "ckpt.pth", "sha256": "0" * 64, "kind": "vsrn-deploy"},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))

@@ -207,12 +207,3 @@ def test_silent_fp32_engine_fails_the_build(fake_trt, monkeypatch, export_dir, t
     with pytest.raises(CheckFailed):
         B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings(precision="fp16"))
     assert not (tmp_path / "engines" / "image_encoder.fp16.plan").exists()
-
-
-def test_default_token_range_is_clipped_to_an_unrolled_export(fake_trt, monkeypatch, export_dir, tmp_path):
-    trt = fake_trt("10.13.0")
-    _gpu(monkeypatch)
-    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"], text_max_tokens=20)
-    B.build_engines(export_dir, tmp_path / "engines",
-                    B.BuildSettings(precision="fp32", verify_precision=False), encoders=("text",))
-    assert trt.config.profiles[0].shapes["token_ids"][2] == (128, 20)

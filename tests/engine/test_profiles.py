@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vsrn_deploy.engine.profiles import ProfileSpec, default_tokens, fits, input_shapes, parse_triple
+from vsrn_deploy.backend.trt import fits
+from vsrn_deploy.engine.profiles import ProfileSpec, input_shapes, parse_triple
 from vsrn_deploy.errors import VsrnError
 
 
@@ -30,13 +31,9 @@ def test_input_shapes_per_encoder():
         "region_features": ((1, 36, 2048), (4, 36, 2048), (16, 36, 2048))}
     text = input_shapes("text", spec, num_regions=0, feature_dim=0)
     assert text == {"token_ids": ((1, 2), (4, 12), (16, 30)), "lengths": ((1,), (4,), (16,))}
-    with pytest.raises(VsrnError, match="text_max_tokens"):
-        input_shapes("text", spec, num_regions=0, feature_dim=0, max_tokens=20)
 
 
-def test_default_tokens_clip_and_fits():
-    assert default_tokens(None) == (2, 16, 64)
-    assert default_tokens(10) == (2, 10, 10)
+def test_fits():
     shapes = input_shapes("text", ProfileSpec((1, 4, 16), (2, 12, 30)), num_regions=0, feature_dim=0)
     assert fits(shapes, {"token_ids": (3, 30), "lengths": (3,)})
     assert not fits(shapes, {"token_ids": (17, 5), "lengths": (17,)})

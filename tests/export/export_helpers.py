@@ -29,7 +29,7 @@ def calibrate_batchnorm(model: VSRN, batches: int = 4, batch_size: int = 16, see
     Random running means would add channel-constant offsets 100x the signal to every GCN layer,
     a model no training produces (and one that loses FP32 digits in the region normalisation).
     """
-    from vsrn_deploy.export.validation import synthetic_region_features
+    from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
 
     gen = torch.Generator().manual_seed(seed)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]

@@ -8,8 +8,9 @@ from export_helpers import tiny_model
 
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
-from vsrn_deploy.export.validation import synthetic_captions, synthetic_region_features
 from vsrn_deploy.model import VSRN
+from vsrn_deploy.synthetic_inputs import captions, text_feed
+from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
 
 VARIANTS = {
     "coco": {},
@@ -29,7 +30,7 @@ def test_tiny_deploy_equals_training(variant):
         emb, regions = ImageEncoderDeploy.from_encoder(model.img_enc)(x)
     torch.testing.assert_close(emb, ref_emb, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(regions, ref_regions, atol=1e-6, rtol=1e-5)
-    ids, lengths = synthetic_captions(7, cfg.vocab_size, 9, seed=3)
+    ids, lengths = text_feed(captions(7, cfg.vocab_size, max_tokens=9, seed=3)).values()
     ids, lengths = torch.from_numpy(ids), torch.from_numpy(lengths)
     with torch.no_grad():
         ref = model.txt_enc(ids, lengths)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from export_helpers import tiny_model
 
+from vsrn_deploy.compare import row_cosine
 from vsrn_deploy.errors import CheckFailed
 from vsrn_deploy.export import emulate, fp16
 from vsrn_deploy.export.deploy import ImageEncoderDeploy
 from vsrn_deploy.export.exporter import ExportConfig, export_loaded
 from vsrn_deploy.export.graphs import build_image_graph
-from vsrn_deploy.export.validation import _row_cosine, synthetic_region_features
+from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
 
 pytestmark = pytest.mark.export
 
@@ -49,11 +52,11 @@ def test_ranges_exceed_fp16_and_islands_cover_them():
         {"region_features": feats},
     )
     # overflow: inf, NaN, or a sum of squares of inf that zeroes every region
-    cosine = _row_cosine(np.nan_to_num(bare["image_embedding"]), ref["image_embedding"])
+    cosine = row_cosine(np.nan_to_num(bare["image_embedding"]), ref["image_embedding"])
     assert cosine.min() < 0.9995
 
 
-def test_hot_model_exports_with_islands_and_fails_without(tmp_path):
+def test_hot_model_exports_with_islands_and_fails_without(tmp_path, monkeypatch):
     model = _hot_f30k_model()
     cfg = ExportConfig(precision="fp16", max_batch=8, retrieval_images=500)
     result = export_loaded(model, None, tmp_path / "ok", cfg)
@@ -64,13 +67,9 @@ def test_hot_model_exports_with_islands_and_fails_without(tmp_path):
         >= 0.9995
     )
 
-    bare = ExportConfig(
-        precision="fp16",
-        max_batch=8,
-        retrieval_images=500,
-        fp16_policy_islands=False,
-        fp16_range_islands=False,
-    )
+    bare = ExportConfig(precision="fp16", max_batch=8, retrieval_images=500)
+    monkeypatch.setattr(fp16, "choose_islands",
+                        functools.partial(fp16.choose_islands, use_policy=False, use_ranges=False))
     with pytest.raises(CheckFailed, match="strict-fp16"):
         export_loaded(model, None, tmp_path / "bare", bare)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]  # nothing half-written

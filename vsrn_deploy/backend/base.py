@@ -6,9 +6,8 @@ A runner serves one encoder of one backend. It is built cheaply, does its heavy 
     with make_runner("ort", "image", onnx_dir="export") as runner:
         outputs = runner.infer({"region_features": features})
 
-Inputs and outputs are numpy arrays named as in the ONNX contract (contracts.md):
-image: region_features float32 (B, k, F) -> image_embedding (B, D), region_embeddings (B, k, D);
-text: token_ids int64 (B, T), lengths int64 (B,) -> text_embedding (B, D).
+Inputs and outputs are numpy arrays named, typed and shaped as `vsrn_deploy.contract` declares
+them (`python -m vsrn_deploy.contract` prints the declaration).
 """
 
 from __future__ import annotations
@@ -17,11 +16,14 @@ from typing import Any
 
 import numpy as np
 
-BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "ort-int8", "trt")
-ENCODERS = ("image", "text")
+from vsrn_deploy import contract
 
-INPUT_NAMES = {"image": ("region_features",), "text": ("token_ids", "lengths")}
-OUTPUT_NAMES = {"image": ("image_embedding", "region_embeddings"), "text": ("text_embedding",)}
+BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "ort-int8", "trt")
+ENCODERS = tuple(contract.ENCODERS)
+
+# views of the contract, keyed by encoder ("image", "text")
+INPUT_NAMES = {key: spec.input_names for key, spec in contract.ENCODERS.items()}
+OUTPUT_NAMES = {key: spec.output_names for key, spec in contract.ENCODERS.items()}
 
 
 class Runner:

@@ -1,4 +1,4 @@
-"""Checking a runner's input feed against the ONNX contract (numpy only: no torch here).
+"""Checking a runner's input feed against `vsrn_deploy.contract` (numpy only: no torch here).
 
 Every runner calls `check_feed` first, so a wrong name, rank or dtype fails the same way on every
 backend: a `VsrnError` that says what was expected.
@@ -8,16 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vsrn_deploy.backend.base import INPUT_NAMES
+from vsrn_deploy import contract
 from vsrn_deploy.errors import VsrnError
-
-# name -> (rank, dtype) per the contract: region_features float32 (B, k, F); token_ids int64 (B, T);
-# lengths int64 (B,).
-_SPECS: dict[str, tuple[int, type]] = {
-    "region_features": (3, np.float32),
-    "token_ids": (2, np.int64),
-    "lengths": (1, np.int64),
-}
 
 
 def check_feed(encoder: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -35,7 +27,8 @@ def check_feed(encoder: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarra
         VsrnError: a missing or unexpected input, a wrong rank, a non-numeric dtype, mismatched
             batch sizes, or lengths outside [1, tokens].
     """
-    expected = INPUT_NAMES[encoder]
+    spec = contract.ENCODERS[encoder]
+    expected = spec.input_names
     missing = [n for n in expected if n not in feed]
     extra = [n for n in feed if n not in expected]
     if missing or extra:
@@ -43,7 +36,8 @@ def check_feed(encoder: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarra
                         f"unexpected {extra}")
     out: dict[str, np.ndarray] = {}
     for name in expected:
-        rank, dtype = _SPECS[name]
+        tensor = spec.tensor(name)
+        rank, dtype = tensor.rank, tensor.np_dtype.type
         arr = np.asarray(feed[name])
         if arr.ndim != rank:
             raise VsrnError(f"input '{name}' must have rank {rank}, got shape {tuple(arr.shape)}")
@@ -56,10 +50,11 @@ def check_feed(encoder: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarra
     if len(batches) != 1:
         raise VsrnError(f"inputs {list(expected)} disagree on the batch size: "
                         f"{[tuple(out[n].shape) for n in expected]}")
-    if encoder == "text":
-        tokens = out["token_ids"].shape[1]
-        lengths = out["lengths"]
+    if spec is contract.TEXT:
+        ids, lengths_name = spec.input_names
+        tokens = out[ids].shape[1]
+        lengths = out[lengths_name]
         if lengths.size and (lengths.min() < 1 or lengths.max() > tokens):
-            raise VsrnError(f"lengths must lie in [1, {tokens}] (the token_ids width), got "
+            raise VsrnError(f"{lengths_name} must lie in [1, {tokens}] (the {ids} width), got "
                             f"[{lengths.min()}, {lengths.max()}]")
     return out

@@ -13,19 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy import contract
 from vsrn_deploy.backend.base import INPUT_NAMES, OUTPUT_NAMES, Runner
 from vsrn_deploy.backend.feeds import check_feed
 from vsrn_deploy.errors import VsrnError, import_optional
 
-MANIFEST_NAME = "manifest.json"
-_DEFAULT_FILES = {
-    ("image", "fp32"): "image_encoder.onnx",
-    ("image", "fp16"): "image_encoder.fp16.onnx",
-    ("text", "fp32"): "text_encoder.onnx",
-    ("text", "fp16"): "text_encoder.fp16.onnx",
-    ("image", "int8"): "image_encoder.int8.onnx",
-    ("text", "int8"): "text_encoder.int8.onnx",
-}
+MANIFEST_NAME = contract.MANIFEST_NAME
 # backend name -> the graph precision it runs
 PRECISION_OF = {"ort": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
 # device -> the provider list handed to onnxruntime (best first; the CPU as the fallback for any
@@ -47,12 +40,13 @@ def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32
         VsrnError: the graph is not there (with the export command that writes it).
     """
     onnx_dir = Path(onnx_dir)
-    name = _DEFAULT_FILES[(encoder, precision)]
+    graph = contract.ENCODERS[encoder].graph
+    name = contract.onnx_name(graph, precision)
     manifest = onnx_dir / MANIFEST_NAME
     if manifest.is_file():
         try:
             graphs = json.loads(manifest.read_text()).get("graphs", {})
-            name = graphs.get(f"{encoder}_encoder", {}).get(precision) or name
+            name = graphs.get(graph, {}).get(precision) or name
         except (ValueError, AttributeError):
             raise VsrnError(f"{manifest} is not valid JSON; re-run vsrn-deploy export") from None
     path = onnx_dir / name

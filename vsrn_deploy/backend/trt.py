@@ -2,7 +2,7 @@
 
 No torch: device memory and the stream come from cuda-python (`vsrn_deploy.backend.cuda`).
 Before deserialising, the plan's JSON sidecar is checked against the running TensorRT version and
-GPU (`vsrn_deploy.engine.sidecar.check_sidecar`), so a stale plan fails with the rebuild command.
+GPU (`vsrn_deploy.backend.sidecar.check_sidecar`), so a stale plan fails with the rebuild command.
 
 API followed (identical in 10.x and 11.x, TensorRT Python API "ICudaEngine" and
 "IExecutionContext" pages): `Runtime.deserialize_cuda_engine`, `ICudaEngine.num_io_tensors`,
@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy import contract
 from vsrn_deploy.backend import cuda
 from vsrn_deploy.backend.base import INPUT_NAMES, OUTPUT_NAMES, Runner
 from vsrn_deploy.backend.feeds import check_feed
-from vsrn_deploy.engine.profiles import fits
-from vsrn_deploy.engine.sidecar import check_sidecar, read_sidecar, rebuild_hint
+from vsrn_deploy.backend.sidecar import check_sidecar, read_sidecar, rebuild_hint
 from vsrn_deploy.errors import VsrnError
+
+Shape = tuple[int, ...]
 
 TRT_INSTALL_HINT = ("pip install 'vsrn-deploy[trt]' on a machine with an NVIDIA GPU and driver")
 
@@ -41,19 +43,30 @@ def import_tensorrt() -> Any:
 
 
 def plan_path(engine_dir: str | os.PathLike, encoder: str, precision: str | None = None) -> Path:
-    """The plan of `encoder` in `engine_dir`: `<encoder>_encoder.<precision>.plan`.
+    """The plan of `encoder` in `engine_dir` (`contract.plan_name`: `image_encoder.fp16.plan`).
 
     With `precision` None, prefers fp16 over fp32 (the deploy target), else raises.
     """
     engine_dir = Path(engine_dir)
     candidates = [precision] if precision else ["fp16", "fp32"]
     for p in candidates:
-        path = engine_dir / f"{encoder}_encoder.{p}.plan"
+        path = engine_dir / contract.plan_name(contract.ENCODERS[encoder].graph, p)
         if path.is_file():
             return path
-    names = ", ".join(f"{encoder}_encoder.{p}.plan" for p in candidates)
+    names = ", ".join(contract.plan_name(contract.ENCODERS[encoder].graph, p) for p in candidates)
     raise VsrnError(f"no TensorRT plan ({names}) in {engine_dir}; build one with: "
                     f"vsrn-deploy build-engine --onnx-dir export --out {engine_dir} --fp16")
+
+
+def fits(shapes: dict[str, tuple[Shape, Shape, Shape]], feed_shapes: dict[str, Shape]) -> bool:
+    """Whether every input shape lies within the profile's [min, max] per dimension."""
+    for name, shape in feed_shapes.items():
+        if name not in shapes:
+            return False
+        lo, _, hi = shapes[name]
+        if len(shape) != len(lo) or any(not a <= s <= c for a, s, c in zip(lo, shape, hi, strict=True)):
+            return False
+    return True
 
 
 class TrtRunner(Runner):

@@ -164,36 +164,27 @@ def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
 
 
 def image_feed(cfg: VSRNConfig, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Region features like the bottom-up-attention ones: non-negative (post-ReLU), float32.
+    """`batch` images of `vsrn_deploy.synthetic_inputs` region features: {"region_features": (B, k, F)}."""
+    from vsrn_deploy import synthetic_inputs
 
-    Returns:
-        {"region_features": (batch, k, F) float32}.
-    """
-    rng = np.random.default_rng(seed)
-    feats = rng.standard_normal((batch, cfg.num_regions, cfg.img_dim), dtype=np.float32)
-    return {"region_features": np.maximum(feats, 0.0)}  # (B, k, F)
+    return synthetic_inputs.image_feed(
+        synthetic_inputs.region_features(batch, cfg.num_regions, cfg.img_dim, seed))
 
 
 def text_feed(cfg: VSRNConfig, batch: int, seed: int = 0, min_tokens: int = 8,
               max_tokens: int = 20) -> dict[str, np.ndarray]:
-    """Captions of realistic, mixed lengths: `<start>` w1 .. wn `<end>`, padded with 0.
+    """`batch` captions of realistic, mixed lengths, padded to the longest, as a serving batcher would.
 
-    COCO captions have 10-14 words on average; lengths (with start and end) are drawn uniformly
-    from [min_tokens, max_tokens] and the batch is padded to its longest caption, as a serving
-    batcher would.
+    COCO captions have 10-14 words on average; lengths (with `<start>` and `<end>`) are drawn
+    uniformly from [min_tokens, max_tokens] (`vsrn_deploy.synthetic_inputs.captions`).
 
     Returns:
         {"token_ids": (batch, T) int64, "lengths": (batch,) int64}.
     """
-    rng = np.random.default_rng(seed + 1)
-    lengths = rng.integers(min_tokens, max_tokens + 1, size=batch).astype(np.int64)
-    width = int(lengths.max())
-    ids = rng.integers(4, max(cfg.vocab_size, 5), size=(batch, width)).astype(np.int64)  # (B, T)
-    steps = np.arange(width)[None, :]
-    ids[steps >= lengths[:, None]] = 0  # <pad>
-    ids[:, 0] = 1  # <start>
-    ids[np.arange(batch), lengths - 1] = 2  # <end>
-    return {"token_ids": ids, "lengths": lengths}
+    from vsrn_deploy import synthetic_inputs
+
+    return synthetic_inputs.text_feed(synthetic_inputs.captions(
+        batch, cfg.vocab_size, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed + 1, extremes=False))
 
 
 # ------------------------------------------------------------------------------------------- timing

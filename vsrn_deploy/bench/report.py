@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from vsrn_deploy.io.files import atomic_write_bytes
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it into place.
-
-    Args:
-        path: destination (parent folders are created).
-        data: text (written as UTF-8) or bytes.
-
-    Returns:
-        The destination path.
-    """
+    """Write text (UTF-8) or bytes atomically (`vsrn_deploy.io.files`), creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are shared files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -6,8 +6,6 @@ table and writes the JSON report.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,33 +17,12 @@ from vsrn_deploy.errors import VsrnError
 
 
 def _resolve_vocab(loaded: Any, vocab_path: Path | None, data: Path) -> tuple[Any, str]:
-    """The vocabulary for one checkpoint: --vocab, else the checkpoint's, else the usual places."""
-    from vsrn_deploy.checkpoint import find_authors_vocab
-    from vsrn_deploy.vocab import load_vocab
+    """The vocabulary for one checkpoint (`checkpoint.resolve_vocab`), also looked for by the
+    data folder's name in the authors' `<data>/../vocab/` layout."""
+    from vsrn_deploy.checkpoint import resolve_vocab
 
-    if vocab_path is not None:
-        if not vocab_path.is_file():
-            raise VsrnError(f"vocabulary file {vocab_path} does not exist")
-        return load_vocab(str(vocab_path)), str(vocab_path)
-    if loaded.vocab is not None:
-        return loaded.vocab, loaded.vocab_path or "(inside the checkpoint)"
-    # the authors' place: <data_path>/../vocab/<data_name>_vocab.*, beside the checkpoint, ...
-    found = find_authors_vocab(loaded.config.data_name, checkpoint_path=loaded.path,
-                               vocab_path=loaded.vocab_path,
-                               search_dirs=[data.parent / "vocab", data / "vocab", Path("vocab")])
-    if found is None:
-        for name in (data.name, loaded.config.data_name):  # a dataset named differently from the model
-            for suffix in (".json", ".pkl"):
-                candidate = data.parent / "vocab" / f"{name}_vocab{suffix}"
-                if candidate.is_file():
-                    found = candidate
-                    break
-            if found is not None:
-                break
-    if found is None:
-        raise VsrnError(f"no vocabulary for {loaded.path}: it carries none and no "
-                        f"{loaded.config.data_name}_vocab.pkl/.json was found; pass --vocab PATH")
-    return load_vocab(str(found)), str(found)
+    search = [data.parent / "vocab", data / "vocab", Path("vocab")]
+    return resolve_vocab(loaded, vocab_path, search_dirs=search, names=[data.name])
 
 
 def _progress(say: Any) -> Any:
@@ -144,13 +121,6 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
     return report
 
 
-def _write_json(path: Path, report: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def evaluate(
     checkpoints: Annotated[list[Path], typer.Argument(
         help="A checkpoint (vsrn-deploy or the authors' model_best.pth.tar); give two to evaluate "
@@ -179,7 +149,10 @@ def evaluate(
 
     typer.echo(format_table(report))
     if out is not None:
-        _write_json(out, report)
+        from vsrn_deploy.io.files import atomic_write_json
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out, report)
         typer.echo(f"wrote {out}", err=True)
 
 

@@ -29,15 +29,12 @@ Everything is deterministic given the seed.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_write_json, staging_folder, swap_in_folder
 
 NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
          "bench", "umbrella")
@@ -228,30 +225,22 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     world = _World(rng, feature_dim)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{data_name}.", dir=out))
-    try:
+    with staging_folder(target) as tmp:
         train_caps = []
         for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
             split_rng = np.random.default_rng((seed, ("train", "dev", "test").index(split) + 1))
             caps = _write_split(tmp, split, n, world, split_rng, num_regions, boxes)
             if split == "train":
                 train_caps = caps
-        (tmp / "synthetic.json").write_text(json.dumps({
+        atomic_write_json(tmp / "synthetic.json", {
             "generator": "vsrn_deploy.data.synthetic", "seed": seed, "num_regions": num_regions,
             "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
-            "captions_per_image": 5}, indent=2) + "\n")
+            "captions_per_image": 5})
         vocab = build_vocab(train_caps, threshold=vocab_threshold)
         vocab_dir = out / "vocab"
         vocab_dir.mkdir(exist_ok=True)
-        vocab_tmp = vocab_dir / f".{data_name}_vocab.json.tmp"
-        vocab.save_json(str(vocab_tmp))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-        os.replace(vocab_tmp, vocab_dir / f"{data_name}_vocab.json")
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        swap_in_folder(tmp, target)
+    vocab.save_json(vocab_dir / f"{data_name}_vocab.json")
     return target
 
 

@@ -31,12 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.engine.profiles import DEFAULT_TOKENS, ProfileSpec, default_tokens, input_shapes
-from vsrn_deploy.engine.sidecar import SIDECAR_FORMAT, atomic_write_bytes, sha256_file, write_sidecar
+from vsrn_deploy import contract
+from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT, write_sidecar
+from vsrn_deploy.engine.profiles import ProfileSpec, input_shapes
 from vsrn_deploy.errors import CheckFailed, VsrnError
+from vsrn_deploy.io.files import atomic_write_bytes, sha256_bytes, sha256_file
 
 PRECISIONS = ("fp32", "fp16")
-ENCODER_GRAPHS = {"image": "image_encoder", "text": "text_encoder"}
 
 Log = Callable[[str], None]
 
@@ -65,7 +66,6 @@ class BuildSettings:
     fp32_islands: tuple[str, ...] = ()
     verify_precision: bool = True
     verbose: bool = False
-    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -114,19 +114,29 @@ def _network_inputs(network: Any) -> dict[str, tuple[int, ...]]:
     return {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
 
 
-def _profile_shapes(inputs: dict[str, tuple[int, ...]], spec: ProfileSpec,
-                    max_tokens: int | None) -> dict[str, tuple]:
-    """Per-input (min, opt, max) shapes of `spec` for the parsed network's inputs."""
-    if "region_features" in inputs:
-        shape = inputs["region_features"]
-        if len(shape) != 3 or shape[1] < 1 or shape[2] < 1:
-            raise VsrnError(f"region_features must be (batch, k, F) with k and F fixed at export, "
-                            f"got {shape}")
-        return input_shapes("image", spec, num_regions=shape[1], feature_dim=shape[2])
-    if "token_ids" in inputs and "lengths" in inputs:
-        return input_shapes("text", spec, num_regions=0, feature_dim=0, max_tokens=max_tokens)
-    raise VsrnError(f"the graph's inputs {sorted(inputs)} are neither the image encoder's "
-                    "(region_features) nor the text encoder's (token_ids, lengths)")
+def _profile_shapes(inputs: dict[str, tuple[int, ...]], spec: ProfileSpec) -> dict[str, tuple]:
+    """Per-input (min, opt, max) shapes of `spec` for the parsed network's inputs.
+
+    The encoder is the one whose contract inputs the network has; its fixed axes (k, F) are read
+    from the network.
+    """
+    for key, enc in contract.ENCODERS.items():
+        if set(enc.input_names) <= set(inputs):
+            fixed: dict[str, int] = {}
+            for tensor in enc.inputs:
+                shape = inputs[tensor.name]
+                if len(shape) != tensor.rank:
+                    raise VsrnError(f"{tensor.name} must be [{', '.join(tensor.axes)}], got {shape}")
+                for axis, dim in zip(tensor.axes, shape, strict=True):
+                    if axis not in tensor.dynamic_axes().values():
+                        if dim < 1:
+                            raise VsrnError(f"{tensor.name} must be [{', '.join(tensor.axes)}] with "
+                                            f"{axis} fixed at export, got {shape}")
+                        fixed[axis] = int(dim)
+            return input_shapes(key, spec, num_regions=fixed.get("num_regions", 0),
+                                feature_dim=fixed.get("img_dim", 0))
+    names = "; ".join(f"{e.graph}: {', '.join(e.input_names)}" for e in contract.ENCODERS.values())
+    raise VsrnError(f"the graph's inputs {sorted(inputs)} are none of the encoders' ({names})")
 
 
 def pin_fp32_islands(trt: Any, network: Any, islands: tuple[str, ...], onnx_path: Path | None = None) -> int:
@@ -228,7 +238,7 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
     inputs = _network_inputs(network)
     for spec in settings.profiles:
         profile = builder.create_optimization_profile()
-        for name, (lo, opt, hi) in _profile_shapes(inputs, spec, settings.max_tokens).items():
+        for name, (lo, opt, hi) in _profile_shapes(inputs, spec).items():
             profile.set_shape(name, lo, opt, hi)
         config.add_optimization_profile(profile)
 
@@ -332,11 +342,10 @@ def save_engine(data: bytes, path: str | os.PathLike, sidecar: dict[str, Any]) -
     The sidecar goes last, so a plan without a matching sidecar (an interrupted save) is refused
     at load time instead of trusted.
     """
-    import hashlib
-
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
-    write_sidecar(path, {**sidecar, "plan": path.name, "plan_sha256": hashlib.sha256(data).hexdigest(),
+    write_sidecar(path, {**sidecar, "plan": path.name, "plan_sha256": sha256_bytes(data),
                          "plan_bytes": len(data)})
     return path
 
@@ -388,15 +397,9 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
     onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
     manifest = read_manifest(onnx_dir)
     verify_files(onnx_dir, manifest)
-    max_tokens = manifest.get("text_max_tokens")
-    if max_tokens is not None:
-        # The default token range is clipped to an unrolled export's limit; an explicit one is not.
-        settings = dataclasses.replace(settings, profiles=tuple(
-            dataclasses.replace(p, tokens=default_tokens(max_tokens)) if p.tokens == DEFAULT_TOKENS else p
-            for p in settings.profiles))
     results = []
     for encoder in encoders:
-        graph = ENCODER_GRAPHS[encoder]
+        graph = contract.ENCODERS[encoder].graph
         entry = manifest.get("graphs", {}).get(graph, {})
         if settings.precision == "fp16" and path_kind == "strongly-typed":
             if not entry.get("fp16"):
@@ -405,9 +408,9 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
                                 f"CKPT --out {onnx_dir} --precision all")
             source = onnx_dir / entry["fp16"]
         else:
-            source = onnx_dir / (entry.get("fp32") or f"{graph}.onnx")
+            source = onnx_dir / (entry.get("fp32") or contract.onnx_name(graph))
         islands = tuple((manifest.get("fp32_islands") or {}).get(graph, ()))
-        enc_settings = dataclasses.replace(settings, fp32_islands=islands, max_tokens=max_tokens)
+        enc_settings = dataclasses.replace(settings, fp32_islands=islands)
         t0 = time.perf_counter()
         data = engine_bytes_from_onnx(source, enc_settings, log=log)
         seconds = time.perf_counter() - t0
@@ -432,7 +435,7 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
             "build_seconds": round(seconds, 3),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        plan = save_engine(data, out_dir / f"{graph}.{settings.precision}.plan", sidecar)
+        plan = save_engine(data, out_dir / contract.plan_name(graph, settings.precision), sidecar)
         log(f"wrote {plan} ({len(data) / 2**20:.1f} MiB) in {seconds:.1f}s")
         results.append(BuildResult(encoder, plan, settings.precision, seconds, sidecar))
     return results

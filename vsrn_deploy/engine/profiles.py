@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vsrn_deploy import contract
 from vsrn_deploy.errors import VsrnError
 
 Triple = tuple[int, int, int]
@@ -63,51 +64,25 @@ class ProfileSpec:
         return {"batch": list(self.batch), "tokens": list(self.tokens)}
 
 
-def input_shapes(encoder: str, spec: ProfileSpec, *, num_regions: int, feature_dim: int,
-                 max_tokens: int | None = None) -> dict[str, tuple[Shape, Shape, Shape]]:
-    """Per-input (min, opt, max) shapes of one profile.
+def input_shapes(encoder: str, spec: ProfileSpec, *, num_regions: int,
+                 feature_dim: int) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """Per-input (min, opt, max) shapes of one profile, for the inputs `vsrn_deploy.contract` declares.
 
     Args:
         encoder: "image" or "text".
-        spec: the batch and token ranges.
-        num_regions: k, fixed at export (region_features is (B, k, F)).
-        feature_dim: F.
-        max_tokens: the export's largest token count when the text graph is unrolled (manifest
-            "text_max_tokens"); a profile beyond it is an error.
+        spec: the batch and token ranges (the contract's dynamic axes "batch" and "tokens").
+        num_regions: k, fixed at export (the contract's "num_regions" axis).
+        feature_dim: F (the contract's "img_dim" axis).
 
     Returns:
         {input name: (min shape, opt shape, max shape)}.
     """
-    b = spec.batch
-    if encoder == "image":
-        return {"region_features": tuple((n, num_regions, feature_dim) for n in b)}  # type: ignore[dict-item]
-    if encoder != "text":
-        raise VsrnError(f"encoder must be 'image' or 'text', got {encoder!r}")
-    t = spec.tokens
-    if max_tokens is not None and t[2] > max_tokens:
-        raise VsrnError(f"token range max {t[2]} exceeds the exported text graph's limit of "
-                        f"{max_tokens} tokens (manifest text_max_tokens); lower it or re-export")
-    return {
-        "token_ids": tuple((n, m) for n, m in zip(b, t, strict=True)),  # type: ignore[dict-item]
-        "lengths": tuple((n,) for n in b),  # type: ignore[dict-item]
-    }
+    if encoder not in contract.ENCODERS:
+        raise VsrnError(f"encoder must be one of {tuple(contract.ENCODERS)}, got {encoder!r}")
+    ranges = {contract.BATCH: spec.batch, contract.TOKENS: spec.tokens}
+    fixed = {"num_regions": num_regions, "img_dim": feature_dim}
 
+    def shape(tensor: contract.TensorSpec, i: int) -> Shape:
+        return tuple(ranges[a][i] if a in ranges else int(fixed[a]) for a in tensor.axes)
 
-def default_tokens(max_tokens: int | None) -> Triple:
-    """The default token range, clipped to an unrolled export's limit."""
-    if max_tokens is None:
-        return DEFAULT_TOKENS
-    hi = max(2, int(max_tokens))
-    lo = min(DEFAULT_TOKENS[0], hi)
-    return lo, min(DEFAULT_TOKENS[1], hi), hi
-
-
-def fits(shapes: dict[str, tuple[Shape, Shape, Shape]], feed_shapes: dict[str, Shape]) -> bool:
-    """Whether every input shape lies within the profile's [min, max] per dimension."""
-    for name, shape in feed_shapes.items():
-        if name not in shapes:
-            return False
-        lo, _, hi = shapes[name]
-        if len(shape) != len(lo) or any(not a <= s <= c for a, s, c in zip(lo, shape, hi, strict=True)):
-            return False
-    return True
+    return {t.name: (shape(t, 0), shape(t, 1), shape(t, 2)) for t in contract.ENCODERS[encoder].inputs}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,28 +24,16 @@ import numpy as np
 import onnx
 import torch
 
+from vsrn_deploy import compare, contract, synthetic_inputs
 from vsrn_deploy.config import VSRNConfig
-from vsrn_deploy.contract import PARITY, onnx_name
 from vsrn_deploy.errors import CheckFailed, VsrnError
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
-from vsrn_deploy.export.validation import (
-    Validator,
-    check_io,
-    retrieval_metrics,
-    synthetic_captions,
-    synthetic_region_features,
-)
+from vsrn_deploy.export.validation import Validator, check_io
+from vsrn_deploy.io.files import staging_folder, swap_in_folder
 
 PRECISIONS = ("fp32", "fp16", "int8", "all")
-FILES = {
-    ("image_encoder", "fp32"): "image_encoder.onnx",
-    ("text_encoder", "fp32"): "text_encoder.onnx",
-    ("image_encoder", "fp16"): "image_encoder.fp16.onnx",
-    ("text_encoder", "fp16"): "text_encoder.fp16.onnx",
-    **{(g, "int8"): onnx_name(g, "int8") for g in ("image_encoder", "text_encoder")},
-}
 _TWO_GB = 2 * 1024**3
 
 
@@ -65,7 +51,6 @@ class ExportConfig:
         max_batch: the largest batch validated (and claimed in the manifest).
         max_tokens: the longest caption validated.
         fp16_margin: FP32 island when |x| >= 65504 / margin.
-        fp16_policy_islands / fp16_range_islands: switch the two island rules (tests only).
         calibration_samples: synthetic calibration images when no file is given.
         retrieval_images: images (x5 captions) of the synthetic FP16 retrieval set; None: 500, or 200
             at embed_size > 512 (the eager text reference dominates the export time at full size).
@@ -81,8 +66,6 @@ class ExportConfig:
     max_batch: int = 32
     max_tokens: int = 32
     fp16_margin: float = fp16.DEFAULT_MARGIN
-    fp16_policy_islands: bool = True
-    fp16_range_islands: bool = True
     calibration_samples: int = 64
     retrieval_images: int | None = None
     int8_settings: int8.Int8Settings = int8.Int8Settings()
@@ -126,42 +109,6 @@ class ExportResult:
     seconds: float = 0.0
 
 
-def _image_spec(cfg: VSRNConfig) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": "region_features", "dtype": "float", "shape": ["batch", cfg.num_regions, cfg.img_dim]}
-        ],
-        "outputs": [
-            {"name": "image_embedding", "dtype": "float", "shape": ["batch", cfg.embed_size]},
-            {
-                "name": "region_embeddings",
-                "dtype": "float",
-                "shape": ["batch", cfg.num_regions, cfg.embed_size],
-            },
-        ],
-        "dynamic_axes": {
-            "region_features": {"0": "batch"},
-            "image_embedding": {"0": "batch"},
-            "region_embeddings": {"0": "batch"},
-        },
-    }
-
-
-def _text_spec(cfg: VSRNConfig) -> dict[str, Any]:
-    return {
-        "inputs": [
-            {"name": "token_ids", "dtype": "int64", "shape": ["batch", "tokens"]},
-            {"name": "lengths", "dtype": "int64", "shape": ["batch"]},
-        ],
-        "outputs": [{"name": "text_embedding", "dtype": "float", "shape": ["batch", cfg.embed_size]}],
-        "dynamic_axes": {
-            "token_ids": {"0": "batch", "1": "tokens"},
-            "lengths": {"0": "batch"},
-            "text_embedding": {"0": "batch"},
-        },
-    }
-
-
 def _versions() -> dict[str, str]:
     import onnxruntime
 
@@ -185,38 +132,6 @@ def _session(path_or_model: Path | onnx.ModelProto, threads: int = 2):
     opts.log_severity_level = 3
     data = str(path_or_model) if isinstance(path_or_model, Path) else path_or_model.SerializeToString()
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-
-
-def _resolve_vocab(loaded: Any, cfg: ExportConfig, checkpoint: Path) -> Any:
-    """The vocabulary to ship: --vocab, else the checkpoint's, else where the authors kept it."""
-    from vsrn_deploy.checkpoint import find_authors_vocab
-    from vsrn_deploy.vocab import load_vocab
-
-    model_cfg: VSRNConfig = loaded.config
-    if cfg.vocab is not None:
-        if not Path(cfg.vocab).is_file():
-            raise VsrnError(f"--vocab {cfg.vocab}: no such file")
-        vocab, source = load_vocab(cfg.vocab), cfg.vocab
-    elif loaded.vocab is not None:
-        vocab, source = loaded.vocab, loaded.vocab_path or "checkpoint"
-    else:
-        opt = (loaded.train_state or {}).get("authors_opt") or {}
-        found = find_authors_vocab(
-            model_cfg.data_name, checkpoint_path=checkpoint, vocab_path=opt.get("vocab_path")
-        )
-        if found is None:
-            raise VsrnError(
-                f"{checkpoint} carries no vocabulary and none was found where the authors keep "
-                f"it ({opt.get('vocab_path') or 'vocab'}/{model_cfg.data_name}_vocab.pkl); "
-                "pass one with --vocab PATH"
-            )
-        vocab, source = load_vocab(found), str(found)
-    if len(vocab) != model_cfg.vocab_size:
-        raise VsrnError(
-            f"vocabulary {source} has {len(vocab)} words but the model's embedding table has "
-            f"{model_cfg.vocab_size} rows: it belongs to another model; pass the right one with --vocab"
-        )
-    return vocab
 
 
 def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarray:
@@ -287,245 +202,217 @@ def export_loaded(
     model = model.float().eval()
     img_enc, txt_enc = model.img_enc, model.txt_enc
 
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    try:
-        result = _export_into(tmp, model, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
-        # swap into place: the old export (if any) leaves only after the new one is complete
-        old = None
-        if out_dir.exists():
-            old = parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with staging_folder(out_dir) as tmp:
+        result = _export_into(tmp, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
+        # the old export (if any) leaves only after the new one is complete
+        swap_in_folder(tmp, out_dir)
     result.out_dir = out_dir
     result.seconds = time.perf_counter() - t_start
     say(f"exported to {out_dir} in {result.seconds:.1f} s")
     return result
 
 
-def _export_into(
-    tmp: Path,
-    model,
-    img_enc,
-    txt_enc,
-    vocab,
-    mcfg: VSRNConfig,
-    cfg: ExportConfig,
-    source: dict[str, Any] | None,
-    say: Callable[[str], None],
-) -> ExportResult:
+@dataclass
+class _Eager:
+    """The eager reference: the training model's encoders, run in chunks (row results do not depend
+    on the batch, and large batches of small recurrent ops are many times slower on a shared CPU)."""
+
+    img_enc: torch.nn.Module
+    txt_enc: torch.nn.Module
+
+    @torch.no_grad()
+    def image(self, feed: dict[str, np.ndarray], chunk: int = 64) -> dict[str, np.ndarray]:
+        (x,) = (feed[n] for n in contract.IMAGE.input_names)
+        parts = [self.img_enc(torch.from_numpy(x[i : i + chunk])) for i in range(0, len(x), chunk)]
+        return {name: np.concatenate([p[j].numpy() for p in parts])
+                for j, name in enumerate(contract.IMAGE.output_names)}
+
+    @torch.no_grad()
+    def text(self, feed: dict[str, np.ndarray], chunk: int = 256) -> dict[str, np.ndarray]:
+        ids, lengths = (feed[n] for n in contract.TEXT.input_names)
+        parts = [self.txt_enc(torch.from_numpy(ids[i : i + chunk]), torch.from_numpy(lengths[i : i + chunk]))
+                 for i in range(0, len(ids), chunk)]
+        return {contract.TEXT.embedding: torch.cat(parts).numpy()}
+
+
+def _run(session, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One ONNX Runtime call, outputs by name."""
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
+
+
+def _run_chunked(run: Callable[[dict], dict], feed: dict[str, np.ndarray], name: str,
+                 chunk: int = 32) -> np.ndarray:
+    """`run(feed)[name]` over `feed` in batches of `chunk` rows, concatenated."""
+    n = len(next(iter(feed.values())))
+    parts = [run({k: v[i : i + chunk] for k, v in feed.items()})[name] for i in range(0, n, chunk)]
+    return np.concatenate(parts)
+
+
+@dataclass
+class _Probe:
+    """The synthetic inputs every graph is checked on: one image and one text feed per batch size."""
+
+    batches: list[int]
+    image: dict[int, dict[str, np.ndarray]]
+    text: dict[int, dict[str, np.ndarray]]
+
+    @classmethod
+    def make(cls, mcfg: VSRNConfig, cfg: ExportConfig) -> _Probe:
+        batches = sorted({1, 3, 5, cfg.max_batch})
+        image = {b: synthetic_inputs.image_feed(synthetic_inputs.region_features(
+            b, mcfg.num_regions, mcfg.img_dim, seed=cfg.seed + b)) for b in batches}
+        text = {b: synthetic_inputs.text_feed(synthetic_inputs.captions(
+            b, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + b)) for b in batches}
+        return cls(batches, image, text)
+
+
+def _build_graphs(img_enc, txt_enc, cfg: ExportConfig,
+                  say: Callable[[str], None]) -> dict[str, onnx.ModelProto]:
+    """Stage 1: the deploy-form FP32 graphs, checked for hygiene and TensorRT compatibility."""
     t0 = time.perf_counter()
     with torch.no_grad():
         img_deploy = ImageEncoderDeploy.from_encoder(img_enc)
         txt_deploy = TextEncoderDeploy.from_encoder(txt_enc)
-    fp32_models = {
-        "image_encoder": graphs.build_image_graph(img_deploy, cfg.opset),
-        "text_encoder": graphs.build_text_graph(txt_deploy, cfg.opset),
-    }
-    say(f"built deploy-form graphs in {time.perf_counter() - t0:.1f} s")
-    forbidden = {"image_encoder": graph_checks.FORBIDDEN_IMAGE_OPS, "text_encoder": frozenset()}
-    for name, m in fp32_models.items():
-        graph_checks.assert_clean(m, name, forbidden=forbidden[name])
-        trt_lint.assert_trt_compatible(m, name)
-    say("graph checks and TensorRT lint passed (fp32)")
-
-    written: dict[tuple[str, str], Path] = {}
-    for name, m in fp32_models.items():
-        path = tmp / FILES[(name, "fp32")]
-        _write_model(m, path)
-        written[(name, "fp32")] = path
-
-    # the eager reference runs in chunks: row results do not depend on the batch, and large
-    # batches of small recurrent ops are many times slower on a shared CPU
-    def eager_image(x: np.ndarray, chunk: int = 64) -> dict[str, np.ndarray]:
-        embs, regions = [], []
-        with torch.no_grad():
-            for i in range(0, len(x), chunk):
-                emb, reg = img_enc(torch.from_numpy(x[i : i + chunk]))
-                embs.append(emb.numpy())
-                regions.append(reg.numpy())
-        return {"image_embedding": np.concatenate(embs), "region_embeddings": np.concatenate(regions)}
-
-    def eager_text(ids: np.ndarray, lengths: np.ndarray, chunk: int = 256) -> dict[str, np.ndarray]:
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(ids), chunk):
-                out.append(
-                    txt_enc(torch.from_numpy(ids[i : i + chunk]), torch.from_numpy(lengths[i : i + chunk]))
-                )
-        return {"text_embedding": torch.cat(out).numpy()}
-
-    batches = sorted({1, 3, 5, cfg.max_batch})
-    k, fdim = mcfg.num_regions, mcfg.img_dim
-    val = Validator(log=say)
-    specs = {"image_encoder": _image_spec(mcfg), "text_encoder": _text_spec(mcfg)}
-    feats = {b: synthetic_region_features(b, k, fdim, seed=cfg.seed + b) for b in batches}
-    caps = {b: synthetic_captions(b, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + b) for b in batches}
-    refs_img = {b: eager_image(feats[b]) for b in batches}
-    refs_txt = {b: eager_text(*caps[b]) for b in batches}
-
-    # FP32 parity, from the written files
-    sessions = {}
-    for name in fp32_models:
-        path = written[(name, "fp32")]
-        sess = _session(path)
-        sessions[(name, "fp32")] = sess
-        val.problems += check_io(sess, specs[name]["inputs"], specs[name]["outputs"], path.name)
-    for b in batches:
-        out = sessions[("image_encoder", "fp32")].run(None, {"region_features": feats[b]})
-        val.compare_fp32(
-            "image_encoder.onnx",
-            "ort",
-            b,
-            refs_img[b],
-            dict(zip(("image_embedding", "region_embeddings"), out, strict=True)),
-        )
-        ids, lengths = caps[b]
-        out = sessions[("text_encoder", "fp32")].run(None, {"token_ids": ids, "lengths": lengths})
-        val.compare_fp32("text_encoder.onnx", "ort", b, refs_txt[b], {"text_embedding": out[0]})
-
-    @functools.cache
-    def retrieval_set():  # synthetic retrieval set: N images, 5 captions each, with eager metrics
-        n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
-        r_feats = synthetic_region_features(n, k, fdim, seed=cfg.seed + 3000)
-        r_ids, r_lens = synthetic_captions(5 * n, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 3001)
-        ref = retrieval_metrics(
-            eager_image(r_feats)["image_embedding"], eager_text(r_ids, r_lens)["text_embedding"]
-        )
-        return r_feats, (r_ids, r_lens), ref
-
-    islands: dict[str, dict[str, str]] = {}
-    if cfg.fp16:
-        t1 = time.perf_counter()
-        if cfg.calibration:
-            calib = _load_calibration(cfg.calibration, mcfg)
-            calib_source = cfg.calibration
-        else:
-            calib = synthetic_region_features(cfg.calibration_samples, k, fdim, seed=cfg.seed + 1000)
-            calib_source = f"synthetic ({cfg.calibration_samples} images, seed {cfg.seed + 1000})"
-        img_feeds = [{"region_features": calib[i : i + 16]} for i in range(0, len(calib), 16)]
-        cids, clens = synthetic_captions(64, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 2000)
-        txt_feeds = [{"token_ids": cids, "lengths": clens}]
-        for name, feeds in (("image_encoder", img_feeds), ("text_encoder", txt_feeds)):
-            ranges = fp16.record_ranges(fp32_models[name], feeds)
-            chosen = fp16.choose_islands(
-                fp32_models[name],
-                ranges,
-                margin=cfg.fp16_margin,
-                use_policy=cfg.fp16_policy_islands,
-                use_ranges=cfg.fp16_range_islands,
-            )
-            islands[name] = chosen
-            m16 = fp16.convert_to_fp16(fp32_models[name], chosen)
-            graph_checks.assert_clean(m16, f"{name} (fp16)", forbidden=forbidden[name])
-            trt_lint.assert_trt_compatible(m16, f"{name} (fp16)")
-            path = tmp / FILES[(name, "fp16")]
-            _write_model(m16, path)
-            written[(name, "fp16")] = path
-            sessions[(name, "fp16")] = _session(path)
-            n_range = sum(1 for r in chosen.values() if r.startswith("range"))
-            say(
-                f"{name}: {len(chosen)} FP32 island nodes ({n_range} from the range check) of "
-                f"{len(fp32_models[name].graph.node)}"
-            )
-        say(f"FP16 graphs written in {time.perf_counter() - t1:.1f} s (calibration: {calib_source})")
-        m16s = {name: onnx.load(str(written[(name, "fp16")])) for name in fp32_models}
-        for b in batches:
-            for runtime in ("ort", "strict-fp16"):
-                if runtime == "ort":
-                    out = sessions[("image_encoder", "fp16")].run(None, {"region_features": feats[b]})
-                    got = dict(zip(("image_embedding", "region_embeddings"), out, strict=True))
-                    ids, lengths = caps[b]
-                    got_t = {
-                        "text_embedding": sessions[("text_encoder", "fp16")].run(
-                            None, {"token_ids": ids, "lengths": lengths}
-                        )[0]
-                    }
-                else:
-                    got = emulate.run_strict(m16s["image_encoder"], {"region_features": feats[b]})
-                    got_t = emulate.run_strict(
-                        m16s["text_encoder"], {"token_ids": caps[b][0], "lengths": caps[b][1]}
-                    )
-                val.compare_fp16("image_encoder.fp16.onnx", runtime, b, refs_img[b], got)
-                val.compare_fp16("text_encoder.fp16.onnx", runtime, b, refs_txt[b], got_t)
-        r_feats, (r_ids, r_lens), ref = retrieval_set()
-        n = len(r_feats)
-        img16 = np.concatenate(
-            [
-                sessions[("image_encoder", "fp16")].run(None, {"region_features": r_feats[i : i + 32]})[0]
-                for i in range(0, n, 32)
-            ]
-        )
-        txt16 = sessions[("text_encoder", "fp16")].run(None, {"token_ids": r_ids, "lengths": r_lens})[0]
-        retrieval = {
-            "images": n,
-            "captions": 5 * n,
-            "ort": val.compare_retrieval("ort", ref, retrieval_metrics(img16, txt16)),
+        models = {
+            contract.IMAGE.graph: graphs.build_image_graph(img_deploy, cfg.opset),
+            contract.TEXT.graph: graphs.build_text_graph(txt_deploy, cfg.opset),
         }
-        img16s = np.concatenate(
-            [
-                emulate.run_strict(m16s["image_encoder"], {"region_features": r_feats[i : i + 32]})[
-                    "image_embedding"
-                ]
-                for i in range(0, n, 32)
-            ]
-        )
-        txt16s = emulate.run_strict(m16s["text_encoder"], {"token_ids": r_ids, "lengths": r_lens})[
-            "text_embedding"
-        ]
-        retrieval["strict-fp16"] = val.compare_retrieval(
-            "strict-fp16", ref, retrieval_metrics(img16s, txt16s)
-        )
+    say(f"built deploy-form graphs in {time.perf_counter() - t0:.1f} s")
+    _check_graphs(models, "fp32")
+    say("graph checks and TensorRT lint passed (fp32)")
+    return models
+
+
+def _check_graphs(models: dict[str, onnx.ModelProto], precision: str) -> None:
+    suffix = "" if precision == "fp32" else f" ({precision})"
+    for name, m in models.items():
+        forbidden = graph_checks.FORBIDDEN_IMAGE_OPS if name == contract.IMAGE.graph else frozenset()
+        graph_checks.assert_clean(m, f"{name}{suffix}", forbidden=forbidden)
+        trt_lint.assert_trt_compatible(m, f"{name}{suffix}")
+
+
+def _check_fp32(tmp: Path, models: dict[str, onnx.ModelProto], eager: _Eager, probe: _Probe, val: Validator,
+                mcfg: VSRNConfig) -> dict[str, Path]:
+    """Stage 2: write the FP32 graphs and check the written files against the eager model."""
+    written = {}
+    for spec in contract.ENCODERS.values():
+        path = tmp / contract.onnx_name(spec.graph, "fp32")
+        _write_model(models[spec.graph], path)
+        written[spec.graph] = path
+        sess = _session(path)
+        io = spec.io_spec(mcfg)
+        val.problems += check_io(sess, io["inputs"], io["outputs"], path.name)
+        feeds, ref = (probe.image, eager.image) if spec is contract.IMAGE else (probe.text, eager.text)
+        for b in probe.batches:
+            val.compare_fp32(path.name, "ort", b, ref(feeds[b]), _run(sess, feeds[b]))
+    return written
+
+
+def _calibrate_fp16(tmp: Path, models: dict[str, onnx.ModelProto], mcfg: VSRNConfig, cfg: ExportConfig,
+                    say: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, dict[str, str]], str]:
+    """Stage 3: FP16 graphs with FP32 islands chosen from calibration ranges, checked and written.
+
+    Returns:
+        ({graph: written path}, {graph: {island node: reason}}, the calibration's description).
+    """
+    t1 = time.perf_counter()
+    if cfg.calibration:
+        calib = _load_calibration(cfg.calibration, mcfg)
+        calib_source = cfg.calibration
     else:
-        retrieval = None
-    int8_made = None
-    if cfg.with_int8:
-        calib8 = (_load_calibration(cfg.calibration, mcfg, limit=64) if cfg.calibration else
-                  synthetic_region_features(cfg.calibration_samples, k, fdim, seed=cfg.seed + 1000))
-        int8_made = int8.export_int8(
-            fp32_models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
-            image_calibration=calib8,
-            text_calibration=synthetic_captions(64, mcfg.vocab_size, cfg.max_tokens, seed=cfg.seed + 2000),
-            inputs=int8.CheckInputs(feats, caps, refs_img, refs_txt, retrieval_set),
-        )
-        written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
-        retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
+        calib = synthetic_inputs.region_features(cfg.calibration_samples, mcfg.num_regions, mcfg.img_dim,
+                                                 seed=cfg.seed + 1000)
+        calib_source = f"synthetic ({cfg.calibration_samples} images, seed {cfg.seed + 1000})"
+    feeds = {
+        contract.IMAGE.graph: [synthetic_inputs.image_feed(calib[i : i + 16])
+                               for i in range(0, len(calib), 16)],
+        contract.TEXT.graph: [synthetic_inputs.text_feed(synthetic_inputs.captions(
+            64, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 2000))],
+    }
+    written, islands = {}, {}
+    for name, m in models.items():
+        chosen = fp16.choose_islands(m, fp16.record_ranges(m, feeds[name]), margin=cfg.fp16_margin)
+        islands[name] = chosen
+        m16 = fp16.convert_to_fp16(m, chosen)
+        _check_graphs({name: m16}, "fp16")
+        written[name] = tmp / contract.onnx_name(name, "fp16")
+        _write_model(m16, written[name])
+        n_range = sum(1 for r in chosen.values() if r.startswith("range"))
+        say(f"{name}: {len(chosen)} FP32 island nodes ({n_range} from the range check) of "
+            f"{len(m.graph.node)}")
+    say(f"FP16 graphs written in {time.perf_counter() - t1:.1f} s (calibration: {calib_source})")
+    return written, islands, calib_source
 
-    if not val.passed:
-        raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
-    say("validation passed")
 
+def _retrieval_set(eager: _Eager, mcfg: VSRNConfig, cfg: ExportConfig) -> tuple[dict, dict, tuple]:
+    """The synthetic retrieval set (N images, 5 captions each) and its eager embeddings."""
+    n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
+    images = synthetic_inputs.image_feed(
+        synthetic_inputs.region_features(n, mcfg.num_regions, mcfg.img_dim, seed=cfg.seed + 3000))
+    texts = synthetic_inputs.text_feed(synthetic_inputs.captions(
+        compare.CAPTIONS_PER_IMAGE * n, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 3001))
+    ref = (eager.image(images)[contract.IMAGE.embedding], eager.text(texts)[contract.TEXT.embedding])
+    return images, texts, ref
+
+
+def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Validator, mcfg: VSRNConfig,
+                retrieval_set: Callable[[], tuple[dict, dict, tuple]]) -> dict[str, Any]:
+    """Stage 3 (checks): the FP16 files in ONNX Runtime and the strict FP16 executor, per batch and
+    on a synthetic retrieval set (N images, 5 captions each). Returns the retrieval summary."""
+    img_name, txt_name = contract.IMAGE.graph, contract.TEXT.graph
+    sessions = {name: _session(path) for name, path in written.items()}
+    m16s = {name: onnx.load(str(path)) for name, path in written.items()}
+    runtimes: dict[str, dict[str, Callable[[dict], dict]]] = {
+        "ort": {n: (lambda feed, s=s: _run(s, feed)) for n, s in sessions.items()},
+        "strict-fp16": {n: (lambda feed, m=m: emulate.run_strict(m, feed)) for n, m in m16s.items()},
+    }
+    for b in probe.batches:
+        for runtime, run in runtimes.items():
+            val.compare_fp16(written[img_name].name, runtime, b, eager.image(probe.image[b]),
+                             run[img_name](probe.image[b]))
+            val.compare_fp16(written[txt_name].name, runtime, b, eager.text(probe.text[b]),
+                             run[txt_name](probe.text[b]))
+    images, texts, ref = retrieval_set()
+    n = len(ref[0])
+    retrieval: dict[str, Any] = {"images": n, "captions": compare.CAPTIONS_PER_IMAGE * n}
+    for runtime, run in runtimes.items():
+        got = (_run_chunked(run[img_name], images, contract.IMAGE.embedding),
+               run[txt_name](texts)[contract.TEXT.embedding])
+        retrieval[runtime] = val.compare_retrieval(runtime, ref, got, "fp16")
+    return retrieval
+
+
+def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict[tuple[str, str], Path],
+                    vocab: Any, val: Validator, probe: _Probe, retrieval: dict[str, Any] | None,
+                    islands: dict[str, dict[str, str]], calib_source: str | None, mcfg: VSRNConfig,
+                    cfg: ExportConfig, source: dict[str, Any] | None,
+                    int8_entry: dict[str, Any] | None = None) -> ExportResult:
+    """Stage 4: vocab.json and manifest.json (file hashes, I/O, islands, parity, versions)."""
     files: dict[str, dict[str, Any]] = {}
     for (_name, _prec), path in sorted(written.items()):
         files[path.name] = file_entry(path)
     if vocab is not None:
-        vocab.save_json(tmp / "vocab.json")
-        files["vocab.json"] = file_entry(tmp / "vocab.json")
+        vocab.save_json(tmp / contract.VOCAB_NAME)
+        files[contract.VOCAB_NAME] = file_entry(tmp / contract.VOCAB_NAME)
     graph_entries = {}
-    for name in fp32_models:
-        entry: dict[str, Any] = {"fp32": FILES[(name, "fp32")]}
-        if cfg.fp16:
-            entry["fp16"] = FILES[(name, "fp16")]
-        if cfg.with_int8:
-            entry["int8"] = FILES[(name, "int8")]
-        entry.update(specs[name])
-        entry["nodes"] = len(fp32_models[name].graph.node)
-        graph_entries[name] = entry
+    for spec in contract.ENCODERS.values():
+        entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in ("fp32", "fp16", "int8")
+                                 if (spec.graph, p) in written}
+        entry.update(spec.io_spec(mcfg))
+        entry["nodes"] = len(models[spec.graph].graph.node)
+        graph_entries[spec.graph] = entry
+    fp32_bounds, fp16_bounds = contract.PARITY["fp32"], contract.PARITY["fp16"]
     parity = {
         "bounds": {
-            "fp32_max_abs_err": 1e-5,
-            "fp16_min_cosine": 0.9995,
-            "recall_points": 0.2,
-            "top1_agreement": 0.99,
-            "int8": asdict(PARITY["int8"]),
+            "fp32_max_abs_err": fp32_bounds.max_abs,
+            "fp16_min_cosine": fp16_bounds.min_cosine,
+            "recall_points": fp16_bounds.recall_delta,
+            "top1_agreement": fp16_bounds.top1,
+            "fp16_near_tie": fp16_bounds.near_tie,
+            "int8": asdict(contract.PARITY["int8"]),
         },
-        "batches": batches,
+        "batches": probe.batches,
         "max_tokens": cfg.max_tokens,
         "passed": True,
         "results": val.summary(),
@@ -547,30 +434,66 @@ def _export_into(
         "fp16_policy": {
             "margin": cfg.fp16_margin,
             "threshold": fp16.FP16_MAX / cfg.fp16_margin,
-            "calibration": calib_source if cfg.fp16 else None,
+            "calibration": calib_source,
             "note": "FP16 weights and compute, float32 inputs/outputs; the text GRU node is an "
             "FP32 island; ONNX Runtime's CPU provider runs FP16 MatMul/Add/... by casting to FP32, so "
             "FP16 parity is also checked with the strict FP16 executor (strict-fp16)",
         }
         if cfg.fp16
         else None,
-        "int8": int8_made["manifest"] if int8_made else None,
+        "int8": int8_entry,
         "parity": parity,
-        "text_max_tokens": None,
         "text_gru": "ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
         "trt_lint": {"tensorrt": trt_lint.TRT_VERSION, "source": trt_lint.TRT_DOC, "passed": True},
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_manifest(tmp, manifest)
-    return ExportResult(
-        out_dir=tmp,
-        files=files,
-        manifest=manifest,
-        parity=parity,
-        islands=islands,
-        check_lines=[line.format() for line in val.lines],
-    )
+    return ExportResult(out_dir=tmp, files=files, manifest=manifest, parity=parity, islands=islands,
+                        check_lines=[line.format() for line in val.lines])
+
+
+def _export_into(
+    tmp: Path,
+    img_enc,
+    txt_enc,
+    vocab,
+    mcfg: VSRNConfig,
+    cfg: ExportConfig,
+    source: dict[str, Any] | None,
+    say: Callable[[str], None],
+) -> ExportResult:
+    """The export's stages, in order, into the staging folder `tmp`: build the graphs; write and
+    check the FP32 ones; calibrate, write and check the FP16 ones; write vocab.json and the manifest."""
+    models = _build_graphs(img_enc, txt_enc, cfg, say)
+    eager, probe, val = _Eager(img_enc, txt_enc), _Probe.make(mcfg, cfg), Validator(log=say)
+    written32 = _check_fp32(tmp, models, eager, probe, val, mcfg)
+    written = {(name, "fp32"): path for name, path in written32.items()}
+    islands: dict[str, dict[str, str]] = {}
+    calib_source = retrieval = int8_made = None
+    retrieval_set = functools.cache(lambda: _retrieval_set(eager, mcfg, cfg))
+    if cfg.fp16:
+        written16, islands, calib_source = _calibrate_fp16(tmp, models, mcfg, cfg, say)
+        written.update({(name, "fp16"): path for name, path in written16.items()})
+        retrieval = _check_fp16(written16, eager, probe, val, mcfg, retrieval_set)
+    if cfg.with_int8:
+        int8_made = int8.export_int8(
+            models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
+            image_calibration=(_load_calibration(cfg.calibration, mcfg, limit=64) if cfg.calibration else
+                               synthetic_inputs.region_features(cfg.calibration_samples, mcfg.num_regions,
+                                                                mcfg.img_dim, seed=cfg.seed + 1000)),
+            text_calibration=synthetic_inputs.text_feed(synthetic_inputs.captions(
+                64, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 2000)),
+            inputs=int8.CheckInputs(probe.batches, probe.image, probe.text, eager.image, eager.text,
+                                    retrieval_set),
+        )
+        written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
+        retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
+    if not val.passed:
+        raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
+    say("validation passed")
+    return _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
+                           cfg, source, int8_made["manifest"] if int8_made else None)
 
 
 def export_model(
@@ -594,7 +517,7 @@ def export_model(
         VsrnError: missing/hostile/unrelated checkpoint, vocabulary mismatch, bad options (exit 2).
         CheckFailed: a graph or parity check missed (exit 1); nothing is written then.
     """
-    from vsrn_deploy.checkpoint import load_checkpoint
+    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
 
     cfg = cfg or ExportConfig()
     path = Path(checkpoint)
@@ -603,7 +526,7 @@ def export_model(
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")
-    vocab = _resolve_vocab(loaded, cfg, path)
+    vocab, _ = resolve_vocab(loaded, cfg.vocab)
     say(
         f"loaded {loaded.kind} checkpoint {path} ({loaded.config.variant} variant, "
         f"D={loaded.config.embed_size}) "

@@ -21,16 +21,21 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from vsrn_deploy.contract import IMAGE, TEXT, EncoderSpec
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # ReduceSum / Squeeze / Split take their axes as inputs from opset 13
 MAX_OPSET = 24  # the newest opset TensorRT 10.15's parser accepts (see trt_lint.py)
 
-IMAGE_INPUTS = ("region_features",)
-IMAGE_OUTPUTS = ("image_embedding", "region_embeddings")
-TEXT_INPUTS = ("token_ids", "lengths")
-TEXT_OUTPUTS = ("text_embedding",)
+
+
+def value_infos(spec: EncoderSpec, config) -> tuple[list, list]:
+    """The graph's input and output value infos, as `vsrn_deploy.contract` declares them."""
+    def info(t):
+        return helper.make_tensor_value_info(t.name, getattr(TensorProto, t.onnx_dtype), t.shape(config))
+
+    return [info(t) for t in spec.inputs], [info(t) for t in spec.outputs]
 
 
 @dataclass
@@ -107,7 +112,7 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
     cfg = deploy.config
     d, k, eps = cfg.embed_size, cfg.num_regions, cfg.norm_eps
     b = GraphBuilder()
-    x = b.op("MatMul", ["region_features", b.const("fc.weight", _np(deploy.fc_w))], "fc/MatMul")
+    x = b.op("MatMul", [IMAGE.inputs[0].name, b.const("fc.weight", _np(deploy.fc_w))], "fc/MatMul")
     x = b.op("Add", [x, b.const("fc.bias", _np(deploy.fc_b))], "fc/Add")  # (B, k, D)
     if cfg.fc_norm:
         x = b.l2norm(x, 1, eps, "fc_norm")  # region axis
@@ -126,7 +131,8 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
         y = b.op("Add", [y, b.const(f"{p}.out.bias", _np(getattr(deploy, f"{p}_out_b")))], f"{p}/out/Add")
         v = b.op("Add", [y, v], f"{p}/residual/Add")
     regions = b.l2norm(v, 1, eps, "region_norm")  # (B, k, D), region axis
-    b.nodes.append(helper.make_node("Identity", [regions], ["region_embeddings"], name="region_embeddings"))
+    out_regions = IMAGE.outputs[1].name
+    b.nodes.append(helper.make_node("Identity", [regions], [out_regions], name=out_regions))
 
     if cfg.img_pool == "gru":
         ones_k = b.const("split_k", np.ones(k, dtype=np.int64))
@@ -182,14 +188,9 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
         feats = b.l2norm(feats, 1, eps, "embed_norm")
     if cfg.use_abs:
         feats = b.op("Abs", [feats], "embed/Abs")
-    b.nodes.append(helper.make_node("Identity", [feats], ["image_embedding"], name="image_embedding"))
+    b.nodes.append(helper.make_node("Identity", [feats], [IMAGE.embedding], name=IMAGE.embedding))
 
-    f32 = TensorProto.FLOAT
-    inputs = [helper.make_tensor_value_info("region_features", f32, ["batch", k, cfg.img_dim])]
-    outputs = [
-        helper.make_tensor_value_info("image_embedding", f32, ["batch", d]),
-        helper.make_tensor_value_info("region_embeddings", f32, ["batch", k, d]),
-    ]
+    inputs, outputs = value_infos(IMAGE, cfg)
     return b.model(
         inputs,
         outputs,
@@ -225,9 +226,10 @@ def build_text_graph(deploy: TextEncoderDeploy, opset: int = DEFAULT_OPSET) -> o
     cfg = deploy.config
     d = cfg.embed_size
     b = GraphBuilder()
-    emb = b.op("Gather", [b.const("embed.weight", _np(deploy.embed)), "token_ids"], "embed/Gather", axis=0)
+    ids, lengths = TEXT.input_names
+    emb = b.op("Gather", [b.const("embed.weight", _np(deploy.embed)), ids], "embed/Gather", axis=0)
     x = b.op("Transpose", [emb], "embed/Transpose", perm=[1, 0, 2])  # (T, B, W): GRU layout 0
-    lens = b.op("Cast", ["lengths"], "lengths/Cast", to=TensorProto.INT32)  # sequence_lens is int32
+    lens = b.op("Cast", [lengths], "lengths/Cast", to=TensorProto.INT32)  # sequence_lens is int32
     # a length below 1 counts as 1, like the training module's clamped gather index
     lens = b.op("Max", [lens, b.const("lengths/one", np.array(1, dtype=np.int32))], "lengths/ClampMin")
     h = None
@@ -259,13 +261,9 @@ def build_text_graph(deploy: TextEncoderDeploy, opset: int = DEFAULT_OPSET) -> o
     feats = b.l2norm(feats, 1, cfg.norm_eps, "embed_norm")
     if cfg.use_abs:
         feats = b.op("Abs", [feats], "embed/Abs")
-    b.nodes.append(helper.make_node("Identity", [feats], ["text_embedding"], name="text_embedding"))
+    b.nodes.append(helper.make_node("Identity", [feats], [TEXT.embedding], name=TEXT.embedding))
 
-    inputs = [
-        helper.make_tensor_value_info("token_ids", TensorProto.INT64, ["batch", "tokens"]),
-        helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
-    ]
-    outputs = [helper.make_tensor_value_info("text_embedding", TensorProto.FLOAT, ["batch", d])]
+    inputs, outputs = value_infos(TEXT, cfg)
     return b.model(
         inputs,
         outputs,

@@ -2,31 +2,24 @@
 
 Keys: format_version, config (asdict VSRNConfig), source {path, sha256, kind}, files {name: {sha256,
 bytes}}, graphs {image_encoder|text_encoder: {fp32, fp16?, inputs, outputs, dynamic_axes}}, opset,
-precision, fp32_islands {graph: [node names]}, fp32_island_reasons, parity, text_max_tokens,
-versions, trt_lint, created. Readers (runners, build-engine, validate) call `read_manifest` then
-`verify_files` before trusting a file.
+precision, fp32_islands {graph: [node names]}, fp32_island_reasons, parity, versions, trt_lint,
+created. The I/O entries and file names come from `vsrn_deploy.contract`. Readers (runners,
+build-engine, validate) call `read_manifest` then `verify_files` before trusting a file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from vsrn_deploy.contract import MANIFEST_NAME
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_write_json, sha256_file
 
-MANIFEST_NAME = "manifest.json"
+__all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "file_entry", "read_manifest", "verify_files", "write_manifest"]
+
 FORMAT_VERSION = 1
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_entry(path: str | Path) -> dict[str, Any]:
@@ -77,9 +70,5 @@ def verify_files(directory: str | Path, manifest: dict[str, Any]) -> None:
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write `manifest.json` into `directory` (a temporary name, then rename)."""
-    path = Path(directory) / MANIFEST_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write `manifest.json` into `directory` atomically."""
+    return atomic_write_json(Path(directory) / MANIFEST_NAME, manifest)

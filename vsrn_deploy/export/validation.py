@@ -1,15 +1,17 @@
 """Export-time validation: the written graphs against the eager training model.
 
 Every check yields one line (graph, precision, runtime, batch, output, metric, value, bound) and the
-export fails with `CheckFailed` if any line misses. Inputs are realistic: sparse non-negative region
-features at the magnitudes of bottom-up-attention features, and captions of mixed lengths in
-shuffled order including the shortest (<start><end>) and the longest.
+export fails with `CheckFailed` if any line misses. Inputs come from `vsrn_deploy.synthetic_inputs`
+(sparse non-negative region features at real magnitudes; captions of mixed lengths in shuffled
+order including the shortest, <start><end>, and the longest); every measure is
+`vsrn_deploy.compare`'s, the one `vsrn-deploy validate` uses.
 
-FP32: names, shapes, dtypes, then max abs error <= 1e-5 at batch 1, 3, 5 and the largest claimed.
-FP16: every row's cosine with eager FP32 >= 0.9995, in ONNX Runtime and in the strict FP16 executor
+FP32: names, shapes, dtypes, then the max abs error at batch 1, 3, 5 and the largest claimed.
+FP16: every row's cosine with eager FP32, in ONNX Runtime and in the strict FP16 executor
 (`emulate.run_strict`, which rounds every FP16 node's output the way an FP16 engine does); on a
-synthetic retrieval set (5 captions per image), R@1/5/10 in both directions within 0.2 points of
-eager FP32 and top-1 agreement >= 99%.
+synthetic retrieval set (5 captions per image), R@1/5/10 in both directions and top-1 agreement.
+INT8 (`vsrn_deploy.export.int8`): the same row-cosine and retrieval checks with the int8 bounds.
+The bounds are `vsrn_deploy.contract.PARITY` (`python -m vsrn_deploy.contract` prints them).
 """
 
 from __future__ import annotations
@@ -19,59 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FP32_MAX_ABS = 1e-5
-FP16_MIN_COSINE = 0.9995
-RECALL_TOLERANCE = 0.2  # points
-TOP1_AGREEMENT = 0.99
-
-NumpyFn = Callable[..., dict[str, np.ndarray]]
-
-
-def synthetic_region_features(n: int, k: int, dim: int, seed: int = 0) -> np.ndarray:
-    """Sparse non-negative features like pooled ResNet-101 region features (post-ReLU).
-
-    About 60% zeros, exponential magnitudes (mean ~0.5 over all entries), a few large activations
-    (up to ~30), as in the SCAN precomp release.
-
-    Args:
-        n: number of images; k: regions per image; dim: feature size.
-        seed: random seed.
-    Returns:
-        float32 (n, k, dim).
-    """
-    rng = np.random.default_rng(seed)
-    mask = rng.random((n, k, dim)) < 0.4
-    values = rng.exponential(1.2, size=(n, k, dim))
-    hot = rng.random((n, k, dim)) < 0.002
-    values = np.where(hot, rng.uniform(8.0, 30.0, size=(n, k, dim)), values)
-    return (values * mask).astype(np.float32)
-
-
-def synthetic_captions(
-    n: int, vocab_size: int, max_tokens: int = 24, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Captions of mixed lengths: <start> words <end>, padded with 0, in shuffled order.
-
-    The set always holds the shortest caption (2 tokens) and the longest (`max_tokens`) when n >= 2.
-
-    Returns:
-        (token_ids int64 (n, T), lengths int64 (n,)), T = the longest length present.
-    """
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(2, max_tokens + 1, size=n)
-    if n >= 2:
-        lengths[0], lengths[1] = 2, max_tokens
-    elif n == 1:
-        lengths[0] = max(2, max_tokens // 2)
-    lengths = rng.permutation(lengths)
-    tokens = int(lengths.max())
-    ids = np.zeros((n, tokens), dtype=np.int64)
-    low = 4 if vocab_size > 4 else 0
-    for i, length in enumerate(lengths):
-        ids[i, 0] = 1 % vocab_size  # <start>
-        ids[i, 1 : length - 1] = rng.integers(low, vocab_size, size=length - 2)
-        ids[i, length - 1] = 2 % vocab_size  # <end>
-    return ids, lengths.astype(np.int64)
+from vsrn_deploy import compare
+from vsrn_deploy.contract import PARITY
 
 
 @dataclass(frozen=True)
@@ -121,43 +72,6 @@ def check_io(session, expected_inputs: list[dict], expected_outputs: list[dict],
     return problems
 
 
-def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
-    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
-    num = (a * b).sum(1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    with np.errstate(all="ignore"):
-        cos = np.where(
-            den > 0, num / np.maximum(den, 1e-300), np.where(np.abs(a).sum(1) == np.abs(b).sum(1), 1.0, 0.0)
-        )
-    return np.nan_to_num(cos, nan=-1.0)
-
-
-def retrieval_metrics(images: np.ndarray, captions: np.ndarray, per_image: int = 5) -> dict:
-    """R@1/5/10 both directions (the authors' protocol) and each query's top-1 candidate.
-
-    Args:
-        images: (N, D) one row per image; captions: (per_image * N, D), caption j belongs to image
-            j // per_image.
-    Returns:
-        {"i2t_r1", ..., "t2i_r10", "i2t_top1" (N,), "t2i_top1" (per_image*N,), "sims" (N, 5N)}.
-    """
-    sims = images.astype(np.float64) @ captions.astype(np.float64).T  # (N, 5N)
-    n = images.shape[0]
-    order = np.argsort(-sims, axis=1, kind="stable")
-    owner = order // per_image  # image of each ranked caption
-    i2t_rank = np.argmax(owner == np.arange(n)[:, None], axis=1)  # best rank among its captions
-    order_t = np.argsort(-sims.T, axis=1, kind="stable")  # (5N, N)
-    t2i_rank = np.argmax(order_t == (np.arange(captions.shape[0]) // per_image)[:, None], axis=1)
-    out = {}
-    for k in (1, 5, 10):
-        out[f"i2t_r{k}"] = 100.0 * float(np.mean(i2t_rank < k))
-        out[f"t2i_r{k}"] = 100.0 * float(np.mean(t2i_rank < k))
-    out["i2t_top1"], out["t2i_top1"] = order[:, 0], order_t[:, 0]
-    out["sims"] = sims
-    return out
-
-
 class Validator:
     """Collects `CheckLine`s for one export and turns misses into `CheckFailed`."""
 
@@ -192,12 +106,9 @@ class Validator:
             value = self._matching_output(graph, runtime, batch, name, expected, got)
             if value is None:
                 continue
-            err = float(np.max(np.abs(value.astype(np.float64) - expected))) if value.size else 0.0
-            if not np.isfinite(err):
-                err = float("inf")
-            self.add(
-                CheckLine(graph, runtime, batch, name, "max_abs_err", err, FP32_MAX_ABS, err <= FP32_MAX_ABS)
-            )
+            err = compare.abs_error_stats(expected, value)["max"]
+            bound = PARITY["fp32"].max_abs
+            self.add(CheckLine(graph, runtime, batch, name, "max_abs_err", err, bound, err <= bound))
 
     def compare_fp16(
         self,
@@ -206,71 +117,39 @@ class Validator:
         batch: int | str,
         ref: dict[str, np.ndarray],
         got: dict[str, np.ndarray],
-        min_cosine: float = FP16_MIN_COSINE,
+        precision: str = "fp16",
     ) -> None:
-        """Every row's cosine with the reference >= `min_cosine` (FP16's bound unless given)."""
+        """Every row's cosine with the reference >= `PARITY[precision].min_cosine` (fp16 or int8)."""
         for name, expected in ref.items():
             value = self._matching_output(graph, runtime, batch, name, expected, got)
             if value is None:
                 continue
-            cos = float(_row_cosine(value, expected).min()) if value.size else 1.0
-            self.add(CheckLine(graph, runtime, batch, name, "min_cosine", cos, min_cosine, cos >= min_cosine))
+            cos = float(compare.row_cosine(expected, value).min()) if value.size else 1.0
+            bound = PARITY[precision].min_cosine
+            self.add(CheckLine(graph, runtime, batch, name, "min_cosine", cos, bound, cos >= bound))
 
-    def compare_retrieval(
-        self,
-        runtime: str,
-        ref: dict,
-        got: dict,
-        recall_tolerance: float = RECALL_TOLERANCE,
-        top1_agreement: float = TOP1_AGREEMENT,
-        near_tie: float = 0.0,
-    ) -> dict:
-        """Recall deltas and top-1 agreement of `got` against `ref` (both from retrieval_metrics);
-        FP16's bounds unless given. With `near_tie` > 0, swaps of candidates whose reference
-        similarities differ by less than it are no ranking change: a top-1 pick that close to the
-        reference's best agrees, and R@K counts only hits that flipped although the ground truth is
-        not that close to the cut-off (`vsrn_deploy.validate.unexplained_recall_flips`); the raw
-        rate and deltas are reported beside them."""
-        summary = {}
-        flips = None
-        if near_tie > 0:
-            from vsrn_deploy.validate import unexplained_recall_flips
+    def compare_retrieval(self, runtime: str, ref: tuple[np.ndarray, np.ndarray],
+                          got: tuple[np.ndarray, np.ndarray], precision: str = "fp16") -> dict:
+        """Retrieval of `got` against `ref` ((images, captions) embeddings) with `compare`.
 
-            flips = unexplained_recall_flips(ref["sims"], got["sims"], near_tie)
-        for key in ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10"):
-            delta = abs(got[key] - ref[key]) if flips is None else flips[key]
-            summary[key] = {"eager": ref[key], "graph": got[key]}
-            if flips is not None:
-                summary[key]["flips_beyond_near_ties"] = flips[key]
-            self.add(
-                CheckLine(
-                    "retrieval",
-                    runtime,
-                    "set",
-                    key,
-                    "recall_delta",
-                    delta,
-                    recall_tolerance,
-                    delta <= recall_tolerance + 1e-9,
-                )
-            )
-        agree = np.concatenate([got["i2t_top1"] == ref["i2t_top1"], got["t2i_top1"] == ref["t2i_top1"]])
-        summary["top1_agreement_raw"] = float(np.mean(agree))
-        if near_tie > 0:
-            sims = ref["sims"]
-            rows, cols = np.arange(sims.shape[0]), np.arange(sims.shape[1])
-            agree = np.concatenate([
-                sims[rows, got["i2t_top1"]] >= sims[rows, ref["i2t_top1"]] - near_tie,
-                sims.T[cols, got["t2i_top1"]] >= sims.T[cols, ref["t2i_top1"]] - near_tie,
-            ])
-        top1 = float(np.mean(agree))
-        summary["top1_agreement"] = top1
-        summary["near_tie"] = near_tie
-        self.add(
-            CheckLine(
-                "retrieval", runtime, "set", "top1", "agreement", top1, top1_agreement, top1 >= top1_agreement
-            )
-        )
+        One line per R@K (points changed beyond near-ties) and one for tie-aware top-1 agreement;
+        the summary keeps the raw figures too.
+        """
+        bounds = PARITY[precision]
+        result = compare.compare_retrieval(ref, got, precision)
+        summary: dict = {}
+        for key in compare.RECALL_KEYS:
+            flips = result["recall_flips_beyond_ties"][key]
+            summary[key] = {"eager": result["reference_recall"][key], "graph": result["recall"][key],
+                            "beyond_ties": flips}
+            self.add(CheckLine("retrieval", runtime, "set", key, "recall_delta", flips,
+                               bounds.recall_delta, flips <= bounds.recall_delta + 1e-9))
+        summary["top1_agreement"] = result["top1_agreement"]
+        summary["top1_agreement_raw"] = result["top1_agreement_raw"]
+        summary["near_tie"] = result["near_tie"]
+        top1 = result["top1_agreement"]
+        self.add(CheckLine("retrieval", runtime, "set", "top1", "agreement", top1, bounds.top1,
+                           top1 >= bounds.top1))
         return summary
 
     @property

@@ -127,17 +127,12 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
 
 
 def save_array(path: str | os.PathLike[str], array: np.ndarray) -> Path:
-    """np.save atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """np.save atomically (`vsrn_deploy.io.files.atomic_writer`)."""
+    from vsrn_deploy.io.files import atomic_writer
+
+    with atomic_writer(path) as fh:
+        np.save(fh, array, allow_pickle=False)
+    return Path(path)
 
 
 @dataclass
@@ -180,8 +175,7 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
     Returns:
         An EncodeResult.
     """
-    from vsrn_deploy.checkpoint import load_checkpoint
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
 
     if images is None and captions is None:
         raise VsrnError("nothing to encode: pass --images FILE.npy and/or --captions FILE.txt")
@@ -192,13 +186,7 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
     result = EncodeResult(checkpoint_kind=loaded.kind, variant=loaded.config.variant, captions=lines)
     the_vocab: Any = None
     if captions is not None:
-        if vocab is not None:
-            the_vocab = load_vocab(vocab)
-        elif loaded.vocab is not None:
-            the_vocab = loaded.vocab
-        else:
-            raise VsrnError(f"encoding captions needs the vocabulary {checkpoint} was trained with; pass "
-                            f"--vocab (e.g. {loaded.config.data_name}_vocab.pkl or a vocab.json)")
+        the_vocab, _ = resolve_vocab(loaded, vocab)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if feats is not None:

@@ -35,6 +35,7 @@ from vsrn_deploy.config import F30K_DATA_NAME, VSRNConfig
 from vsrn_deploy.data.batching import Batch, CaptionDataset, GroupBatchSampler, make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_write_json
 from vsrn_deploy.model.vsrn import VSRN
 from vsrn_deploy.training.config import TrainConfig
 from vsrn_deploy.training.distributed import DistInfo, barrier, init_distributed, shutdown
@@ -447,9 +448,7 @@ def _train(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
                    "best_checkpoint": str(best_path), "last_checkpoint": str(out / LAST_NAME),
                    "device": str(device), "amp": use_amp, "model": model_cfg.to_dict(),
                    "train_config": cfg.to_dict()}
-        tmp = out / f".{SUMMARY_NAME}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(out / SUMMARY_NAME)
+        atomic_write_json(out / SUMMARY_NAME, summary)
         if summary["samples_per_s"]:
             _echo(info, f"done: best rsum {state.best_rsum:.2f} ({best_path}); "
                         f"{summary['samples_per_s']:.0f} samples/s")

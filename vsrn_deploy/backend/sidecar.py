@@ -8,13 +8,13 @@ error. No torch, no tensorrt at module level.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import atomic_write_json, sha256_file
 
 SIDECAR_FORMAT = 1
 _REQUIRED = ("format_version", "encoder", "precision", "tensorrt_version", "gpu", "profiles",
@@ -26,35 +26,11 @@ def sidecar_path(plan_path: str | os.PathLike) -> Path:
     return Path(plan_path).with_suffix(".json")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary name in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_sidecar(plan_path: str | os.PathLike, sidecar: dict[str, Any]) -> Path:
     """Write the sidecar of `plan_path` atomically; returns its path."""
     path = sidecar_path(plan_path)
-    atomic_write_bytes(path, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, sidecar, sort_keys=True)
     return path
 
 
