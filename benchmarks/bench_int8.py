@@ -34,7 +34,12 @@ import onnx
 
 from vsrn_deploy.bench import flops as _flops
 from vsrn_deploy.bench.core import image_feed, random_model, text_feed
-from vsrn_deploy.bench.machine import load_average, machine_info, measure_int8_matmul_peak, measure_matmul_peak
+from vsrn_deploy.bench.machine import (
+    load_average,
+    machine_info,
+    measure_int8_matmul_peak,
+    measure_matmul_peak,
+)
 from vsrn_deploy.bench.report import write_atomic
 from vsrn_deploy.config import VSRNConfig
 
@@ -116,7 +121,8 @@ def _openvino(threads: int) -> tuple[Any, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds at batch 1 (batch 32: /4)")
@@ -195,10 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 compiled = core.compile_model(str(path), "CPU", {**props, **extra})
                 request = compiled.create_infer_request()
-                image_cands[name] = (lambda req: lambda feed: req.infer({"region_features": feed["region_features"]}))(
-                    request)
+                image_cands[name] = (lambda req: lambda feed: req.infer(dict(feed)))(request)
             except Exception as exc:  # noqa: BLE001 - a form OpenVINO cannot read is reported
-                report["skipped"].append({"backend": name, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"})
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                report["skipped"].append({"backend": name, "reason": reason})
         report["machine"]["versions"]["openvino"] = ov.__version__
     text_cands = {"torch": ort_fn(runners[("text", "torch")]), "ort": ort_fn(runners[("text", "ort")]),
                   "ort-loop-fp32": sess_fn(sess_loop32), "ort-int8": ort_fn(runners[("text", "ort-int8")])}
@@ -231,13 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"encoder": encoder, "batch": batch, "backend": name, **s,
                        "items_per_s": batch / (s["p50_ms"] / 1e3), "load_average": [load0, load1]}
                 report["results"].append(row)
-                log(f"{encoder} b{batch} {name:22s} p50 {s['p50_ms']:9.2f} ms  (load {load0:.1f}->{load1:.1f})")
+                log(f"{encoder} b{batch} {name:22s} p50 {s['p50_ms']:9.2f} ms  "
+                    f"(load {load0:.1f}->{load1:.1f})")
     report["load_average"]["end"] = load_average()
 
     # roofline --------------------------------------------------------------------------------------
     width = int(text_feed(cfg, 1, 0)["token_ids"].shape[1])
     graphs = {("image", "ort"): (fp32_image, 1), ("image", "ort-int8"): (int8_image, 1),
-              ("text", "ort"): (fp32_text, 1), ("text", "ort-int8"): (export_dir / "text_encoder.int8.onnx", width),
+              ("text", "ort"): (fp32_text, 1),
+              ("text", "ort-int8"): (export_dir / "text_encoder.int8.onnx", width),
               ("text", "ort-loop-fp32"): (loop32, width)}
     roof = {}
     for (encoder, name), (path, steps) in graphs.items():
@@ -246,13 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         if encoder == "text" and name == "ort":  # the GRU node reads R at every token
             r = next(i for i in m.graph.initializer if i.name == "rnn/l0.R")
             per_call += (width - 1) * int(np.prod(r.dims)) * 4
-        row1 = next(r for r in report["results"] if (r["encoder"], r["backend"], r["batch"]) == (encoder, name, 1))
-        row32 = next(r for r in report["results"] if (r["encoder"], r["backend"], r["batch"]) == (encoder, name, 32))
+        p50_1, p50_32 = _p50(report, encoder, name, 1), _p50(report, encoder, name, 32)
         per_item = (_flops.image_encoder_flops(cfg, "deploy") if encoder == "image"
                     else _flops.text_encoder_flops(cfg, int(text_feed(cfg, 32, 0)["token_ids"].shape[1])))
-        gops32 = per_item * 32 / (row32["p50_ms"] / 1e3) / 1e9
+        gops32 = per_item * 32 / (p50_32 / 1e3) / 1e9
         roof[f"{encoder}/{name}"] = {
-            "weight_bytes_per_call_b1": per_call, "gb_per_s_b1": per_call / (row1["p50_ms"] / 1e3) / 1e9,
+            "weight_bytes_per_call_b1": per_call, "gb_per_s_b1": per_call / (p50_1 / 1e3) / 1e9,
             "gop_per_s_b32": gops32, "pct_int8_peak_b32": 100 * gops32 / peak["int8"]["gops"],
             "pct_fp32_peak_b32": 100 * gops32 / peak["float32"]["gflops"]}
     report["roofline"] = roof
@@ -293,7 +300,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += [f"### {encoder} encoder", "", "| backend | batch | p50 ms | p90 ms | items/s | x ort (p50) "
                   "| x torch (p50) | load avg |", "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in sorted(rows, key=lambda r: r["batch"]):
-            ort_p50, torch_p50 = _p50(report, encoder, "ort", r["batch"]), _p50(report, encoder, "torch", r["batch"])
+            ort_p50 = _p50(report, encoder, "ort", r["batch"])
+            torch_p50 = _p50(report, encoder, "torch", r["batch"])
             lines.append(f"| {r['backend']} | {r['batch']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
                          f"{r['items_per_s']:.1f} | {ort_p50 / r['p50_ms']:.2f}x | "
                          + (f"{torch_p50 / r['p50_ms']:.2f}x" if torch_p50 else "-")
@@ -311,24 +319,28 @@ def to_markdown(report: dict[str, Any]) -> str:
               "% int8 GEMM peak | % fp32 GEMM peak |", "|---|---:|---:|---:|---:|---:|"]
     for name, r in report["roofline"].items():
         lines.append(f"| {name} | {r['weight_bytes_per_call_b1'] / 1e6:,.0f} MB | {r['gb_per_s_b1']:.1f} | "
-                     f"{r['gop_per_s_b32']:.0f} | {r['pct_int8_peak_b32']:.0f} | {r['pct_fp32_peak_b32']:.0f} |")
+                     f"{r['gop_per_s_b32']:.0f} | {r['pct_int8_peak_b32']:.0f} | "
+                     f"{r['pct_fp32_peak_b32']:.0f} |")
     ex = report["export"]
     lines += ["", "### Accuracy", "",
-              f"Export (`--precision int8`, its checks passed) took {ex['seconds']:.0f} s. Image min row cosine "
-              "vs eager torch on 8 held-out images: "
+              f"Export (`--precision int8`, its checks passed) took {ex['seconds']:.0f} s. "
+              "Image min row cosine vs eager torch on 8 held-out images: "
               + ", ".join(f"{k} {v:.6f}" for k, v in report["image_min_cosine_vs_torch"].items()), ""]
     for graph, g in ex["int8"]["graphs"].items():
         lines.append(f"- {graph}: INT8 weights {g['int8_weights']}; FP32 by data: "
                      + (", ".join(f"{w} ({d['loss']:.2g})" for w, d in g["groups"].items() if not d["int8"])
                         or "none")
-                     + f"; calibration loss {g['calibration_loss']:.3g} (all INT8: {g['calibration_loss_all_int8']})")
+                     + f"; calibration loss {g['calibration_loss']:.3g} "
+                     f"(all INT8: {g['calibration_loss_all_int8']})")
     res = ex["parity"]["results"]
     for key, outs in res.items():
         if "int8.onnx" in key:
-            lines.append(f"- {key}: " + ", ".join(f"{o} min cosine {v['min_cosine']:.6f}" for o, v in outs.items()))
+            lines.append(f"- {key}: " + ", ".join(f"{o} min cosine {v['min_cosine']:.6f}"
+                                                  for o, v in outs.items()))
     ret = (ex["parity"].get("retrieval") or {}).get("ort-int8")
     if ret:
-        lines.append(f"- retrieval set: top-1 agreement {ret['top1_agreement']:.4f} (raw {ret['top1_agreement_raw']:.4f}), "
+        lines.append(f"- retrieval set: top-1 agreement {ret['top1_agreement']:.4f} "
+                     f"(raw {ret['top1_agreement_raw']:.4f}), "
                      + ", ".join(f"{k} {v['eager']:.1f} -> {v['graph']:.1f}" for k, v in ret.items()
                                  if isinstance(v, dict)))
     if report["skipped"]:

@@ -17,7 +17,7 @@ from vsrn_deploy.errors import CheckFailed
 from vsrn_deploy.export import ExportConfig, export_loaded, graphs, int8
 from vsrn_deploy.export.deploy import TextEncoderDeploy
 from vsrn_deploy.export.manifest import read_manifest, verify_files
-from vsrn_deploy.export.validation import synthetic_captions, synthetic_region_features
+from vsrn_deploy.synthetic_inputs import captions, region_features, text_feed
 
 pytestmark = pytest.mark.export
 
@@ -75,7 +75,7 @@ def test_manifest_records_settings_decisions_and_checks(exported):
 def test_int8_text_graph_keeps_the_token_axis_dynamic(exported):
     model = exported["model"]
     q = _session(exported["out"] / "text_encoder.int8.onnx")
-    ids, lengths = synthetic_captions(6, model.config.vocab_size, 45, seed=7)  # longer than validated
+    ids, lengths = text_feed(captions(6, model.config.vocab_size, max_tokens=45, seed=7)).values()  # long
     got = q.run(None, {"token_ids": ids, "lengths": lengths})[0]
     with torch.no_grad():
         ref = model.txt_enc(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
@@ -87,8 +87,7 @@ def test_int8_text_graph_keeps_the_token_axis_dynamic(exported):
 def test_loop_gru_equals_the_gru_node_and_quantizes_both_matrices(layers):
     model = tiny_model(3, text_layers=layers, use_abs=True)
     fp32 = graphs.build_text_graph(TextEncoderDeploy.from_encoder(model.txt_enc))
-    feed = dict(zip(("token_ids", "lengths"), synthetic_captions(9, model.config.vocab_size, 14, seed=2),
-                    strict=True))
+    feed = text_feed(captions(9, model.config.vocab_size, max_tokens=14, seed=2))
     feed["lengths"][0] = 0  # counted as 1, like the GRU node's clamp
     ref = int8.run_all(fp32, [feed])
     loop = int8.build_text_loop(fp32)
@@ -184,7 +183,7 @@ def test_int8_backend_runs_through_the_registry(exported):
     from vsrn_deploy.backend.registry import make_runner
 
     cfg = read_manifest(exported["out"])["config"]
-    feats = synthetic_region_features(2, cfg["num_regions"], cfg["img_dim"])
+    feats = region_features(2, cfg["num_regions"], cfg["img_dim"])
     with make_runner("ort-int8", "image", onnx_dir=exported["out"], threads=1) as runner:
         got = runner.infer({"region_features": feats})
         assert runner.precision == "int8" and runner.onnx_path.name == "image_encoder.int8.onnx"

@@ -535,7 +535,8 @@ def export_int8(
     t0 = time.perf_counter()
     chunks = [image_calibration[i : i + 16] for i in range(0, len(image_calibration), 16)]
     made = {
-        IMAGE.graph: quantize_image(fp32_models[IMAGE.graph], [{"region_features": c} for c in chunks], settings),
+        IMAGE.graph: quantize_image(fp32_models[IMAGE.graph], [dict(zip(IMAGE.input_names, [c], strict=True))
+                                                               for c in chunks], settings),
         TEXT.graph: quantize_text(fp32_models[TEXT.graph], [text_calibration], settings),
     }
     forbidden = {IMAGE.graph: graph_checks.FORBIDDEN_IMAGE_OPS, TEXT.graph: frozenset()}
