@@ -15,6 +15,7 @@ FP32 GEMM measured in the same run. Load average is recorded around every block.
 dependency: `.venv/bin/pip install openvino` first (its rows are skipped, with the reason, without it).
 
     .venv/bin/python benchmarks/bench_int8.py                     # the full run (several minutes)
+    .venv/bin/python benchmarks/bench_int8.py --work /tmp/int8 --reuse --rounds 40   # time it again
     .venv/bin/python benchmarks/bench_int8.py --tiny --rounds 3 --out-dir /tmp/int8   # a smoke run
 """
 
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds at batch 1 (batch 32: /4)")
     parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--work", default=None, help="folder for the export (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the export already in --work (same sizes, same seed) instead of exporting")
     args = parser.parse_args(argv)
     import torch
 
@@ -147,12 +150,18 @@ def main(argv: list[str] | None = None) -> int:
                               "machine": machine_info(args.threads), "model": {"source": "random init",
                               "sizes": "tiny" if args.tiny else "paper (COCO)", "config": cfg.to_dict()},
                               "load_average": {"start": load_average()}, "results": [], "skipped": []}
-    t0 = time.perf_counter()
-    result = export_loaded(model, None, export_dir, ExportConfig(
-        precision="int8", max_batch=4, calibration_samples=16, retrieval_images=500 if args.tiny else 100),
-        progress=log)
-    report["export"] = {"seconds": time.perf_counter() - t0, "int8": result.manifest["int8"],
-                        "parity": result.manifest["parity"], "load_average_end": load_average()}
+    info_path = work / "export_info.json"
+    if args.reuse and info_path.is_file() and (export_dir / "manifest.json").is_file():
+        report["export"] = {**json.loads(info_path.read_text()), "reused": True}
+        log(f"reusing the export in {export_dir} (made in {report['export']['seconds']:.0f} s)")
+    else:
+        t0 = time.perf_counter()
+        options = ExportConfig(precision="int8", max_batch=4, calibration_samples=16,
+                               retrieval_images=500 if args.tiny else 100)
+        result = export_loaded(model, None, export_dir, options, progress=log)
+        report["export"] = {"seconds": time.perf_counter() - t0, "int8": result.manifest["int8"],
+                            "parity": result.manifest["parity"], "load_average_end": load_average()}
+        write_atomic(info_path, json.dumps(report["export"], indent=2, default=float) + "\n")
     log(f"exported in {report['export']['seconds']:.0f} s")
 
     peak = {"float32": measure_matmul_peak(args.threads, seconds=2.0),
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     calib = np.maximum(np.random.default_rng(5).standard_normal((16, cfg.num_regions, cfg.img_dim),
                                                                   dtype=np.float32), 0)
     int8_nodes = [n for n in (x.name for x in onnx.load(str(fp32_image), load_external_data=False).graph.node)
-                  if n not in result.manifest["int8"]["graphs"]["image_encoder"]["fp32_nodes"]
+                  if n not in report["export"]["int8"]["graphs"]["image_encoder"]["fp32_nodes"]
                   and n.endswith("MatMul")]
     static_q = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qop.onnx", "QOperator")
     static_qdq = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qdq.onnx", "QDQ")
