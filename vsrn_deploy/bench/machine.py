@@ -27,7 +27,7 @@ def cpu_model() -> str:
 
 
 _SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
-               "amx_tile", "amx_bf16", "asimd", "sve")
+               "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
 
 
 def cpu_flags() -> list[str]:
