@@ -51,8 +51,8 @@ from vsrn_deploy.contract import PARITY
 DEFAULT_NODE_SHARE = 0.05
 DEFAULT_TOTAL_SHARE = 0.25
 STATIC_NOTE = (
-    "not used: calibrated (static) activation ranges were measured against dynamic ones at the paper's "
-    "sizes (benchmarks/results/int8_cpu.md) and did not beat them"
+    "not used: in ONNX Runtime at the paper's sizes, calibrated (static) activation ranges were less "
+    "accurate than dynamic ones and no faster (benchmarks/results/int8_cpu.md)"
 )
 POLICY_REASON = "activation x activation MatMul (GCN affinity / aggregation): no weights to stream"
 TEXT_FORM = (
