@@ -3,7 +3,7 @@
 Runs `vsrn_deploy.bench.run_benchmark` on a randomly initialised COCO-size model (timings do not
 depend on the weights' values), exporting it to ONNX first, and writes
 `benchmarks/results/cpu_encoders.{json,md,png}` with the machine named. The markdown ends with the
-issue's targets (ratios of p50 measured side by side in this run).
+speed targets (ratios of p50 measured side by side in this run).
 
     python benchmarks/bench_encoders.py                    # the full run (2 threads, batches 1,8,32)
     python benchmarks/bench_encoders.py --tiny --seconds 0.2 --out-dir /tmp/smoke   # a smoke run
@@ -25,7 +25,7 @@ PEAK_SHARE_TARGET = 0.85  # of the theoretical FP32 peak, image encoder at batch
 
 
 def targets_markdown(report: dict[str, Any], theoretical_peak: float) -> str:
-    """The issue's targets, each with the measured value and whether it is met."""
+    """The speed targets, each with the measured value and whether it is met."""
     ratio = speedups(report, "torch")
     lines = ["### Targets (p50 ratios measured side by side in this run)", "",
              "| target | measured | met |", "|---|---:|---|"]

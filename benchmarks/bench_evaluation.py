@@ -32,48 +32,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # ---- reference: the authors' loops (default, unstable argsort, exactly as they call it) ----------
 
-
-def _metrics(ranks: np.ndarray) -> tuple:
-    r1 = 100.0 * len(np.where(ranks < 1)[0]) / len(ranks)
-    r5 = 100.0 * len(np.where(ranks < 5)[0]) / len(ranks)
-    r10 = 100.0 * len(np.where(ranks < 10)[0]) / len(ranks)
-    medr = np.floor(np.median(ranks)) + 1
-    meanr = ranks.mean() + 1
-    return (r1, r5, r10, medr, meanr)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from authors_evaluation import naive_i2t, naive_t2i  # noqa: E402  (one copy, shared with the tests)
 
 
 def reference_i2t(images: np.ndarray, captions: np.ndarray) -> tuple:
-    npts = images.shape[0] // 5
-    ranks = np.zeros(npts)
-    top1 = np.zeros(npts)
-    for index in range(npts):
-        im = images[5 * index].reshape(1, images.shape[1])
-        d = np.dot(im, captions.T).flatten()
-        inds = np.argsort(d)[::-1]
-        rank = 1e20
-        for i in range(5 * index, 5 * index + 5, 1):
-            tmp = np.where(inds == i)[0][0]
-            if tmp < rank:
-                rank = tmp
-        ranks[index] = rank
-        top1[index] = inds[0]
-    return _metrics(ranks), (ranks, top1)
+    return naive_i2t(images, captions, kind=None)
 
 
 def reference_t2i(images: np.ndarray, captions: np.ndarray) -> tuple:
-    npts = images.shape[0] // 5
-    ims = np.array([images[i] for i in range(0, len(images), 5)])
-    ranks = np.zeros(5 * npts)
-    top1 = np.zeros(5 * npts)
-    for index in range(npts):
-        queries = captions[5 * index:5 * index + 5]
-        d = np.dot(queries, ims.T)
-        inds = np.zeros(d.shape)
-        for i in range(len(inds)):
-            inds[i] = np.argsort(d[i])[::-1]
-            ranks[5 * index + i] = np.where(inds[i] == index)[0][0]
-            top1[5 * index + i] = inds[i][0]
-    return _metrics(ranks), (ranks, top1)
+    return naive_t2i(images, captions, kind=None)
 
 
 # ---- setup -----------------------------------------------------------------------------------

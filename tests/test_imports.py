@@ -24,3 +24,40 @@ def test_top_level_api_is_lazy():
     code = "import sys, vsrn_deploy; print('torch' in sys.modules, callable(vsrn_deploy.load_model))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+def _imports(path) -> set[str]:
+    """vsrn_deploy modules a source file imports (module level or inside functions)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vsrn_deploy"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("vsrn_deploy"))
+    return found
+
+
+@pytest.mark.parametrize(("lower", "upper"), [
+    ("backend", "vsrn_deploy.engine"),  # engine/ builds plans with backend/'s pieces, never the reverse
+    ("io", "vsrn_deploy.checkpoint"),  # io/ is the bottom layer checkpoint.py reads through
+])
+def test_dependencies_point_one_way(lower, upper):
+    from pathlib import Path
+
+    folder = Path(vsrn_deploy.__file__).parent / lower
+    offenders = {p.name: sorted(i for i in _imports(p) if i.startswith(upper)) for p in folder.glob("*.py")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def test_the_bottom_layer_imports_nothing_above_it():
+    from pathlib import Path
+
+    root = Path(vsrn_deploy.__file__).parent
+    allowed = ("vsrn_deploy.contract", "vsrn_deploy.errors", "vsrn_deploy.io", "vsrn_deploy.evaluation",
+               "vsrn_deploy.vocab")
+    for name in ("contract.py", "compare.py", "synthetic_inputs.py", "io/files.py", "io/safe_pickle.py"):
+        above = [i for i in _imports(root / name) if not i.startswith(allowed) and i != "vsrn_deploy"]
+        assert not above, (name, above)

@@ -14,6 +14,14 @@ from vsrn_deploy.errors import VsrnError
 F30K_DATA_NAME = "f30k_precomp"
 
 
+def dataclass_from_dict(cls: type, data: dict[str, Any], what: str, hint: str = "") -> Any:
+    """`cls(**data)` for a config dataclass, refusing keys it does not have (a VsrnError naming them)."""
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise VsrnError(f"unknown {what} keys {unknown}{hint}")
+    return cls(**data)
+
+
 @dataclass(frozen=True)
 class VSRNConfig:
     """Sizes and switches of a VSRN model.
@@ -83,12 +91,8 @@ class VSRNConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VSRNConfig:
         """Build from a dict (e.g. a checkpoint); unknown keys are an error, missing keys default."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise VsrnError(f"unknown model config keys {unknown}; this file was written by a "
-                            "newer or different tool")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "model config", "; this file was written by a newer or "
+                                   "different tool")
 
     def replace(self, **changes: Any) -> VSRNConfig:
         return replace(self, **changes)

@@ -9,7 +9,9 @@ gradients; its training flag is restored afterwards.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,22 @@ def _check_vocab(model: torch.nn.Module, vocab: Any) -> None:
                         f"{size} rows; use the vocabulary the checkpoint was trained with")
 
 
+def _in_batches(n: int, batch_size: int, embed: Callable[[int, int], torch.Tensor], what: str,
+                progress: Progress | None) -> np.ndarray:
+    """float32 [n, D] from `embed(a, b)` -> (b - a, D) over batches of `batch_size` (n >= 1)."""
+    out: np.ndarray | None = None
+    for a in range(0, n, batch_size):
+        b = min(n, a + batch_size)
+        emb = embed(a, b).float().cpu().numpy()
+        if out is None:
+            out = np.empty((n, emb.shape[1]), dtype=np.float32)
+        out[a:b] = emb
+        if progress is not None:
+            progress(what, b, n)
+    assert out is not None
+    return out
+
+
 @torch.inference_mode()
 def encode_images(model: torch.nn.Module, split: PrecompSplit, *, batch_size: int = 128,
                   device: str | torch.device = "cpu",
@@ -69,10 +87,7 @@ def encode_images(model: torch.nn.Module, split: PrecompSplit, *, batch_size: in
     """
     if batch_size < 1:
         raise VsrnError(f"batch size must be >= 1 (got {batch_size})")
-    n = split.n_images
-    out: np.ndarray | None = None
-    for a in range(0, n, batch_size):
-        b = min(n, a + batch_size)
+    def embed(a: int, b: int) -> torch.Tensor:
         feats = np.array(split.features[a:b], dtype=np.float32)  # (B, k, F), a writable copy
         if permutation is not None:
             feats = np.stack([f[p] if (p := permutation(i * split.captions_per_image, i)) is not None
@@ -82,15 +97,9 @@ def encode_images(model: torch.nn.Module, split: PrecompSplit, *, batch_size: in
             bad = (np.flatnonzero(~finite) + a).tolist()
             raise VsrnError(f"region features of image(s) {bad[:10]} in {split!r} hold NaN/Inf; the "
                             "feature file is corrupt (fix or drop those images)")
-        emb = model.encode_images(torch.from_numpy(np.ascontiguousarray(feats)).to(device))  # (B, D)
-        emb = emb.float().cpu().numpy()
-        if out is None:
-            out = np.empty((n, emb.shape[1]), dtype=np.float32)
-        out[a:b] = emb
-        if progress is not None:
-            progress("images", b, n)
-    assert out is not None  # n >= 1: PrecompSplit refuses empty splits
-    return out
+        return model.encode_images(torch.from_numpy(np.ascontiguousarray(feats)).to(device))  # (B, D)
+
+    return _in_batches(split.n_images, batch_size, embed, "images", progress)  # n >= 1: no empty splits
 
 
 @torch.inference_mode()
@@ -112,20 +121,12 @@ def encode_captions(model: torch.nn.Module, captions: list[str], vocab: Any, *, 
         raise VsrnError(f"batch size must be >= 1 (got {batch_size})")
     if not captions:
         raise VsrnError("there are no captions to encode")
-    n = len(captions)
-    out: np.ndarray | None = None
-    for a in range(0, n, batch_size):
-        b = min(n, a + batch_size)
+
+    def embed(a: int, b: int) -> torch.Tensor:
         ids, lengths = _pad([vocab.encode(c) for c in captions[a:b]])
-        emb = model.encode_texts(ids.to(device), lengths.to(device))  # (B, D)
-        emb = emb.float().cpu().numpy()
-        if out is None:
-            out = np.empty((n, emb.shape[1]), dtype=np.float32)
-        out[a:b] = emb
-        if progress is not None:
-            progress("captions", b, n)
-    assert out is not None
-    return out
+        return model.encode_texts(ids.to(device), lengths.to(device))  # (B, D)
+
+    return _in_batches(len(captions), batch_size, embed, "captions", progress)
 
 
 def encode_split(model: torch.nn.Module, dataset: CaptionDataset | PrecompSplit, batch_size: int = 128,
@@ -168,3 +169,101 @@ def encode_split(model: torch.nn.Module, dataset: CaptionDataset | PrecompSplit,
         per = split.captions_per_image
         images = np.repeat(images, per, axis=0)[: len(captions)]  # (n_captions, D)
     return images, captions
+
+
+# --- evaluating checkpoints (the library behind `vsrn-deploy evaluate`) -------------------------
+
+def _resolve_vocab(loaded: Any, vocab_path: Path | None, data: Path) -> tuple[Any, str]:
+    """The vocabulary for one checkpoint (`checkpoint.resolve_vocab`), also looked for by the
+    data folder's name in the authors' `<data>/../vocab/` layout."""
+    from vsrn_deploy.checkpoint import resolve_vocab
+
+    search = [data.parent / "vocab", data / "vocab", Path("vocab")]
+    return resolve_vocab(loaded, vocab_path, search_dirs=search, names=[data.name])
+
+
+def _progress(say: Any) -> Any:
+    """A progress callback that reports every fifth of the images and of the captions."""
+    shown: dict[str, int] = {}
+
+    def report(what: str, done: int, total: int) -> None:
+        step = 5 * done // total
+        if step > shown.get(what, 0):
+            shown[what] = step
+            say(f"  {what}: {done}/{total}")
+
+    return report
+
+
+def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", fold5: bool = False,
+                   vocab: Path | None = None, batch_size: int = 128, device: str = "auto",
+                   max_images: int | None = None, echo: Any = None) -> dict[str, Any]:
+    """Encode a split with one or two checkpoints and compute the authors' recall protocol.
+
+    Args:
+        checkpoints: one checkpoint, or two for an ensemble (similarities averaged).
+        data: the precomp folder holding ``<split>_ims.npy`` and ``<split>_caps.txt``.
+        split: ``test``, ``testall`` (COCO 5K / 1K with `fold5`), ``dev``, ...
+        fold5: mean over 5 folds of n_images/5 images (COCO 1K).
+        vocab: vocabulary file for the captions (default: from each checkpoint).
+        batch_size: images or captions per forward pass.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        max_images: evaluate only the first N images (and their captions).
+        echo: optional ``callable(str)`` for progress lines.
+    Returns:
+        The `vsrn_deploy.evaluation.recall_report` dict plus ``checkpoints``, ``data``, ``split``,
+        ``device``, ``seconds`` and ``versions``.
+    """
+    from vsrn_deploy import evaluation
+    from vsrn_deploy.checkpoint import load_checkpoint
+
+    say = echo or (lambda _msg: None)
+    if not 1 <= len(checkpoints) <= 2:
+        raise VsrnError(f"evaluate takes one checkpoint, or two for an ensemble (got {len(checkpoints)})")
+    for ckpt in checkpoints:
+        if not ckpt.is_file():
+            raise VsrnError(f"checkpoint {ckpt} does not exist")
+    if batch_size < 1:
+        raise VsrnError(f"--batch-size must be >= 1 (got {batch_size})")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise VsrnError(f"--device {device} asked for, but torch sees no CUDA GPU; use --device cpu")
+
+    t0 = time.perf_counter()
+    ds = PrecompSplit(data, split, max_images=max_images)
+    if len(ds) % ds.captions_per_image:
+        raise VsrnError(f"{data}/{split}_caps.txt: {len(ds)} captions do not divide into "
+                        f"{ds.captions_per_image} per image")
+    say(f"{ds!r}")
+    embeddings = []
+    sources = []
+    for ckpt in checkpoints:
+        loaded = load_checkpoint(ckpt, map_location=device)
+        words, where = _resolve_vocab(loaded, vocab, data)  # refuses another model's vocabulary
+        if ds.feature_dim != loaded.config.img_dim:
+            raise VsrnError(f"{data}/{split}_ims.npy has {ds.feature_dim}-d region features but {ckpt} "
+                            f"expects {loaded.config.img_dim}")
+        model = loaded.model.to(device)
+        say(f"encoding with {ckpt} ({loaded.kind}, vocabulary {where}) on {device}")
+        embeddings.append(encode_split(model, CaptionDataset(ds, words), batch_size=batch_size,
+                                       device=device, repeat=False, progress=_progress(say)))
+        sources.append({"path": str(ckpt), "sha256": loaded.sha256, "kind": loaded.kind,
+                        "vocab": where})
+        del model, loaded
+    t_encode = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    (images, captions), second = embeddings[0], embeddings[1] if len(embeddings) > 1 else (None, None)
+    report = evaluation.recall_report(images, captions, fold5=fold5, images2=second[0],
+                                      captions2=second[1], captions_per_image=ds.captions_per_image)
+    t_rank = time.perf_counter() - t1
+    report.update({
+        "checkpoints": sources,
+        "data": str(data),
+        "split": split,
+        "device": device,
+        "seconds": {"encode": t_encode, "rank": t_rank},
+        "versions": {"torch": str(torch.__version__), "numpy": np.__version__},
+    })
+    return report

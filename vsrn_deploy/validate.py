@@ -245,6 +245,19 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
             outs = encode_all(runners, inputs, cfg.batch_size)
         return outs, backend_precision(backend, runners["image"])
 
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # process-global: set here, restored below
+    try:
+        return _compare_all(cfg, run, inputs, checkpoint, log)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _compare_all(cfg: ValidateConfig, run: Callable[[str], tuple[dict[str, np.ndarray], str]],
+                 inputs: Inputs, checkpoint: str | None, log: Log) -> dict[str, Any]:
     ref, _ = run(REFERENCE)
     ref_recall = compare.recall(ref[IMAGE.embedding], ref[TEXT.embedding])
     log(f"{REFERENCE}: rsum {ref_recall['rsum']:.1f}")

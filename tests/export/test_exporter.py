@@ -10,6 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from vsrn_deploy import contract
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.export.manifest import read_manifest, verify_files
 from vsrn_deploy.io.files import sha256_file
@@ -52,6 +53,11 @@ def test_manifest_fields_and_checksums(exported):
     assert manifest["source"]["sha256"] == sha256_file(exported["path"])
     assert manifest["precision"] == "all" and manifest["opset"] == 17
     assert "text_max_tokens" not in manifest  # the text graph takes any token count
+    for spec in contract.ENCODERS.values():  # the manifest's I/O is the declaration's
+        entry = manifest["graphs"][spec.graph]
+        io = {k: entry[k] for k in ("inputs", "outputs", "dynamic_axes")}
+        assert io == spec.io_spec(manifest["config"])
+        assert entry["fp32"] == contract.onnx_name(spec.graph, "fp32")
     image = manifest["graphs"]["image_encoder"]
     assert image["fp32"] == "image_encoder.onnx" and image["fp16"] == "image_encoder.fp16.onnx"
     assert [t["name"] for t in image["outputs"]] == ["image_embedding", "region_embeddings"]

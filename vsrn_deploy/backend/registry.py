@@ -1,4 +1,4 @@
-"""`make_runner`: one entry point from a backend name (contracts.md) to a runner.
+"""`make_runner`: one entry point from a backend name (README, "Validate") to a runner.
 
 Backend modules are imported only when asked for, so `make_runner("ort", ...)` and
 `make_runner("trt", ...)` never import torch.
@@ -17,21 +17,21 @@ TORCH_BACKENDS = ("torch", "torch-deploy", "torch-compile")
 
 def make_runner(backend: str, encoder: str, *, model: Any = None, onnx_dir: str | os.PathLike = "export",
                 engine_dir: str | os.PathLike = "engines", device: str = "cpu", threads: int | None = None,
-                dtype: Any = None, checkpoint: str | os.PathLike | None = None) -> Runner:
+                dtype: Any = None) -> Runner:
     """Build (but do not activate) the runner of `backend` for `encoder`.
 
     Args:
         backend: one of torch, torch-deploy, torch-compile, ort, ort-fp16, ort-int8, trt.
         encoder: "image" or "text".
-        model: a VSRN (torch backends); loaded from `checkpoint` when None.
+        model: a loaded VSRN (torch backends; the caller loads it, e.g. `vsrn_deploy.load_model`).
         onnx_dir: the export folder (ort, ort-fp16).
         engine_dir: the engines folder (trt).
         device: torch device for the torch backends ("cpu", "cuda", "cuda:1"); "cpu", "cuda" or
             "tensorrt" (execution provider) for ort/ort-fp16; "cuda[:N]" for trt.
-        threads: intra-op threads for ONNX Runtime (and torch.set_num_threads for torch backends).
+        threads: intra-op threads for ONNX Runtime. torch's thread count is process-global: the
+            caller sets it (`torch.set_num_threads`), as `validate` and `bench` do.
         dtype: torch backends: fp32 (default), fp16, bf16. trt: which plan, fp16 or fp32 (default:
             fp16 when built, else fp32).
-        checkpoint: where to load `model` from when it is not given (torch backends).
 
     Returns:
         An inactive `Runner`; use it as a context manager.
@@ -48,15 +48,8 @@ def make_runner(backend: str, encoder: str, *, model: Any = None, onnx_dir: str 
         from vsrn_deploy.backend import torch_runners
 
         if model is None:
-            if checkpoint is None:
-                raise VsrnError(f"the {backend} backend needs a model: pass --checkpoint")
-            from vsrn_deploy.checkpoint import load_model
-
-            model = load_model(checkpoint)
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
+            raise VsrnError(f"the {backend} backend needs a loaded model (make_runner(..., model=...)); "
+                            "on the command line pass --checkpoint")
         cls = {"torch": torch_runners.TorchRunner, "torch-deploy": torch_runners.TorchDeployRunner,
                "torch-compile": torch_runners.TorchCompileRunner}[backend]
         return cls(encoder, model, device=device, dtype=dtype)

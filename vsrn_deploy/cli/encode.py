@@ -27,7 +27,7 @@ def encode(
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
 ) -> None:
     """Write l2-normalised embeddings; with both inputs, print each caption's best-matching image."""
-    from vsrn_deploy.io.embeddings import encode_files
+    from vsrn_deploy.encode_files import encode_files
 
     result = encode_files(checkpoint, out, images=images, captions=captions, vocab=vocab,
                           batch_size=batch_size, device=device)

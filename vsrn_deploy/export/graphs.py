@@ -30,6 +30,16 @@ MAX_OPSET = 24  # the newest opset TensorRT 10.15's parser accepts (see trt_lint
 
 
 
+def _finish(b: GraphBuilder, spec: EncoderSpec, feats: str, cfg, opset: int, doc: str) -> onnx.ModelProto:
+    """The tail both graphs share: |x| when the model uses it, the embedding output (an Identity
+    named as the contract says) and the contract's inputs and outputs."""
+    if cfg.use_abs:
+        feats = b.op("Abs", [feats], "embed/Abs")
+    b.nodes.append(helper.make_node("Identity", [feats], [spec.embedding], name=spec.embedding))
+    inputs, outputs = value_infos(spec, cfg)
+    return b.model(inputs, outputs, opset, f"vsrn_{spec.graph}", doc)
+
+
 def value_infos(spec: EncoderSpec, config) -> tuple[list, list]:
     """The graph's input and output value infos, as `vsrn_deploy.contract` declares them."""
     def info(t):
@@ -186,18 +196,8 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
         feats = b.op("Add", [feats, b.const("bn.shift", _np(deploy.bn_shift))], "bn/Add")
     if cfg.img_norm:
         feats = b.l2norm(feats, 1, eps, "embed_norm")
-    if cfg.use_abs:
-        feats = b.op("Abs", [feats], "embed/Abs")
-    b.nodes.append(helper.make_node("Identity", [feats], [IMAGE.embedding], name=IMAGE.embedding))
-
-    inputs, outputs = value_infos(IMAGE, cfg)
-    return b.model(
-        inputs,
-        outputs,
-        opset,
-        "vsrn_image_encoder",
-        f"VSRN image encoder ({cfg.variant} variant, k={k}, D={d}), deploy form",
-    )
+    return _finish(b, IMAGE, feats, cfg, opset, f"VSRN image encoder ({cfg.variant} variant, k={k}, D={d}), "
+                   "deploy form")
 
 
 def _onnx_gru_weights(
@@ -259,15 +259,5 @@ def build_text_graph(deploy: TextEncoderDeploy, opset: int = DEFAULT_OPSET) -> o
         "Squeeze", [h, b.const("axes_0", np.array([0], dtype=np.int64))], "rnn/Y_h/Squeeze"
     )  # (B, D)
     feats = b.l2norm(feats, 1, cfg.norm_eps, "embed_norm")
-    if cfg.use_abs:
-        feats = b.op("Abs", [feats], "embed/Abs")
-    b.nodes.append(helper.make_node("Identity", [feats], [TEXT.embedding], name=TEXT.embedding))
-
-    inputs, outputs = value_infos(TEXT, cfg)
-    return b.model(
-        inputs,
-        outputs,
-        opset,
-        "vsrn_text_encoder",
-        f"VSRN text encoder (vocab={cfg.vocab_size}, D={d}, GRU layers={cfg.text_layers})",
-    )
+    return _finish(b, TEXT, feats, cfg, opset,
+                   f"VSRN text encoder (vocab={cfg.vocab_size}, D={d}, GRU layers={cfg.text_layers})")

@@ -56,24 +56,13 @@ def _temp_beside(path: Path, suffix: str = "") -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` atomically (unique temporary name, fsync, rename). Returns `path`.
+    """Write `data` to `path` atomically (`atomic_writer`: unique temporary name, fsync, rename).
 
-    The parent folder must exist. Permissions are 0666 minus the umask, like `open()`.
+    The parent folder must exist. Permissions are 0666 minus the umask, like `open()`. Returns `path`.
     """
-    path = Path(path)
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+    with atomic_writer(path) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

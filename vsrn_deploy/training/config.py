@@ -5,9 +5,10 @@ The command line only parses options into `TrainConfig`; checkpoints store `asdi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from vsrn_deploy.config import dataclass_from_dict
 from vsrn_deploy.errors import VsrnError
 
 IMG_POOLS = ("gru", "mean")
@@ -117,11 +118,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict (e.g. a checkpoint's train_state); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise VsrnError(f"unknown training config keys {unknown}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "training config")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)

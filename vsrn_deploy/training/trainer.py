@@ -297,8 +297,47 @@ def train(cfg: TrainConfig, *, on_log: Callable[[dict[str, Any]], None] | None =
         shutdown(info)
 
 
-def _train(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
-           on_log: Callable[[dict[str, Any]], None] | None) -> Path:
+@dataclass
+class _Run:
+    """Everything one training run holds, built by `_setup` and used by the stages below."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    out: Path
+    vocab: Any
+    vocab_path: Path
+    train_split: PrecompSplit
+    model_cfg: VSRNConfig
+    model: VSRN
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    use_amp: bool
+    state: _State
+    step_module: nn.Module
+    train_set: CaptionDataset
+    val_set: CaptionDataset
+    sampler: Any
+    group_sampler: GroupBatchSampler | None
+    log: _MetricsLog
+    on_log: Callable[[dict[str, Any]], None] | None
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.log.write(record)
+        if self.on_log is not None and self.info.is_main:
+            self.on_log(record)
+
+    def save(self, name: str, *, epoch_done: bool) -> None:
+        _save(self.out / name, self.model, self.vocab, self.vocab_path, self.cfg, self.state, self.optimizer,
+              self.scaler, epoch_done=epoch_done)
+
+
+def _setup(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
+           on_log: Callable[[dict[str, Any]], None] | None) -> _Run:
+    """Stage 1: data, vocabulary, model, optimiser (resumed when asked), samplers and the log."""
     device = info.device
     seed_everything(cfg.seed)
     out = Path(cfg.out)
@@ -338,121 +377,138 @@ def _train(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
     if group_sampler is not None and info.enabled:
         raise VsrnError("group batching (--group-batches) is not supported under torchrun/DDP")
     log = _MetricsLog(out, info.is_main, cfg.tensorboard)
+    return _Run(cfg, info, out, vocab, vocab_path, train_split, model_cfg, model, optimizer, scaler, use_amp,
+                state, step_module, train_set, val_set, sampler, group_sampler, log, on_log)
 
-    def emit(record: dict[str, Any]) -> None:
-        log.write(record)
-        if on_log is not None and info.is_main:
-            on_log(record)
 
-    def run_validation(epoch: int) -> None:
-        if info.is_main:
-            report = validate(model, val_set, cfg.batch_size, device)
-            rsum = float(report["rsum"])
-            numbers = {k: float(v) for k, v in report.items()
-                       if isinstance(v, int | float) and not isinstance(v, bool)}
-            record = {"event": "val", "epoch": epoch, "step": state.step, **numbers}
-            emit(record)
-            i2t = "/".join(f"{report[f'i2t_r{k}']:.1f}" for k in (1, 5, 10))
-            t2i = "/".join(f"{report[f't2i_r{k}']:.1f}" for k in (1, 5, 10))
-            _echo(info, f"[val] epoch {epoch} step {state.step}: rsum {rsum:.2f}  i2t R@1/5/10 {i2t}  "
-                        f"t2i R@1/5/10 {t2i}")
-            if rsum > state.best_rsum:
-                state.best_rsum = rsum
-                state.best = {"epoch": epoch, "step": state.step, **numbers}
-                _save(out / BEST_NAME, model, vocab, vocab_path, cfg, state, optimizer, scaler,
-                      epoch_done=False)
-        barrier(info)
-
+def _validate_and_keep_best(run: _Run, epoch: int) -> None:
+    """Stage 2a: recall on the validation split (rank 0); the best so far is saved."""
+    info, state = run.info, run.state
     if info.is_main:
-        _echo(info, f"training {model_cfg.data_name}: {len(train_split)} captions / {train_split.n_images} "
-                    f"images ({train_split.num_regions} x {train_split.feature_dim}), vocab {len(vocab)}, "
-                    f"device {device}{' (AMP)' if use_amp else ''}, world size {info.world_size}, "
-                    f"epochs {state.epoch}..{cfg.epochs - 1}")
-        vocab.save_json(str(out / "vocab.json"))
-    model.train()
-    for epoch in range(state.epoch, cfg.epochs):
-        state.epoch = epoch
-        lr = learning_rate(cfg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # hardest negatives after the warm-up (VSE-infinity); the paper: from the first step
-        step_core = step_module.module if info.enabled else step_module
-        step_core.max_violation = cfg.max_violation and epoch >= cfg.warmup_epochs
-        train_set.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        if group_sampler is not None:
-            group_sampler.set_epoch(epoch)
-        loader = make_loader(train_set, None, cfg.batch_size, shuffle=True, workers=cfg.workers,
-                             seed=cfg.seed * 1000 + epoch, sampler=sampler, drop_last=True,
-                             pin_memory=device.type == "cuda", batch_sampler=group_sampler)
-        if len(loader) == 0:
-            raise VsrnError(f"{len(train_split)} training captions do not fill one batch of "
-                            f"{cfg.batch_size} per process; lower --batch-size")
-        bar = _progress(loader, cfg.progress and info.is_main, f"epoch {epoch}")
-        epoch_start = time.perf_counter()
-        epoch_samples = 0
-        for batch in bar:
-            batch: Batch
-            batch.check_finite()
-            batch = batch.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                losses = step_module(batch.features, batch.token_ids, batch.lengths)
-            loss = losses["loss"]
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise VsrnError(f"the loss became {loss_value} at step {state.step}; lower --lr or "
-                                "check the data")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            state.step += 1
-            n = len(batch) * info.world_size
-            epoch_samples += n
-            elapsed = time.perf_counter() - epoch_start
-            speed = epoch_samples / max(elapsed, 1e-9)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss_value:.3f}", samples_s=f"{speed:.0f}")
-            if state.step % cfg.log_every == 0:
-                emit({"event": "train", "epoch": epoch, "step": state.step, "lr": lr,
+        report = validate(run.model, run.val_set, run.cfg.batch_size, run.device)
+        rsum = float(report["rsum"])
+        numbers = {k: float(v) for k, v in report.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)}
+        run.emit({"event": "val", "epoch": epoch, "step": state.step, **numbers})
+        i2t = "/".join(f"{report[f'i2t_r{k}']:.1f}" for k in (1, 5, 10))
+        t2i = "/".join(f"{report[f't2i_r{k}']:.1f}" for k in (1, 5, 10))
+        _echo(info, f"[val] epoch {epoch} step {state.step}: rsum {rsum:.2f}  i2t R@1/5/10 {i2t}  "
+                    f"t2i R@1/5/10 {t2i}")
+        if rsum > state.best_rsum:
+            state.best_rsum = rsum
+            state.best = {"epoch": epoch, "step": state.step, **numbers}
+            run.save(BEST_NAME, epoch_done=False)
+    barrier(info)
+
+
+def _train_epoch(run: _Run, epoch: int) -> None:
+    """Stage 2: one epoch of steps (learning rate, hardest-negative switch, loader, updates, logs)."""
+    cfg, info, state, optimizer, scaler = run.cfg, run.info, run.state, run.optimizer, run.scaler
+    device = run.device
+    state.epoch = epoch
+    lr = learning_rate(cfg, epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    # hardest negatives after the warm-up (VSE-infinity); the paper: from the first step
+    step_core = run.step_module.module if info.enabled else run.step_module
+    step_core.max_violation = cfg.max_violation and epoch >= cfg.warmup_epochs
+    run.train_set.set_epoch(epoch)
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    if run.group_sampler is not None:
+        run.group_sampler.set_epoch(epoch)
+    loader = make_loader(run.train_set, None, cfg.batch_size, shuffle=True, workers=cfg.workers,
+                         seed=cfg.seed * 1000 + epoch, sampler=run.sampler, drop_last=True,
+                         pin_memory=device.type == "cuda", batch_sampler=run.group_sampler)
+    if len(loader) == 0:
+        raise VsrnError(f"{len(run.train_split)} training captions do not fill one batch of "
+                        f"{cfg.batch_size} per process; lower --batch-size")
+    bar = _progress(loader, cfg.progress and info.is_main, f"epoch {epoch}")
+    epoch_start = time.perf_counter()
+    epoch_samples = 0
+    for batch in bar:
+        batch: Batch
+        batch.check_finite()
+        batch = batch.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=run.use_amp):
+            losses = run.step_module(batch.features, batch.token_ids, batch.lengths)
+        loss = losses["loss"]
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise VsrnError(f"the loss became {loss_value} at step {state.step}; lower --lr or "
+                            "check the data")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        state.step += 1
+        n = len(batch) * info.world_size
+        epoch_samples += n
+        elapsed = time.perf_counter() - epoch_start
+        speed = epoch_samples / max(elapsed, 1e-9)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{loss_value:.3f}", samples_s=f"{speed:.0f}")
+        if state.step % cfg.log_every == 0:
+            run.emit({"event": "train", "epoch": epoch, "step": state.step, "lr": lr,
                       "loss": loss_value, "matching": float(losses["matching"].detach()),
                       "generation": float(losses["generation"].detach()), "samples_per_s": speed})
-            if cfg.val_every and state.step % cfg.val_every == 0:
-                pause = time.perf_counter()
-                run_validation(epoch)
-                epoch_start += time.perf_counter() - pause  # speed counts training time only
-        if hasattr(bar, "close"):
-            bar.close()
-        seconds = time.perf_counter() - epoch_start
-        state.samples += epoch_samples
-        state.train_seconds += seconds
-        emit({"event": "epoch", "epoch": epoch, "step": state.step, "lr": lr,
+        if cfg.val_every and state.step % cfg.val_every == 0:
+            pause = time.perf_counter()
+            _validate_and_keep_best(run, epoch)
+            epoch_start += time.perf_counter() - pause  # speed counts training time only
+    if hasattr(bar, "close"):
+        bar.close()
+    seconds = time.perf_counter() - epoch_start
+    state.samples += epoch_samples
+    state.train_seconds += seconds
+    run.emit({"event": "epoch", "epoch": epoch, "step": state.step, "lr": lr,
               "samples_per_s": epoch_samples / max(seconds, 1e-9), "world_size": info.world_size,
               "steps_in_epoch": len(loader)})
-        _echo(info, f"epoch {epoch}: {epoch_samples} samples in {seconds:.1f} s = "
-                    f"{epoch_samples / max(seconds, 1e-9):.0f} samples/s, lr {lr:g}")
-        run_validation(epoch)
-        if info.is_main:
-            _save(out / LAST_NAME, model, vocab, vocab_path, cfg, state, optimizer, scaler, epoch_done=True)
-        barrier(info)
-    log.close()
+    _echo(info, f"epoch {epoch}: {epoch_samples} samples in {seconds:.1f} s = "
+                f"{epoch_samples / max(seconds, 1e-9):.0f} samples/s, lr {lr:g}")
+
+
+def _write_summary(run: _Run) -> Path:
+    """Stage 3: train_summary.json (rank 0); returns the best checkpoint's path."""
+    state, out = run.state, run.out
     best_path = out / BEST_NAME
-    if info.is_main:
+    if run.info.is_main:
         summary = {"best_rsum": state.best_rsum if math.isfinite(state.best_rsum) else None,
-                   "best": state.best, "steps": state.step, "world_size": info.world_size,
+                   "best": state.best, "steps": state.step, "world_size": run.info.world_size,
                    "samples_per_s": state.samples / state.train_seconds if state.train_seconds else None,
                    "best_checkpoint": str(best_path), "last_checkpoint": str(out / LAST_NAME),
-                   "device": str(device), "amp": use_amp, "model": model_cfg.to_dict(),
-                   "train_config": cfg.to_dict()}
+                   "device": str(run.device), "amp": run.use_amp, "model": run.model_cfg.to_dict(),
+                   "train_config": run.cfg.to_dict()}
         atomic_write_json(out / SUMMARY_NAME, summary)
         if summary["samples_per_s"]:
-            _echo(info, f"done: best rsum {state.best_rsum:.2f} ({best_path}); "
-                        f"{summary['samples_per_s']:.0f} samples/s")
+            _echo(run.info, f"done: best rsum {state.best_rsum:.2f} ({best_path}); "
+                            f"{summary['samples_per_s']:.0f} samples/s")
     return best_path
+
+
+def _train(cfg: TrainConfig, info: DistInfo, load_vocab: Callable[[str], Any],
+           on_log: Callable[[dict[str, Any]], None] | None) -> Path:
+    """The run's stages: set up; per epoch train, validate, save the last; write the summary."""
+    run = _setup(cfg, info, load_vocab, on_log)
+    if info.is_main:
+        split, state = run.train_split, run.state
+        _echo(info, f"training {run.model_cfg.data_name}: {len(split)} captions / {split.n_images} "
+                    f"images ({split.num_regions} x {split.feature_dim}), vocab {len(run.vocab)}, "
+                    f"device {run.device}{' (AMP)' if run.use_amp else ''}, world size {info.world_size}, "
+                    f"epochs {state.epoch}..{cfg.epochs - 1}")
+        run.vocab.save_json(str(run.out / "vocab.json"))
+    run.model.train()
+    for epoch in range(run.state.epoch, cfg.epochs):
+        _train_epoch(run, epoch)
+        _validate_and_keep_best(run, epoch)
+        if info.is_main:
+            run.save(LAST_NAME, epoch_done=True)
+        barrier(info)
+    run.log.close()
+    return _write_summary(run)
 
 
 def _progress(loader: Any, enabled: bool, desc: str) -> Any:
