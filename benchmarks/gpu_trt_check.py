@@ -15,8 +15,16 @@ with the GPU, driver, TensorRT, torch and onnxruntime versions beside every figu
     python benchmarks/gpu_trt_check.py --checkpoint model_best.pth.tar --images 1000
     python benchmarks/gpu_trt_check.py --variant f30k         # the FP16-hard Flickr30K variant
 
-Needs: an NVIDIA GPU with its driver, `pip install 'vsrn-deploy[trt]'` (tensorrt, cuda-python) and
-a CUDA build of torch for the torch-deploy comparison (the script skips that row without one).
+Needs: an NVIDIA GPU with its driver, `pip install 'vsrn-deploy[trt]'` (tensorrt, cuda-python,
+polygraphy) and a CUDA build of torch for the torch-deploy comparison (the script skips that row
+without one).
+
+Status: this script has NOT been run against a real GPU yet; no engine has been built or run by
+this project. What has run (no GPU): `pytest -m trt_api`, which checks every TensorRT call of the
+builder and of the runner (Polygraphy's TrtRunner included) against the real Python bindings of
+TensorRT 10.13.3.9 and 11.4.0.106 with stub libraries. That proves names, arities and argument
+types, not that TensorRT builds our graphs, picks FP16 kernels or computes the right numbers:
+those are what this script measures.
 """
 
 from __future__ import annotations

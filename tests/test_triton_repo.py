@@ -216,7 +216,7 @@ def test_tampered_export_exits_2_and_writes_nothing(export_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no repo, no temp folder
 
 
-def test_refuses_a_foreign_non_empty_out_unless_overwrite(export_dir, tmp_path):
+def test_refuses_a_foreign_non_empty_out_unless_overwrite_which_keeps_foreign_files(export_dir, tmp_path):
     out = tmp_path / "repo"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -224,7 +224,8 @@ def test_refuses_a_foreign_non_empty_out_unless_overwrite(export_dir, tmp_path):
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert (out / "keep.txt").read_text() == "mine"
     assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--overwrite").exit_code == 0
-    assert not (out / "keep.txt").exists() and (out / "image_encoder" / "config.pbtxt").is_file()
+    # --overwrite writes the repository into the folder; what vsrn-deploy did not write stays
+    assert (out / "keep.txt").read_text() == "mine" and (out / "image_encoder" / "config.pbtxt").is_file()
 
 
 def test_render_config_lists_several_trt_profiles():
@@ -234,3 +235,63 @@ def test_render_config_lists_several_trt_profiles():
                                     instances=1, kind="gpu", profiles=(0, 1)))
     assert cfg["instance_group"] == [{"count": 1, "kind": "KIND_GPU", "profile": ["0", "1"]}]
     assert "preferred_batch_size" not in cfg["dynamic_batching"]
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "python", "tensorrt"])
+def test_every_flavour_has_the_tokenizer_and_the_caption_ensemble(export_dir, tmp_path, backend):
+    engines = tmp_path / "engines"
+    if backend == "tensorrt":
+        _fake_plans(export_dir, engines, [{"batch": [1, 2, 4], "tokens": [2, 16, 32]}])
+    out = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "repo", backend=backend,
+                                                  engine_dir=engines, max_tokens=40))
+    tok = parse_pbtxt((out / "tokenizer" / "config.pbtxt").read_text())
+    assert tok["backend"] == "python" and tok["max_batch_size"] == 4
+    assert tok["input"] == [{"name": "captions", "data_type": "TYPE_STRING", "dims": [1]}]
+    assert tok["output"] == [{"name": "token_ids", "data_type": "TYPE_INT64", "dims": [-1]},
+                             {"name": "lengths", "data_type": "TYPE_INT64", "dims": [1]}]
+    params = {p["key"]: p["value"]["string_value"] for p in tok["parameters"]}
+    assert params == {"max_tokens": "40", "pad_to_multiple": "8"}
+    assert tok["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
+    # the tokenizer carries its own copy of the package's tokenisation and the export's vocabulary
+    assert (out / "tokenizer" / "1" / "vsrn_tokens.py").read_bytes() == \
+        (Path(__file__).parents[1] / "vsrn_deploy" / "tokens.py").read_bytes()
+    assert (out / "tokenizer" / "1" / "vocab.json").read_bytes() == (export_dir / "vocab.json").read_bytes()
+    model_py = (out / "tokenizer" / "1" / "model.py").read_text()
+    assert "class TritonPythonModel" in model_py and "import torch" not in model_py
+
+    ens = parse_pbtxt((out / "caption_encoder" / "config.pbtxt").read_text())
+    assert ens["platform"] == "ensemble" and ens["max_batch_size"] == 4
+    assert ens["input"] == [{"name": "captions", "data_type": "TYPE_STRING", "dims": [1]}]
+    assert ens["output"] == [{"name": "text_embedding", "data_type": "TYPE_FP32",
+                              "dims": [VSRNConfig.tiny().embed_size]}]
+    steps = ens["ensemble_scheduling"]["step"]
+    assert [s["model_name"] for s in steps] == ["tokenizer", "text_encoder"]
+    assert steps[0]["output_map"] == [{"key": "token_ids", "value": "_token_ids"},
+                                      {"key": "lengths", "value": "_lengths"}]
+    assert steps[1]["input_map"] == steps[0]["output_map"]
+    assert (out / "caption_encoder" / "1").is_dir()
+
+
+def test_python_backend_runs_the_graphs_in_onnxruntime(export_dir, tmp_path):
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(tmp_path / "repo"), "--backend", "python",
+                     "--kind", "cpu")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "repo"
+    for model in ("image_encoder", "text_encoder"):
+        cfg = parse_pbtxt((out / model / "config.pbtxt").read_text())
+        assert cfg["backend"] == "python" and "platform" not in cfg
+        assert sha256_file(out / model / "1" / "model.onnx") == sha256_file(export_dir / f"{model}.onnx")
+        model_py = (out / model / "1" / "model.py").read_text()
+        assert "onnxruntime" in model_py and "import torch" not in model_py
+        params = {p["key"]: p["value"]["string_value"] for p in cfg["parameters"]}
+        assert params["providers"] == "CPUExecutionProvider"
+    txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
+    params = {p["key"]: p["value"]["string_value"] for p in txt["parameters"]}
+    assert (params["tokens_input"], params["lengths_input"]) == ("token_ids", "lengths")
+    readme = (out / "README.md").read_text()
+    assert "nvidia-pytriton==0.7.0" in readme and "pip install 'numpy<2' nltk onnxruntime" in readme
+
+
+def test_too_small_max_tokens_is_refused(export_dir, tmp_path):
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(tmp_path / "repo"), "--max-tokens", "2")
+    assert result.exit_code == 2 and "--max-tokens must be >= 3" in result.output

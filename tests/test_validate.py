@@ -4,6 +4,7 @@ corrupted graph fails with exit 1; bad usage exits 2."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from vsrn_deploy.cli.app import app
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.validate import ValidateConfig, run_validation
 
 pytestmark = pytest.mark.export
@@ -69,9 +71,7 @@ def test_validate_finds_the_checkpoint_through_the_manifest(tiny_export):
 def test_corrupted_graph_fails_with_exit_1(tiny_export, tmp_path):
     ckpt, export = tiny_export
     bad = tmp_path / "bad_export"
-    bad.mkdir()
-    for f in export.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(export, bad)  # an export folder holds test_vectors/ too
     model = onnx.load(bad / "image_encoder.fp16.onnx")
     rng = np.random.default_rng(0)
     for init in model.graph.initializer:  # a 20% error on every FP16 weight
@@ -80,6 +80,10 @@ def test_corrupted_graph_fails_with_exit_1(tiny_export, tmp_path):
             noisy = arr + rng.normal(0, 0.2 * float(np.abs(arr).mean()), arr.shape)
             init.CopyFrom(numpy_helper.from_array(noisy.astype(np.float16), init.name))
     onnx.save(model, bad / "image_encoder.fp16.onnx")
+    # an export whose manifest agrees with the (bad) graph: parity, not the sha256 check, must catch it
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["files"]["image_encoder.fp16.onnx"]["sha256"] = sha256_file(bad / "image_encoder.fp16.onnx")
+    (bad / "manifest.json").write_text(json.dumps(manifest))
     res = CliRunner().invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(bad),
                                    "--backends", "ort,ort-fp16", "--synthetic", "40"])
     assert res.exit_code == 1, res.output

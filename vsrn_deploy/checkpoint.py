@@ -96,6 +96,9 @@ _REFUSED = ("GLOBAL", "global", "reduce", "new object", "BUILD", "build", "persi
 
 
 def _torch_load(path: Path, map_location: Any) -> Any:
+    if path.is_dir():
+        raise VsrnError(f"checkpoint {path} is a folder; give the checkpoint file, e.g. "
+                        f"{path}/model_best.pt")
     if not path.is_file():
         raise VsrnError(f"checkpoint not found: {path}")
     size = path.stat().st_size
@@ -125,12 +128,14 @@ def _torch_load(path: Path, map_location: Any) -> Any:
     except (EOFError, struct.error, zipfile.BadZipFile) as exc:
         raise VsrnError(f"cannot read {path}: the file is truncated or corrupt "
                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    except RecursionError:
+        raise VsrnError(f"cannot read {path}: it is nested too deeply to be a checkpoint") from None
     except RuntimeError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         msg = msg.split(". ")[0]  # torch appends paragraphs of advice
         if "CUDA" in msg or "cuda" in msg:
-            raise VsrnError(f"cannot load {path} onto {map_location!r}: {msg[:300]}; "
-                            "use map_location='cpu'") from None
+            raise VsrnError(f"cannot load {path} onto {map_location!r}: no usable CUDA GPU here; "
+                            "use --device cpu (map_location='cpu' in Python)") from None
         raise VsrnError(f"cannot read {path}: not a PyTorch checkpoint, or truncated ({msg[:300]})") \
             from None
     except (ValueError, TypeError, KeyError, AttributeError, OSError, UnicodeDecodeError) as exc:

@@ -15,11 +15,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from vsrn_deploy.errors import CheckFailed
-from vsrn_deploy.io.files import atomic_write_text
+from vsrn_deploy.io.files import atomic_write_json
+
+SUMMARY = "demo_summary.json"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,18 @@ class DemoConfig:
     recall_gate: float = 2.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from vsrn_deploy.errors import VsrnError
+
+        low = {"n_train": 1, "n_dev": 1, "n_test": 10, "num_regions": 4, "feature_dim": 16, "embed_size": 1,
+               "word_dim": 1, "epochs": 1, "batch_size": 2}
+        problems = [f"{name} must be >= {minimum} (got {getattr(self, name)})"
+                    for name, minimum in low.items() if getattr(self, name) < minimum]
+        if not self.lr > 0 or self.warmup_epochs < 0:
+            problems.append("lr must be > 0 and warmup_epochs >= 0")
+        if problems:
+            raise VsrnError("demo: " + "; ".join(problems).replace("epochs must", "--epochs must"))
+
 
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage; returns the summary also written to `<out>/demo_summary.json`.
@@ -72,12 +85,20 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     from vsrn_deploy.encode_data import encode_split
     from vsrn_deploy.evaluation import format_table, recall_report
     from vsrn_deploy.export import ExportConfig, export_model
+    from vsrn_deploy.io.outputs import check_out_path, marker, read_owned_manifest
     from vsrn_deploy.training import TrainConfig, train
     from vsrn_deploy.validate import ValidateConfig, format_report, run_validation
 
-    out = Path(cfg.out)
+    out = check_out_path(cfg.out, want="folder")
+    if out.is_dir() and any(out.iterdir()) and read_owned_manifest(out, SUMMARY, "demo") is None:
+        from vsrn_deploy.errors import VsrnError
+
+        raise VsrnError(f"--out {cfg.out} is a non-empty folder that no earlier demo wrote; choose another "
+                        "--out (the demo rewrites its own run folder only)")
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"config": asdict(cfg), "stages": {}}
+    summary: dict[str, Any] = {"written_by": marker("demo"), "config": asdict(cfg), "stages": {},
+                               "status": "running"}
+    atomic_write_json(out / SUMMARY, summary)  # marks the run folder as the demo's from the start
     clock = time.perf_counter()
 
     def stage(name: str) -> None:
@@ -93,7 +114,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     stage("1/6 synthetic data (SCAN precomp layout)")
     data = generate_dataset(out / "data", n_train=cfg.n_train, n_dev=cfg.n_dev, n_test=cfg.n_test,
                             num_regions=cfg.num_regions, feature_dim=cfg.feature_dim, seed=cfg.seed,
-                            overwrite=True)
+                            overwrite=(out / "data" / "synth_precomp").exists())
     say(f"wrote {data} ({cfg.n_train}/{cfg.n_dev}/{cfg.n_test} images, 5 captions each)")
     done("data", path=str(data))
 
@@ -102,7 +123,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
                              word_dim=cfg.word_dim, caption_hidden=64, epochs=cfg.epochs, lr=cfg.lr,
                              warmup_epochs=cfg.warmup_epochs, lr_update=max(1, cfg.epochs - 1),
                              batch_size=cfg.batch_size, workers=0,
-                             device="cpu", seed=cfg.seed, tensorboard=False))
+                             device="cpu", seed=cfg.seed, tensorboard=False,
+                             overwrite=(out / "train" / "model_best.pt").exists()))
     done("train", checkpoint=str(best))
 
     stage("3/6 evaluation on the test split (the authors' protocol)")
@@ -169,8 +191,9 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
         say(to_markdown(bench))
         done("bench", results=bench["results"])
 
-    path = out / "demo_summary.json"
-    atomic_write_text(path, json.dumps(summary, indent=2, default=str))
+    path = out / SUMMARY
+    summary["status"] = "passed" if val["passed"] else "failed"
+    atomic_write_json(path, json.loads(json.dumps(summary, default=str)))
     if not val["passed"]:
         raise CheckFailed(f"validation failed; see {path}")
     say(f"\nall stages passed; summary in {path}")

@@ -220,9 +220,11 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
     say = echo or (lambda _msg: None)
     if not 1 <= len(checkpoints) <= 2:
         raise VsrnError(f"evaluate takes one checkpoint, or two for an ensemble (got {len(checkpoints)})")
+    from vsrn_deploy.io.inputs import check_device, require_file
+
     for ckpt in checkpoints:
-        if not ckpt.is_file():
-            raise VsrnError(f"checkpoint {ckpt} does not exist")
+        require_file(ckpt, "checkpoint")
+    check_device(device, allow_auto=True)
     if batch_size < 1:
         raise VsrnError(f"--batch-size must be >= 1 (got {batch_size})")
     if device == "auto":

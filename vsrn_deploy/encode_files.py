@@ -26,6 +26,7 @@ __all__ = ["IMAGE_EMBEDDINGS", "TEXT_EMBEDDINGS", "read_region_features", "read_
 
 IMAGE_EMBEDDINGS = "image_embeddings.npy"
 TEXT_EMBEDDINGS = "text_embeddings.npy"
+EMBEDDINGS_MANIFEST = "embeddings.json"  # what encode wrote into its --out (ownership marker)
 
 
 def read_region_features(path: str | os.PathLike[str]) -> np.ndarray:
@@ -34,9 +35,9 @@ def read_region_features(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         VsrnError: missing file, not a .npy array, or not 3-D floats.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VsrnError(f"region-feature file not found: {path}")
+    from vsrn_deploy.io.inputs import require_file
+
+    path = require_file(path, "region-feature file")
     try:
         feats = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -50,21 +51,11 @@ def read_region_features(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def read_captions(path: str | os.PathLike[str]) -> list[str]:
-    """One caption per line (UTF-8); trailing blank lines are ignored, inner blank lines are an error."""
-    path = Path(path)
-    if not path.is_file():
-        raise VsrnError(f"caption file not found: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    except UnicodeDecodeError as exc:
-        raise VsrnError(f"{path} is not UTF-8 text ({exc})") from None
-    lines = [line.strip() for line in lines]
-    if lines == [""]:
-        raise VsrnError(f"{path} holds no captions")
-    blank = [i + 1 for i, line in enumerate(lines) if not line]
-    if blank:
-        raise VsrnError(f"{path}: line {blank[0]} is blank; write one caption per line")
-    return lines
+    """One caption per line (UTF-8, a BOM is stripped, LF or CRLF); trailing blank lines are ignored,
+    inner blank lines are an error."""
+    from vsrn_deploy.io.inputs import read_caption_lines
+
+    return read_caption_lines(path, "--captions")
 
 
 def _check_batch(batch_size: int) -> None:
@@ -161,7 +152,7 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
                  images: str | os.PathLike[str] | None = None,
                  captions: str | os.PathLike[str] | None = None,
                  vocab: str | os.PathLike[str] | None = None, batch_size: int = 128,
-                 device: str = "cpu") -> EncodeResult:
+                 device: str = "cpu", overwrite: bool = False) -> EncodeResult:
     """Embed a region-feature file and/or a caption file with a checkpoint of either kind.
 
     Args:
@@ -172,29 +163,54 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
         vocab: vocabulary file; default: the checkpoint's own, or the authors' file found beside it.
         batch_size: items per forward pass.
         device: torch device.
+        overwrite: replace same-named files in `out_dir` that vsrn-deploy did not write.
     Returns:
         An EncodeResult.
     """
     from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
+    from vsrn_deploy.io.files import atomic_write_json, sha256_file
+    from vsrn_deploy.io.inputs import check_device, check_finite_features, require_file
+    from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
 
     if images is None and captions is None:
         raise VsrnError("nothing to encode: pass --images FILE.npy and/or --captions FILE.txt")
     _check_batch(batch_size)
+    check_device(device)
+    require_file(checkpoint, "checkpoint")
+    if vocab is not None:
+        require_file(vocab, "--vocab")
+    entries = ([IMAGE_EMBEDDINGS] if images is not None else []) + ([TEXT_EMBEDDINGS] if captions else [])
+    # the output is checked before anything is read or created
+    folder_args: dict[str, Any] = {
+        "kind": "embeddings", "manifest_name": EMBEDDINGS_MANIFEST, "entries": entries, "shared": True,
+        "overwrite": overwrite, "input_files": [checkpoint, images, captions, vocab]}
+    OutputFolder(out_dir, **folder_args)
     feats = read_region_features(images) if images is not None else None
+    if feats is not None:
+        if feats.shape[0] == 0:
+            raise VsrnError(f"--images {images} holds no images (shape {feats.shape})")
+        check_finite_features(feats, f"--images {images}")
     lines = read_captions(captions) if captions is not None else []
     loaded = load_checkpoint(checkpoint, map_location=device)
     result = EncodeResult(checkpoint_kind=loaded.kind, variant=loaded.config.variant, captions=lines)
     the_vocab: Any = None
     if captions is not None:
         the_vocab, _ = resolve_vocab(loaded, vocab)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if feats is not None:
         result.image_embeddings = encode_region_features(loaded.model, feats, batch_size, device)
-        result.files["image_embeddings"] = save_array(out / IMAGE_EMBEDDINGS, result.image_embeddings)
     if the_vocab is not None:
         result.text_embeddings = encode_captions(loaded.model, the_vocab, lines, batch_size, device)
-        result.files["text_embeddings"] = save_array(out / TEXT_EMBEDDINGS, result.text_embeddings)
+    with OutputFolder(out_dir, **folder_args) as folder:
+        listed = dict((folder.old_manifest or {}).get("files") or {})
+        for key, name, array in (("image_embeddings", IMAGE_EMBEDDINGS, result.image_embeddings),
+                                 ("text_embeddings", TEXT_EMBEDDINGS, result.text_embeddings)):
+            if array is not None:
+                save_array(folder.staging / name, array)
+                listed[name] = {"sha256": sha256_file(folder.staging / name)}
+                result.files[key] = folder.target / name
+        atomic_write_json(folder.staging / EMBEDDINGS_MANIFEST, {
+            MARKER_KEY: marker("embeddings"), "checkpoint": str(checkpoint), "files": listed})
+        folder.commit(entries)
     if result.image_embeddings is not None and result.text_embeddings is not None:
         sims = result.text_embeddings @ result.image_embeddings.T  # (M, N) cosine similarities
         best = sims.argmax(axis=1)

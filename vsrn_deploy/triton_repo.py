@@ -10,6 +10,15 @@ writes::
     <out>/text_encoder/config.pbtxt
     <out>/text_encoder/1/model.onnx       (or model.plan)
     <out>/text_encoder/vocab.json         the tokeniser's vocabulary (Triton ignores extra files)
+    <out>/tokenizer/config.pbtxt          python backend: captions (strings) -> token_ids, lengths
+    <out>/tokenizer/1/model.py            (+ vsrn_tokens.py, a copy of vsrn_deploy/tokens.py, and
+    <out>/tokenizer/1/vocab.json           the export's vocab.json)
+    <out>/caption_encoder/config.pbtxt    ensemble: captions -> tokenizer -> text_encoder
+
+With `--backend python` each encoder is a python-backend model running its graph with ONNX Runtime
+(`<encoder>/1/model.py` + `model.onnx`), for servers without Triton's onnxruntime backend (CPU
+builds, the server inside nvidia-pytriton). The python-backend models need numpy, onnxruntime
+(encoders) and nltk (tokenizer) in the server's Python, never torch or vsrn-deploy.
 
 Tensor names, data types and shapes come from the export manifest, so the configuration matches
 the graphs the exporter checked. Every copied file is checked against its sha256 (manifest or
@@ -28,26 +37,31 @@ from pathlib import Path
 from typing import Any
 
 from vsrn_deploy import contract
+from vsrn_deploy.contract import TEXT
 from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.export.manifest import read_manifest, verify_files
-from vsrn_deploy.io.files import (
-    atomic_write_json,
-    atomic_write_text,
-    sha256_file,
-    staging_folder,
-    swap_in_folder,
-)
+from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
+from vsrn_deploy.io.inputs import rebuild_hint, verify_export
+from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder
+from vsrn_deploy.io.outputs import marker as owner_marker
 
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ("onnxruntime", "tensorrt", "python")
 PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("gpu", "cpu")
 MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
+TOKENIZER = "tokenizer"  # python backend: captions -> token_ids + lengths
+CAPTION_ENCODER = "caption_encoder"  # ensemble: captions -> text_embedding
+CAPTIONS = "captions"  # the string input of both (TYPE_STRING, dims [1])
+PAD_TO_MULTIPLE = 8  # the tokenizer pads each request to a multiple of this (helps dynamic batching)
+DEFAULT_MAX_TOKENS = 256  # longest caption (ids incl. <start>/<end>) the tokenizer accepts
 MARKER_NAME = "vsrn_repo.json"
+REPO_KIND = "triton repository"
 DEFAULT_PREFERRED = (8, 32)
 FALLBACK_MAX_BATCH = 128  # when neither the manifest nor the plans record a limit
 
 _PLATFORM = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
-_MODEL_FILE = {"onnxruntime": "model.onnx", "tensorrt": "model.plan"}
+_MODEL_FILE = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.onnx"}
+_TEMPLATES = Path(__file__).parent / "triton_models"  # python-backend model.py files
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider,CPUExecutionProvider"}
 # manifest dtype (ONNX type names as the exporter records them) -> Triton data_type
 _DTYPES = {"float": "TYPE_FP32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",
            "int64": "TYPE_INT64", "int32": "TYPE_INT32", "bool": "TYPE_BOOL"}
@@ -60,16 +74,19 @@ class TritonRepoConfig:
     Args:
         onnx_dir: the export folder (`vsrn-deploy export`); always needed (tensor specs, vocab.json).
         out: the model repository to write.
-        backend: "onnxruntime" (the ONNX graphs) or "tensorrt" (plans from `engine_dir`).
-        precision: "fp32", "fp16" or "int8" (onnxruntime on the CPU only); None: fp32 for
-            onnxruntime, for tensorrt the fp16 plans when both encoders have one, else fp32.
+        backend: "onnxruntime" (the ONNX graphs), "tensorrt" (plans from `engine_dir`) or "python"
+            (the ONNX graphs run by ONNX Runtime inside Triton's python backend).
+        precision: "fp32", "fp16" or "int8" (the INT8 graphs: onnxruntime or python, on the CPU);
+            None: fp32 for onnxruntime and python, for tensorrt the fp16 plans when both encoders
+            have one, else fp32.
         engine_dir: folder of `<encoder>.<precision>.plan` + sidecar (backend tensorrt).
         max_batch: Triton's max_batch_size; None: the largest the export (manifest max_batch) and
             the plans (profiles) allow, or 128 where nothing is recorded.
         preferred_batch: dynamic batcher preferred sizes; None: those of (8, 32) <= max_batch.
         max_queue_delay_us: how long the dynamic batcher waits to fill a batch.
         instances: model instances per device.
-        kind: "gpu" or "cpu" (instance_group kind).
+        kind: "gpu" or "cpu" (instance_group kind; for python, also ONNX Runtime's provider).
+        max_tokens: the tokenizer refuses captions with more ids than this (<start>/<end> counted).
         overwrite: replace a non-empty `out` that is not a repository written by this command.
     """
 
@@ -83,6 +100,7 @@ class TritonRepoConfig:
     max_queue_delay_us: int = 100
     instances: int = 1
     kind: str = "gpu"
+    max_tokens: int = DEFAULT_MAX_TOKENS
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -94,10 +112,10 @@ class TritonRepoConfig:
             raise VsrnError(f"--kind must be one of {', '.join(KINDS)} (got {self.kind!r})")
         if self.backend == "tensorrt" and self.kind != "gpu":
             raise VsrnError("--backend tensorrt needs --kind gpu: a TensorRT plan only runs on the GPU "
-                            "it was built for; use --backend onnxruntime for CPU serving")
-        if self.precision == "int8" and (self.backend != "onnxruntime" or self.kind != "cpu"):
+                            "it was built for; use --backend onnxruntime or python for CPU serving")
+        if self.precision == "int8" and (self.backend == "tensorrt" or self.kind != "cpu"):
             raise VsrnError("--precision int8 serves the INT8 graphs, which are made for ONNX Runtime's CPU "
-                            "provider: use --backend onnxruntime --kind cpu")
+                            "provider: use --backend onnxruntime or python with --kind cpu")
         if self.max_batch is not None and self.max_batch < 1:
             raise VsrnError(f"--max-batch must be >= 1 (got {self.max_batch})")
         if self.preferred_batch is not None and any(b < 1 for b in self.preferred_batch):
@@ -106,6 +124,9 @@ class TritonRepoConfig:
             raise VsrnError(f"--max-queue-delay-us must be >= 0 (got {self.max_queue_delay_us})")
         if self.instances < 1:
             raise VsrnError(f"--instances must be >= 1 (got {self.instances})")
+        if self.max_tokens < 3:
+            raise VsrnError(f"--max-tokens must be >= 3, room for <start>, a word and <end> "
+                            f"(got {self.max_tokens})")
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -165,7 +186,7 @@ def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: 
 
     Args:
         model: the model (and folder) name.
-        backend: "onnxruntime" or "tensorrt".
+        backend: "onnxruntime", "tensorrt" or "python".
         spec: the manifest's graph entry ({"inputs": [...], "outputs": [...]}, shapes with batch).
         max_batch: max_batch_size (>= 1: Triton adds the batch axis, dims exclude it).
         preferred: dynamic_batching preferred sizes (may be empty).
@@ -178,13 +199,19 @@ def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: 
     Returns:
         The file's text.
     """
+    runtime = 'backend: "python"' if backend == "python" else f'platform: "{_PLATFORM[backend]}"'
     parts = [
         f'name: "{model}"\n',
-        f'platform: "{_PLATFORM[backend]}"\n',
+        f"{runtime}\n",
         f"max_batch_size: {max_batch}\n",
         _tensor_block(spec["inputs"], "input"),
         _tensor_block(spec["outputs"], "output"),
     ]
+    if backend == "python":
+        params = {"providers": _PROVIDERS[kind], "intra_op_threads": "0"}
+        if model == TEXT.graph:  # model.py checks lengths against the token width
+            params.update(tokens_input=TEXT.inputs[0].name, lengths_input=TEXT.inputs[1].name)
+        parts.append(_parameters(params))
     batching = ["dynamic_batching {"]
     if preferred:
         batching.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in preferred)} ]")
@@ -198,6 +225,61 @@ def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: 
     return "".join(parts)
 
 
+def _parameters(params: dict[str, str]) -> str:
+    """The `parameters` block: string key/value pairs the python-backend model.py reads."""
+    items = [f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in params.items()]
+    return "parameters [\n" + ",\n".join(items) + "\n]\n"
+
+
+def _instances(count: int, kind: str) -> str:
+    return f"instance_group [\n  {{\n    count: {count}\n    kind: KIND_{kind.upper()}\n  }}\n]\n"
+
+
+def render_tokenizer_config(*, max_batch: int, max_tokens: int, instances: int) -> str:
+    """config.pbtxt of `tokenizer`: captions TYPE_STRING [1] -> token_ids INT64 [-1], lengths INT64 [1].
+
+    Always a CPU python-backend model (tokenising is string work), whatever the encoders' backend.
+    """
+    ids, lengths = TEXT.inputs
+    return "".join([
+        f'name: "{TOKENIZER}"\n',
+        'backend: "python"\n',
+        f"max_batch_size: {max_batch}\n",
+        f'input [\n  {{\n    name: "{CAPTIONS}"\n    data_type: TYPE_STRING\n    dims: [ 1 ]\n  }}\n]\n',
+        "output [\n"
+        f'  {{\n    name: "{ids.name}"\n    data_type: {ids.triton_dtype}\n    dims: [ -1 ]\n  }},\n'
+        f'  {{\n    name: "{lengths.name}"\n    data_type: {lengths.triton_dtype}\n    dims: [ 1 ]\n  }}\n'
+        "]\n",
+        _parameters({"max_tokens": str(max_tokens), "pad_to_multiple": str(PAD_TO_MULTIPLE)}),
+        _instances(instances, "cpu"),
+    ])
+
+
+def render_ensemble_config(*, max_batch: int, embed_dims: list[int]) -> str:
+    """config.pbtxt of `caption_encoder`: captions TYPE_STRING [1] -> tokenizer -> text_encoder ->
+    text_embedding FP32 [embed_dim]."""
+    ids, lengths = TEXT.inputs
+    out = TEXT.outputs[0]
+    step_tok = (f'    {{\n      model_name: "{TOKENIZER}"\n      model_version: -1\n'
+                f'      input_map {{ key: "{CAPTIONS}" value: "{CAPTIONS}" }}\n'
+                f'      output_map {{ key: "{ids.name}" value: "_{ids.name}" }}\n'
+                f'      output_map {{ key: "{lengths.name}" value: "_{lengths.name}" }}\n    }}')
+    step_txt = (f'    {{\n      model_name: "{TEXT.graph}"\n      model_version: -1\n'
+                f'      input_map {{ key: "{ids.name}" value: "_{ids.name}" }}\n'
+                f'      input_map {{ key: "{lengths.name}" value: "_{lengths.name}" }}\n'
+                f'      output_map {{ key: "{out.name}" value: "{out.name}" }}\n    }}')
+    dims = ", ".join(str(d) for d in embed_dims)
+    return "".join([
+        f'name: "{CAPTION_ENCODER}"\n',
+        'platform: "ensemble"\n',
+        f"max_batch_size: {max_batch}\n",
+        f'input [\n  {{\n    name: "{CAPTIONS}"\n    data_type: TYPE_STRING\n    dims: [ 1 ]\n  }}\n]\n',
+        f'output [\n  {{\n    name: "{out.name}"\n    data_type: {out.triton_dtype}\n    dims: [ {dims} ]\n'
+        "  }\n]\n",
+        f"ensemble_scheduling {{\n  step [\n{step_tok},\n{step_txt}\n  ]\n}}\n",
+    ])
+
+
 def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
     """The ONNX graph's inputs/outputs are the manifest's (a graph swapped in under the same name
     and a fresh manifest would still pass the sha256 check, but not this)."""
@@ -206,7 +288,8 @@ def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise VsrnError(f"{path} is not a readable ONNX model ({exc}); re-run the export") from None
+        raise VsrnError(f"{path} is not a readable ONNX model ({exc}); rebuild with: "
+                        f"{rebuild_hint(path.parent)}") from None
     want_in = [t["name"] for t in spec["inputs"]]
     want_out = [t["name"] for t in spec["outputs"]]
     inits = {i.name for i in graph.initializer}
@@ -214,7 +297,7 @@ def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
     got_out = [o.name for o in graph.output]
     if got_in != want_in or got_out != want_out:
         raise VsrnError(f"{path} has inputs {got_in} / outputs {got_out}, the manifest says {want_in} / "
-                        f"{want_out}; re-run the export")
+                        f"{want_out}; rebuild with: {rebuild_hint(path.parent)}")
 
 
 def _batch_coverage(profiles: list[dict[str, Any]]) -> tuple[int, tuple[int, ...]]:
@@ -267,35 +350,61 @@ def _onnx_source(model: str, onnx_dir: Path, precision: str, manifest: dict[str,
                  spec: dict[str, Any]) -> _Source:
     name = manifest["graphs"][model].get(precision)
     if not name:
-        raise VsrnError(f"{onnx_dir} has no {precision} graph of {model}; re-export with: vsrn-deploy "
-                        f"export CKPT --out {onnx_dir} --precision all")
+        raise VsrnError(f"{onnx_dir} has no {precision} graph of {model}; re-export with: "
+                        f"{rebuild_hint(onnx_dir, manifest)} --precision all")
     if name not in manifest["files"]:
         raise VsrnError(f"{onnx_dir}/manifest.json names {name} for {model} but does not list its "
-                        "sha256; re-run the export")
+                        f"sha256; rebuild with: {rebuild_hint(onnx_dir, manifest)}")
     path = onnx_dir / name
     _check_graph_names(path, spec)
     return _Source(model, path, manifest["files"][name]["sha256"], spec, None)
 
 
-def _is_our_repo(path: Path) -> bool:
-    return (path / MARKER_NAME).is_file()
+def _owned_entries(marker_data: dict[str, Any]) -> list[str]:
+    """What an earlier repository (its vsrn_repo.json) says this command wrote there."""
+    return [*(marker_data.get("models") or {}), "README.md"]
+
+
+def _needs(backend: str) -> str:
+    """What the python-backend models of a repository import (pip names)."""
+    # numpy < 2: the python backend stub of these Triton releases garbles string tensors under numpy 2
+    return "'numpy<2' nltk onnxruntime" if backend == "python" else "'numpy<2' nltk"
 
 
 def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch: int,
             precision: str) -> str:
     trt_versions = sorted({str(s.sidecar["tensorrt_version"]) for s in sources if s.sidecar})
     gpus = sorted({str((s.sidecar.get("gpu") or {}).get("name")) for s in sources if s.sidecar})
+    root = out.resolve()
     lines = [
         "# VSRN encoders for Triton Inference Server",
         "",
         f"Written by `vsrn-deploy triton-repo` from `{cfg.onnx_dir}`: backend {cfg.backend}, "
         f"precision {precision}, max_batch_size {max_batch}, instance kind {cfg.kind}.",
         "",
-        "Serve it:",
+        "Serve it with the official container (its python backend runs `tokenizer`"
+        + (" and the encoders" if cfg.backend == "python" else "")
+        + f"; install what they import into the container's Python first: {_needs(cfg.backend)}):",
         "",
         "```",
-        f"tritonserver --model-repository={out.resolve()}",
+        f"docker run --rm -p 8000:8000 -p 8001:8001 -v {root}:/models \\",
+        "  nvcr.io/nvidia/tritonserver:24.10-py3 \\",
+        f"  sh -c \"pip install {_needs(cfg.backend)} && tritonserver --model-repository=/models\"",
         "```",
+        "",
+        "or with the CPU server inside the nvidia-pytriton wheel (`--backend python --kind cpu` "
+        "repositories; VENV is a Python 3.11 environment with " + _needs("python") + "):",
+        "",
+        "```",
+        "$VENV/bin/pip install --no-deps --target /opt/pytriton nvidia-pytriton==0.7.0",
+        "S=/opt/pytriton/pytriton/tritonserver",
+        "cp $S/python_backend_stubs/3.11/triton_python_backend_stub $S/backends/python/",
+        f"PATH=$VENV/bin:$PATH $S/bin/tritonserver --model-repository={root} \\",
+        "  --backend-directory=$S/backends --http-address=127.0.0.1 --grpc-address=127.0.0.1",
+        "```",
+        "",
+        "(A VENV built on a Python other than the system's 3.11 also needs its library folder first on "
+        "LD_LIBRARY_PATH: the stub links libpython3.11.so.1.0.)",
         "",
         "- `image_encoder`: input `region_features` FP32 [batch, regions, feature_dim]; outputs "
         "`image_embedding` FP32 [batch, embed_dim] and `region_embeddings` FP32 "
@@ -303,7 +412,15 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         "- `text_encoder`: inputs `token_ids` INT64 [batch, tokens] (padded with 0) and `lengths` "
         "INT64 [batch, 1] (Triton reshapes it to the model's [batch]); output `text_embedding` FP32 "
         "[batch, embed_dim], l2-normalised.",
-        "- Tokenise captions with the vocabulary beside the text model: "
+        f"- `{CAPTION_ENCODER}` (ensemble): input `{CAPTIONS}` STRING [batch, 1] (UTF-8 captions); "
+        f"output `text_embedding` FP32 [batch, embed_dim]: `{TOKENIZER}` then `text_encoder`, so clients "
+        "send raw strings.",
+        f"- `{TOKENIZER}`: input `{CAPTIONS}` STRING [batch, 1]; outputs `token_ids` INT64 [batch, tokens] "
+        f"and `lengths` INT64 [batch, 1], vsrn-deploy's tokenisation (`{TOKENIZER}/1/vsrn_tokens.py`) "
+        f"with the export's vocabulary. A caption with no words or more than {cfg.max_tokens} ids "
+        "(`--max-tokens`) is refused (HTTP 400). Each request is padded to a multiple of "
+        f"{PAD_TO_MULTIPLE} tokens so the text encoder's dynamic batcher can merge similar requests.",
+        "- To tokenise on the client instead: "
         "`vsrn_deploy.load_vocab('text_encoder/vocab.json').encode(caption)` gives the ids, "
         "`<start>` first and `<end>` last; `lengths` counts them.",
         "- The dynamic batcher only merges requests of the same shape: pad `token_ids` to one "
@@ -336,19 +453,19 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
     """
     say = progress or (lambda _msg: None)
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise VsrnError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not _is_our_repo(out) and not cfg.overwrite:
-        raise VsrnError(f"--out {out} is not empty and not a model repository written by vsrn-deploy "
-                        "triton-repo; choose another --out or pass --overwrite to replace it")
-    manifest = read_manifest(onnx_dir)
-    verify_files(onnx_dir, manifest)
+    entries = [*MODELS, "README.md"]
+    inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
+    # checked before anything is read or created: path, overlap with the inputs, ownership
+    OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=entries, overwrite=cfg.overwrite,
+                 input_dirs=inputs, owned_entries=_owned_entries)
+    manifest = verify_export(onnx_dir)
     for model in MODELS:
         if model not in manifest["graphs"]:
-            raise VsrnError(f"{onnx_dir}/manifest.json has no {model}; re-run the export")
+            raise VsrnError(f"{onnx_dir}/manifest.json has no {model}; rebuild with: "
+                            f"{rebuild_hint(onnx_dir, manifest)}")
     if contract.VOCAB_NAME not in manifest["files"]:
         raise VsrnError(f"{onnx_dir} has no {contract.VOCAB_NAME}, which clients need to tokenise captions; "
-                        "re-export with --vocab PATH")
+                        f"re-export with: {rebuild_hint(onnx_dir, manifest)} --vocab PATH")
 
     precision = cfg.precision
     if cfg.backend == "tensorrt":
@@ -360,7 +477,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             both = all((engine_dir / contract.plan_name(m, "fp16")).is_file() for m in MODELS)
             precision = "fp16" if both else "fp32"
         sources = [_engine_source(m, engine_dir, precision, manifest, manifest["graphs"][m]) for m in MODELS]
-    else:
+    else:  # onnxruntime and python: the ONNX graphs
         precision = precision or "fp32"
         sources = [_onnx_source(m, onnx_dir, precision, manifest, manifest["graphs"][m]) for m in MODELS]
 
@@ -382,8 +499,9 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             raise VsrnError(f"--preferred-batch {','.join(map(str, preferred))} has sizes above "
                             f"--max-batch {max_batch}; Triton refuses such a configuration")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with staging_folder(out) as tmp:
+    with OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=entries,
+                      overwrite=cfg.overwrite, input_dirs=inputs, owned_entries=_owned_entries) as folder:
+        tmp = folder.staging
         for src in sources:
             version_dir = tmp / src.model / "1"
             version_dir.mkdir(parents=True)
@@ -392,29 +510,45 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             # Check the copy, not only the source: what Triton loads is what was verified.
             if sha256_file(target) != src.sha256:
                 raise VsrnError(f"{src.path} changed while it was copied; run the command again")
+            if cfg.backend == "python":
+                shutil.copyfile(_TEMPLATES / "onnx_model.py", version_dir / "model.py")
             config = render_config(src.model, cfg.backend, src.spec, max_batch=max_batch,
                                    preferred=preferred, max_queue_delay_us=cfg.max_queue_delay_us,
                                    instances=cfg.instances, kind=cfg.kind, profiles=src.profiles)
             atomic_write_text(tmp / src.model / "config.pbtxt", config)
             say(f"{src.model}: {src.path} -> {out / src.model / '1' / target.name}")
-        vocab, vocab_source = tmp / contract.TEXT.graph / contract.VOCAB_NAME, onnx_dir / contract.VOCAB_NAME
-        shutil.copyfile(vocab_source, vocab)
-        if sha256_file(vocab) != manifest["files"][contract.VOCAB_NAME]["sha256"]:
-            raise VsrnError(f"{vocab_source} changed while it was copied; run the command again")
+        tok_dir = tmp / TOKENIZER / "1"
+        tok_dir.mkdir(parents=True)
+        vocab_source = onnx_dir / contract.VOCAB_NAME
+        for vocab in (tmp / TEXT.graph / contract.VOCAB_NAME, tok_dir / contract.VOCAB_NAME):
+            shutil.copyfile(vocab_source, vocab)
+            if sha256_file(vocab) != manifest["files"][contract.VOCAB_NAME]["sha256"]:
+                raise VsrnError(f"{vocab_source} changed while it was copied; run the command again")
+        shutil.copyfile(_TEMPLATES / "tokenizer_model.py", tok_dir / "model.py")
+        shutil.copyfile(Path(__file__).parent / "tokens.py", tok_dir / "vsrn_tokens.py")
+        atomic_write_text(tmp / TOKENIZER / "config.pbtxt", render_tokenizer_config(
+            max_batch=max_batch, max_tokens=cfg.max_tokens, instances=cfg.instances))
+        embed_dims = _spec_dims(list(manifest["graphs"][TEXT.graph]["outputs"][0]["shape"]))
+        (tmp / CAPTION_ENCODER / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
+        atomic_write_text(tmp / CAPTION_ENCODER / "config.pbtxt",
+                          render_ensemble_config(max_batch=max_batch, embed_dims=embed_dims))
+        say(f"{TOKENIZER} + {CAPTION_ENCODER}: captions -> {TEXT.embedding}")
         atomic_write_text(tmp / "README.md", _readme(cfg, out, sources, max_batch, precision))
         marker = {
             "format_version": 1,
+            MARKER_KEY: owner_marker(REPO_KIND),
             "backend": cfg.backend,
             "precision": precision,
             "max_batch_size": max_batch,
             "export": {"dir": str(onnx_dir),
                        "manifest_sha256": sha256_file(onnx_dir / contract.MANIFEST_NAME)},
             "models": {s.model: {"source": str(s.path), "sha256": s.sha256} for s in sources},
+            "tokenizer": {"max_tokens": cfg.max_tokens, "pad_to_multiple": PAD_TO_MULTIPLE},
             "tensorrt_version": sorted({str(s.sidecar["tensorrt_version"]) for s in sources if s.sidecar})
             or None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic_write_json(tmp / MARKER_NAME, marker)
-        swap_in_folder(tmp, out)
+        folder.commit([*(s.model for s in sources), "README.md", MARKER_NAME])
     say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
     return out

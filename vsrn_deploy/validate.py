@@ -31,6 +31,7 @@ from vsrn_deploy import compare, synthetic_inputs
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
 from vsrn_deploy.contract import IMAGE, PARITY, TEXT, TRT_FP32_MAX_ABS
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.inputs import check_finite_features
 
 REFERENCE = "torch"
 RECALL_KEYS = compare.RECALL_KEYS
@@ -68,6 +69,16 @@ class ValidateConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not self.backends:
+            raise VsrnError(f"--backends is empty: nothing would be checked; name at least one of "
+                            f"{', '.join(BACKENDS)}")
+        if self.limit is not None and self.limit < 1:
+            raise VsrnError(f"--limit must be >= 1 (got {self.limit}); leave it out to use every image")
+        if self.threads is not None and self.threads < 1:
+            raise VsrnError(f"--threads must be >= 1 (got {self.threads}); leave it out for the default")
+        if self.device not in ("cpu", "cuda") and not (self.device.startswith("cuda:")
+                                                       and self.device[5:].isdigit()):
+            raise VsrnError(f"--device {self.device!r} is not a device vsrn-deploy runs on; use cpu or cuda")
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown:
             raise VsrnError(f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}")
@@ -105,7 +116,13 @@ def load_inputs(cfg: ValidateConfig, model_config: Any, vocab: Any) -> Inputs:
         per = split.captions_per_image
         if per != CAPTIONS_PER_IMAGE:
             raise VsrnError(f"validate needs 5 captions per image; {cfg.data} has {per}")
+        want = (model_config.num_regions, model_config.img_dim)
+        if (split.num_regions, split.feature_dim) != want:
+            raise VsrnError(f"--data {cfg.data} has {split.num_regions} x {split.feature_dim} features "
+                            f"but the model takes {want[0]} x {want[1]}; pass the data this model was "
+                            "trained for, or its checkpoint")
         features = np.asarray(split.features[:n_img], dtype=np.float32)
+        check_finite_features(features, f"--data {cfg.data}:{cfg.split}")
         caps = [list(vocab.encode(c)) for c in split.captions[: n_img * per]]
         return Inputs(features, caps, f"{cfg.data}:{cfg.split} ({n_img} images)")
     n = cfg.synthetic or 500
@@ -220,9 +237,11 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
         "backends": {name: {...}}, "versions"}.
     """
     from vsrn_deploy.backend.registry import make_runner
+    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
+    from vsrn_deploy.io.inputs import check_device, check_export_matches_model, verify_export
 
     log = log or (lambda _msg: None)
-    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
+    check_device(cfg.device)
 
     checkpoint = loaded = None
     if model is None:
@@ -232,6 +251,9 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
     if vocab is None:  # --vocab, else the checkpoint's, else the export's (optional for synthetic inputs)
         vocab, _ = resolve_vocab(loaded, cfg.vocab, export_dir=cfg.onnx_dir,
                                  vocab_size=model.config.vocab_size, required=False)
+    if any(b.startswith("ort") for b in cfg.backends):
+        # the export is checked against its manifest and the model before any backend uses it
+        check_export_matches_model(cfg.onnx_dir, verify_export(cfg.onnx_dir), model.config, checkpoint)
     inputs = load_inputs(cfg, model.config, vocab)
     log(f"inputs: {inputs.source}")
 

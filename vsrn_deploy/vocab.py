@@ -24,39 +24,13 @@ import numpy as np
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_text
 from vsrn_deploy.io.safe_pickle import decode_py2_str, restricted_loads
+from vsrn_deploy.tokens import END, PAD, SPECIAL_TOKENS, START, UNK, pad_ids, tokenize  # noqa: F401
+from vsrn_deploy.tokens import encode as _encode
 
 __all__ = ["PAD", "START", "END", "UNK", "SPECIAL_TOKENS", "Vocabulary", "load_vocab", "build_vocab",
            "save_authors_pickle", "tokenize", "VOCAB_JSON_FORMAT"]
 
-PAD = "<pad>"
-START = "<start>"
-END = "<end>"
-UNK = "<unk>"
-SPECIAL_TOKENS = (PAD, START, END, UNK)  # ids 0, 1, 2, 3
 VOCAB_JSON_FORMAT = "vsrn-deploy-vocab"
-
-
-def tokenize(caption: str) -> list[str]:
-    """The authors' tokenisation: lower-case, then nltk's word tokenizer.
-
-    `preserve_line=True` skips nltk's sentence splitter, which would need the punkt data files;
-    the captions are single sentences, so the tokens are the same.
-    """
-    from nltk.tokenize import word_tokenize  # imported on use: nltk is slow to import
-
-    return word_tokenize(caption.lower(), preserve_line=True)
-
-
-def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Id lists -> (token_ids int64 [B, T] padded with 0 (``<pad>``), lengths int64 [B]).
-
-    T is the longest row (at least 2, room for ``<start>`` and ``<end>``).
-    """
-    lengths = np.array([len(ids) for ids in rows], dtype=np.int64)
-    token_ids = np.zeros((len(rows), int(lengths.max(initial=2))), dtype=np.int64)  # (B, T)
-    for row, ids in enumerate(rows):
-        token_ids[row, : len(ids)] = ids
-    return token_ids, lengths
 
 
 class Vocabulary:
@@ -115,7 +89,7 @@ class Vocabulary:
 
     def encode(self, caption: str) -> list[int]:
         """Caption -> ids: ``<start>`` + token ids (unknown -> ``<unk>``) + ``<end>``."""
-        return [self.word2idx[START], *(self(t) for t in self.tokenize(caption)), self.word2idx[END]]
+        return _encode(self.word2idx, caption)
 
     def encode_batch(self, captions: Sequence[str],
                      max_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -257,22 +231,24 @@ def load_vocab(path: str | os.PathLike[str]) -> Vocabulary:
     Raises:
         VsrnError: missing, empty, truncated, hostile or malformed file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VsrnError(f"vocabulary file not found: {path}")
+    from vsrn_deploy.io.inputs import require_file
+
+    path = require_file(path, "vocabulary file")
     data = path.read_bytes()
     if not data:
         raise VsrnError(f"vocabulary file {path} is empty")
-    if data.lstrip()[:1] == b"{":
+    if data.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"{":
         return _vocab_from_json(data, str(path))
     return _vocab_from_pickle(data, str(path))
 
 
 def _vocab_from_json(data: bytes, source: str) -> Vocabulary:
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VsrnError(f"{source} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise VsrnError(f"{source} is nested too deeply to be a vocab.json") from None
     if isinstance(obj, dict) and isinstance(obj.get("words"), list):
         words = obj["words"]
     elif isinstance(obj, dict) and isinstance(obj.get("word2idx"), dict):

@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests: a fake tensorrt (see fake_tensorrt.py) and stand-in graphs."""
+"""Fixtures for the engine tests: tensorrt as the fake derived from the real bindings, stand-in graphs."""
 
 from __future__ import annotations
 
@@ -7,19 +7,31 @@ from pathlib import Path
 
 import onnx
 import pytest
-from fake_tensorrt import FakeTrt, make_graph
+from fake_tensorrt import make_graph
+from trt_behaviour import derived_trt
+from trt_surface import DerivedTrt
 
 
 @pytest.fixture()
 def fake_trt(monkeypatch: pytest.MonkeyPatch):
-    """Factory: install a FakeTrt of the given version as `tensorrt` in sys.modules."""
+    """Factory: `fake_trt(10)` / `fake_trt(11)` installs as `tensorrt` the fake derived from the real
+    bindings of that major version (trt_surface.DerivedTrt); after the test, no call may have
+    mismatched the real API, even one the code under test caught."""
+    made: list[DerivedTrt] = []
 
-    def install(version: str) -> FakeTrt:
-        trt = FakeTrt(version)
+    def install(major: int) -> DerivedTrt:
+        try:
+            trt = derived_trt(major)
+        except RuntimeError as exc:  # the set-up step did not run: a broken set-up, not a skip
+            pytest.fail(str(exc))
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        made.append(trt)
         return trt
 
-    return install
+    yield install
+    for trt in made:
+        assert trt.violations == [], (
+            f"calls the real TensorRT {trt.__version__} API rejects: {trt.violations}")
 
 
 @pytest.fixture()
@@ -43,3 +55,10 @@ def export_dir(tmp_path: Path) -> Path:
         onnx.save(image, folder / f"image_encoder{tag}.onnx")
         onnx.save(text, folder / f"text_encoder{tag}.onnx")
     return folder
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run on the derived TensorRT fake belong to the trt_api layer (`pytest -m trt_api`)."""
+    for item in items:
+        if "fake_trt" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.trt_api)

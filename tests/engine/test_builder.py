@@ -1,9 +1,11 @@
-"""Engine builder: TensorRT 10 vs 11 routing (on a fake tensorrt), precision inspection, error order."""
+"""Engine builder: TensorRT 10 vs 11 routing (on the fake derived from the real bindings), precision
+inspection, error order."""
 
 from __future__ import annotations
 
 import json
 import sys
+import types
 
 import pytest
 from fake_tensorrt import write_manifest
@@ -13,79 +15,98 @@ from vsrn_deploy.engine.profiles import ProfileSpec
 from vsrn_deploy.errors import CheckFailed, VsrnError
 
 
+def _flags(trt, method="set_flag"):
+    return {c.args[0].name for c in trt.calls if c.cls == "IBuilderConfig" and c.member == method}
+
+
+def _network_flags(trt):
+    return [c.args[0] if c.args else c.kwargs.get("flags", 0)
+            for c in trt.calls if c.member == "create_network"]
+
+
 def test_trt10_fp16_sets_the_flag_and_pins_islands(fake_trt, export_dir, tmp_path):
-    trt = fake_trt("10.13.0")
+    trt = fake_trt(10)
     cache = tmp_path / "timing.cache"
     settings = B.BuildSettings(precision="fp16", fp32_islands=("/norm/ReduceSum",), workspace_mib=512,
                                opt_level=4, timing_cache=str(cache))
     data = B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", settings)
-    assert data == b"PLAN10.13.0"
-    cfg, net = trt.config, trt.network
-    assert net.flags == 0  # weakly typed, so the FP16 flag applies
-    assert cfg.flags == {"FP16", "OBEY_PRECISION_CONSTRAINTS"}
-    pinned = {layer.name: (layer.precision, layer.output_types) for layer in net.layers}
-    assert pinned["/norm/ReduceSum"] == ("float32", {0: "float32"})
-    assert pinned["/fc/MatMul"] == (None, {})
-    assert cfg.pool_limits == {"WORKSPACE": 512 << 20}
-    assert cfg.builder_optimization_level == 4
-    assert cfg.profiling_verbosity == "DETAILED"
-    assert cfg.profiles[0].shapes == {"region_features": ((1, 6, 24), (32, 6, 24), (128, 6, 24))}
+    assert data == b"PLAN" + trt.__version__.encode()
+    assert _network_flags(trt) == [0]  # weakly typed, so the FP16 flag applies
+    assert _flags(trt) == {"FP16", "OBEY_PRECISION_CONSTRAINTS"}
+    layers = {layer.name: layer for layer in trt.made["networks"][-1]._state["_layers"]}
+    assert layers["/norm/ReduceSum"]._state["precision"] == trt.float32
+    assert "precision" not in layers["/fc/MatMul"]._state
+    typed = [(c.args[0], c.args[1]) for c in trt.calls if c.member == "set_output_type"]
+    assert typed == [(0, trt.float32)]  # one output of the one pinned layer
+    cfg = trt.made["configs"][-1]
+    pools = [c.args for c in trt.calls if c.member == "set_memory_pool_limit"]
+    assert pools == [(trt.MemoryPoolType.WORKSPACE, 512 << 20)]
+    assert cfg._state["builder_optimization_level"] == 4
+    assert cfg._state["profiling_verbosity"] == trt.ProfilingVerbosity.DETAILED
+    assert trt.made["profiles"][0]._state["_shapes"] == {
+        "region_features": ((1, 6, 24), (32, 6, 24), (128, 6, 24))}
     assert cache.read_bytes() == b"cache:"  # saved after the build
 
 
 def test_trt10_pins_layers_by_output_tensor_name(fake_trt, export_dir):
-    from fake_tensorrt import FakeNetwork, FakeParser
-
-    trt = fake_trt("10.0.1")
-    net = FakeNetwork(0)
-    FakeParser(trt, net).parse_from_file(str(export_dir / "text_encoder.onnx"))
-    for layer in net.layers:  # the parser may name layers unlike their nodes; outputs keep names
-        layer.name = f"(Unnamed Layer* {id(layer)})"
+    trt = fake_trt(10)
+    net = trt.Builder(trt.Logger(trt.Logger.WARNING)).create_network(0)
+    trt.OnnxParser(net, trt.Logger()).parse_from_file(str(export_dir / "text_encoder.onnx"))
+    layers = net._state["_layers"]
+    for i, layer in enumerate(layers):  # the parser may name layers unlike their nodes; outputs keep names
+        layer._state["name"] = f"(Unnamed Layer* {i})"
     assert B.pin_fp32_islands(trt, net, ("/norm/Div",), export_dir / "text_encoder.onnx") == 1
-    assert [layer.precision for layer in net.layers] == [None, "float32"]
+    assert [layer._state.get("precision") for layer in layers] == [None, trt.float32]
 
 
 def test_trt11_builds_strongly_typed_without_precision_flags(fake_trt, export_dir):
-    trt = fake_trt("11.0.0")
+    trt = fake_trt(11)
     settings = B.BuildSettings(precision="fp16", fp32_islands=("/norm/ReduceSum",))
     data = B.engine_bytes_from_onnx(export_dir / "image_encoder.fp16.onnx", settings)
-    assert data == b"PLAN11.0.0"
-    assert trt.config.flags == set()  # no FP16 / OBEY flags exist in 11 (the fake lacks them)
-    assert all(layer.precision is None for layer in trt.network.layers)
-    assert ("parse_from_file", "image_encoder.fp16.onnx") in trt.calls
+    assert data == b"PLAN" + trt.__version__.encode()
+    assert _flags(trt) == set()  # 11.x's BuilderFlag has no FP16 / OBEY_PRECISION_CONSTRAINTS
+    assert _network_flags(trt) == [1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)]
+    assert not any(c.cls == "ILayer" and c.kind == "set" for c in trt.calls)
+    assert not any(c.member == "set_output_type" for c in trt.calls)
+    parsed = [c.args[0] for c in trt.calls if c.member == "parse_from_file"]
+    assert parsed[0].endswith("image_encoder.fp16.onnx")
 
 
-def test_fp32_build_clears_tf32_on_trt10(fake_trt, export_dir):
-    trt = fake_trt("10.13.0")
-    B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings(precision="fp32"))
-    assert "FP16" not in trt.config.flags and "TF32" in trt.config.cleared
+def test_fp32_build_clears_tf32(fake_trt, export_dir):
+    for major in (10, 11):
+        trt = fake_trt(major)
+        B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings(precision="fp32"))
+        assert _flags(trt) == set() and _flags(trt, "clear_flag") == {"TF32"}
 
 
 def test_text_profiles_cover_batch_and_tokens(fake_trt, export_dir):
-    trt = fake_trt("10.13.0")
+    trt = fake_trt(10)
     profiles = (ProfileSpec((1, 1, 1), (2, 8, 16)), ProfileSpec((8, 64, 256), (2, 16, 32)))
     B.engine_bytes_from_onnx(export_dir / "text_encoder.onnx",
                              B.BuildSettings(precision="fp32", profiles=profiles))
-    shapes = [p.shapes for p in trt.config.profiles]
+    shapes = [p._state["_shapes"] for p in trt.made["profiles"]]
     assert shapes[0] == {"token_ids": ((1, 2), (1, 8), (1, 16)), "lengths": ((1,), (1,), (1,))}
     assert shapes[1]["token_ids"] == ((8, 2), (64, 16), (256, 32))
+    assert [c.args[0] for c in trt.calls if c.member == "add_optimization_profile"] == trt.made["profiles"]
 
 
 def test_timing_cache_is_loaded_when_present(fake_trt, export_dir, tmp_path):
-    trt = fake_trt("10.13.0")
+    trt = fake_trt(11)
     cache = tmp_path / "t.cache"
     cache.write_bytes(b"old")
     B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx",
                              B.BuildSettings(precision="fp32", timing_cache=str(cache)))
-    assert trt.config.cache.data == b"old"
+    assert trt.made["configs"][-1]._state["_cache"]._state["_data"] == b"old"
     assert cache.read_bytes() == b"cache:old"
 
 
-def test_old_tensorrt_and_failed_build_are_clear_errors(fake_trt, export_dir):
-    fake_trt("8.6.1")
+def test_old_tensorrt_and_failed_build_are_clear_errors(fake_trt, monkeypatch, export_dir):
+    old = types.ModuleType("tensorrt")
+    old.__version__ = "8.6.1"  # no 8.x bindings here; the version check comes before any call
+    monkeypatch.setitem(sys.modules, "tensorrt", old)
     with pytest.raises(VsrnError, match="TensorRT 10 or newer"):
         B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings())
-    trt = fake_trt("10.13.0")
+    trt = fake_trt(10)
     trt.fail_build = True
     with pytest.raises(VsrnError, match="--verbose"):
         B.engine_bytes_from_onnx(export_dir / "image_encoder.onnx", B.BuildSettings())
@@ -139,14 +160,23 @@ def _gpu(monkeypatch):
     monkeypatch.setattr(cuda, "gpu_info", lambda index=0: cuda.GpuInfo("NVIDIA Fake", "8.9"))
 
 
-def test_without_tensorrt_the_install_command_is_named(monkeypatch, export_dir, tmp_path):
+def test_a_missing_or_changed_export_is_named_before_a_missing_tensorrt(monkeypatch, export_dir, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import raises ImportError
-    with pytest.raises(VsrnError, match=r"pip install 'vsrn-deploy\[trt\]'.*NVIDIA GPU"):
+    with pytest.raises(VsrnError, match="manifest.json not found") as missing:
         B.build_engines(tmp_path / "nowhere", tmp_path / "engines", B.BuildSettings())
+    assert "TensorRT" not in str(missing.value)
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])
+    (export_dir / "text_encoder.onnx").write_bytes(b"changed")
+    with pytest.raises(VsrnError, match="text_encoder.onnx changed since export"):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings())
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])  # a sound export: now TensorRT
+    with pytest.raises(VsrnError, match=r"pip install 'vsrn-deploy\[trt\]'.*NVIDIA GPU"):
+        B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings())
 
 
 def test_without_a_gpu_it_says_so(fake_trt, monkeypatch, export_dir, tmp_path):
-    fake_trt("10.13.0")
+    fake_trt(10)
+    write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])
     from vsrn_deploy.backend import cuda
 
     monkeypatch.setattr(cuda, "gpu_info", lambda index=0: (_ for _ in ()).throw(
@@ -156,7 +186,7 @@ def test_without_a_gpu_it_says_so(fake_trt, monkeypatch, export_dir, tmp_path):
 
 
 def test_missing_manifest_and_changed_graph(fake_trt, monkeypatch, export_dir, tmp_path):
-    fake_trt("10.13.0")
+    fake_trt(10)
     _gpu(monkeypatch)
     with pytest.raises(VsrnError, match="manifest.json not found"):
         B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings())
@@ -168,13 +198,11 @@ def test_missing_manifest_and_changed_graph(fake_trt, monkeypatch, export_dir, t
     assert not (tmp_path / "engines").exists()
 
 
-@pytest.mark.parametrize("version,source", [("10.13.0", "image_encoder.onnx"),
-                                            ("11.0.0", "image_encoder.fp16.onnx")])
-def test_build_engines_writes_plans_and_sidecars(fake_trt, monkeypatch, export_dir, tmp_path, version,
-                                                 source):
-    trt = fake_trt(version)
+@pytest.mark.parametrize("major,source", [(10, "image_encoder.onnx"), (11, "image_encoder.fp16.onnx")])
+def test_build_engines_writes_plans_and_sidecars(fake_trt, monkeypatch, export_dir, tmp_path, major, source):
+    trt = fake_trt(major)
+    version = trt.__version__
     _gpu(monkeypatch)
-    monkeypatch.setattr(B, "inspect_engine", lambda data, settings: TRT10_JSON)
     files = ["image_encoder.onnx", "text_encoder.onnx", "image_encoder.fp16.onnx", "text_encoder.fp16.onnx"]
     write_manifest(export_dir, files, islands={"image_encoder": ["/norm/ReduceSum"]})
     results = B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings(precision="fp16"))
@@ -188,11 +216,13 @@ def test_build_engines_writes_plans_and_sidecars(fake_trt, monkeypatch, export_d
     assert side["precision"] == "fp16" and side["precision_check"]["fp16_layers"] == 1
     assert side["builder"]["fp32_islands"] == ["/norm/ReduceSum"]
     assert side["build_path"] == ("strongly-typed" if version.startswith("11") else "weak-fp16-flags")
-    assert ("parse_from_file", source) in trt.calls
+    parsed = [c.args[0].rsplit("/", 1)[-1] for c in trt.calls if c.member == "parse_from_file"]
+    assert parsed[0] == source
+    assert "EngineInspector.get_engine_information" in trt.used()  # the inspection ran, on the fake
 
 
 def test_trt11_fp16_needs_the_fp16_graph(fake_trt, monkeypatch, export_dir, tmp_path):
-    fake_trt("11.0.0")
+    fake_trt(11)
     _gpu(monkeypatch)
     write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])
     with pytest.raises(VsrnError, match="--precision all"):
@@ -200,7 +230,7 @@ def test_trt11_fp16_needs_the_fp16_graph(fake_trt, monkeypatch, export_dir, tmp_
 
 
 def test_silent_fp32_engine_fails_the_build(fake_trt, monkeypatch, export_dir, tmp_path):
-    fake_trt("10.13.0")
+    fake_trt(10)
     _gpu(monkeypatch)
     monkeypatch.setattr(B, "inspect_engine", lambda data, settings: TRT11_FP32_JSON)
     write_manifest(export_dir, ["image_encoder.onnx", "text_encoder.onnx"])

@@ -28,6 +28,7 @@ CONTRACT_FILES = {
     "text_encoder.int8.onnx",
     "vocab.json",
     "manifest.json",
+    "test_vectors",  # inputs and expected outputs for clients in other languages (examples/cpp)
 }
 
 

@@ -1,16 +1,16 @@
-"""A small CUDA runtime wrapper over cuda-python, loaded lazily (no torch, no pycuda).
+"""What the TensorRT backend needs from CUDA that Polygraphy does not offer: the GPU's name and
+compute capability (recorded in and checked against a plan's sidecar) and selecting the device.
 
-cuda-python 12.6+ exposes the runtime as `cuda.bindings.runtime`; older releases as `cuda.cudart`.
-Every call returns a tuple whose first item is a `cudaError_t`; `_check` turns a failure into an
-exception naming the call.
+Device memory, streams and copies are Polygraphy's (`polygraphy.cuda`, used by its `TrtRunner`);
+nothing here allocates. cuda-python is loaded lazily (no torch, no pycuda): 12.6+ exposes the
+runtime as `cuda.bindings.runtime`, older releases as `cuda.cudart`. Every call returns a tuple
+whose first item is a `cudaError_t`; `_check` turns a failure into an exception naming the call.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from vsrn_deploy.errors import VsrnError
 
@@ -78,63 +78,7 @@ def gpu_info(index: int = 0) -> GpuInfo:
     return GpuInfo(name=str(name).strip(), compute_capability=f"{prop.major}.{prop.minor}", index=index)
 
 
-class DeviceBuffer:
-    """A growable device allocation (bytes); reallocates only when a larger batch arrives."""
-
-    def __init__(self, rt: Any) -> None:
-        self._rt = rt
-        self.ptr = 0
-        self.nbytes = 0
-
-    def reserve(self, nbytes: int) -> int:
-        if nbytes > self.nbytes:
-            self.free()
-            self.ptr = int(_check(self._rt, self._rt.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
-            self.nbytes = nbytes
-        return self.ptr
-
-    def free(self) -> None:
-        if self.ptr:
-            _check(self._rt, self._rt.cudaFree(self.ptr), "cudaFree")
-        self.ptr, self.nbytes = 0, 0
-
-
-class Stream:
-    """A CUDA stream with host<->device copies of numpy arrays."""
-
-    def __init__(self, device_index: int = 0) -> None:
-        self._rt = cudart()
-        # Allocations and the stream belong to the current device: select it first.
-        _check(self._rt, self._rt.cudaSetDevice(device_index), "cudaSetDevice")
-        self.handle = _check(self._rt, self._rt.cudaStreamCreate(), "cudaStreamCreate")
-
-    @property
-    def ptr(self) -> int:
-        """The raw handle, as TensorRT's `execute_async_v3(stream_handle)` takes it."""
-        try:
-            return int(self.handle)
-        except TypeError:  # cuda-python handle types without __int__
-            return int(self.handle.getPtr())
-
-    def buffer(self) -> DeviceBuffer:
-        return DeviceBuffer(self._rt)
-
-    def copy_to_device(self, dst: int, host: np.ndarray) -> None:
-        rt = self._rt
-        _check(rt, rt.cudaMemcpyAsync(dst, host.ctypes.data, host.nbytes,
-                                      rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.handle),
-               "cudaMemcpyAsync(H2D)")
-
-    def copy_to_host(self, host: np.ndarray, src: int) -> None:
-        rt = self._rt
-        _check(rt, rt.cudaMemcpyAsync(host.ctypes.data, src, host.nbytes,
-                                      rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.handle),
-               "cudaMemcpyAsync(D2H)")
-
-    def synchronize(self) -> None:
-        _check(self._rt, self._rt.cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
-
-    def destroy(self) -> None:
-        if self.handle is not None:
-            _check(self._rt, self._rt.cudaStreamDestroy(self.handle), "cudaStreamDestroy")
-            self.handle = None
+def select_device(index: int = 0) -> None:
+    """Make GPU `index` current (cudaSetDevice); Polygraphy's CUDA wrapper has no call for it."""
+    rt = cudart()
+    _check(rt, rt.cudaSetDevice(index), "cudaSetDevice")

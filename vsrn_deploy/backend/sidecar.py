@@ -61,10 +61,19 @@ def read_sidecar(plan_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def rebuild_hint(plan_path: str | os.PathLike) -> str:
-    """The command that rebuilds the plan at `plan_path` on this machine."""
+    """The command that rebuilds the plan at `plan_path` on this machine, naming the export folder its
+    sidecar records (the folder given to build-engine), else ONNX_DIR."""
+    import json
+
     plan_path = Path(plan_path)
     fp16 = " --fp16" if ".fp16." in plan_path.name else ""
-    return ("rebuild it on this machine with: vsrn-deploy build-engine --onnx-dir export "
+    onnx_dir = "ONNX_DIR"
+    try:
+        recorded = json.loads(plan_path.with_suffix(".json").read_text(encoding="utf-8")).get("onnx_dir")
+        onnx_dir = str(recorded) if recorded else onnx_dir
+    except (OSError, ValueError, AttributeError, RecursionError):
+        pass
+    return (f"rebuild it on this machine with: vsrn-deploy build-engine --onnx-dir {onnx_dir} "
             f"--out {plan_path.parent}{fp16}")
 
 

@@ -1,14 +1,17 @@
-"""The TensorRT runner (`trt`): runs a serialized plan with the name-based API of TensorRT 10/11.
+"""The TensorRT runner (`trt`): runs a serialized plan through Polygraphy's `TrtRunner`.
 
-No torch: device memory and the stream come from cuda-python (`vsrn_deploy.backend.cuda`).
-Before deserialising, the plan's JSON sidecar is checked against the running TensorRT version and
-GPU (`vsrn_deploy.backend.sidecar.check_sidecar`), so a stale plan fails with the rebuild command.
+Polygraphy (`polygraphy.backend.trt.EngineFromBytes` and `TrtRunner`, with its CUDA wrapper
+`polygraphy.cuda`) deserialises the plan, owns the execution context, the stream, the device input
+buffers and the output allocator, and copies results back; nothing here allocates device memory.
+What stays ours is around it: the sidecar check against the running TensorRT version and GPU and
+the plan's sha256 (`vsrn_deploy.backend.sidecar.check_sidecar`) before deserialising, the contract's
+tensor names, the choice of optimisation profile per batch, the feed checks and the error messages
+with the rebuild command. The device is selected with cuda-python (`backend.cuda.select_device`)
+because Polygraphy's CUDA wrapper has no call for it (polygraphy 0.53).
 
-API followed (identical in 10.x and 11.x, TensorRT Python API "ICudaEngine" and
-"IExecutionContext" pages): `Runtime.deserialize_cuda_engine`, `ICudaEngine.num_io_tensors`,
-`get_tensor_name`, `get_tensor_mode`, `get_tensor_dtype`, `get_tensor_profile_shape`,
-`IExecutionContext.set_optimization_profile_async`, `set_input_shape`, `set_tensor_address`,
-`get_tensor_shape`, `execute_async_v3`.
+The TensorRT calls made (here and by Polygraphy 0.53's runner) are checked against the real 10.13
+and 11.4 Python bindings by the `trt_api` tests (tests/trt_api); the 11.x runtime API the runner
+needs is the same as 10.x's, so Polygraphy serves both.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def plan_path(engine_dir: str | os.PathLike, encoder: str, precision: str | None
             return path
     names = ", ".join(contract.plan_name(contract.ENCODERS[encoder].graph, p) for p in candidates)
     raise VsrnError(f"no TensorRT plan ({names}) in {engine_dir}; build one with: "
-                    f"vsrn-deploy build-engine --onnx-dir export --out {engine_dir} --fp16")
+                    f"vsrn-deploy build-engine --onnx-dir ONNX_DIR --out {engine_dir} --fp16 (ONNX_DIR: "
+                    "the folder `vsrn-deploy export` wrote)")
 
 
 def fits(shapes: dict[str, tuple[Shape, Shape, Shape]], feed_shapes: dict[str, Shape]) -> bool:
@@ -90,9 +94,7 @@ class TrtRunner(Runner):
         self.sidecar: dict[str, Any] = {}
         self._trt: Any = None
         self.engine: Any = None
-        self.context: Any = None
-        self.stream: cuda.Stream | None = None
-        self._buffers: dict[str, cuda.DeviceBuffer] = {}
+        self._runner: Any = None  # polygraphy.backend.trt.TrtRunner while active
         self._profiles: list[dict[str, tuple]] = []
         self._profile = -1
 
@@ -110,54 +112,62 @@ class TrtRunner(Runner):
         gpu = cuda.gpu_info(self.device_index)
         if self.check:
             check_sidecar(self.plan, self.sidecar, tensorrt_version=trt.__version__, gpu=gpu.to_dict())
-        self.stream = cuda.Stream(self.device_index)  # selects the device before TensorRT allocates
+        cuda.select_device(self.device_index)  # before TensorRT and Polygraphy allocate
         try:
             self._load(trt)
         except BaseException:
-            self._deactivate()  # free the stream and buffers of a half-activated runner
+            self._deactivate()  # release what a half-activated runner holds
             raise
 
     def _load(self, trt: Any) -> None:
-        logger = trt.Logger(trt.Logger.WARNING)
-        runtime = trt.Runtime(logger)
-        self.engine = runtime.deserialize_cuda_engine(self.plan.read_bytes())
-        if self.engine is None:
+        from polygraphy.backend.trt import EngineFromBytes
+        from polygraphy.backend.trt import TrtRunner as PolygraphyTrtRunner
+        from polygraphy.exception import PolygraphyException
+
+        try:
+            self.engine = EngineFromBytes(self.plan.read_bytes())()
+        except PolygraphyException:
+            self.engine = None
+        if not self.engine:
             raise VsrnError(f"TensorRT could not deserialise {self.plan}; {rebuild_hint(self.plan)}")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        engine = self.engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         wanted = set(INPUT_NAMES[self.encoder]) | set(OUTPUT_NAMES[self.encoder])
         if missing := sorted(wanted - set(names)):
             raise VsrnError(f"{self.plan} lacks tensors {missing}; {rebuild_hint(self.plan)}")
-        self._io = names
-        self._inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self._outputs = [n for n in names if n not in self._inputs]
+        self._inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._dtypes = {n: trt.nptype(engine.get_tensor_dtype(n)) for n in self._inputs}
         self._profiles = [
-            {n: tuple(tuple(d) for d in self.engine.get_tensor_profile_shape(n, p)) for n in self._inputs}
-            for p in range(self.engine.num_optimization_profiles)
+            {n: tuple(tuple(d) for d in engine.get_tensor_profile_shape(n, p)) for n in self._inputs}
+            for p in range(engine.num_optimization_profiles)
         ]
         self._profile = -1
-        self._buffers = {n: self.stream.buffer() for n in names}
+        self._runner = PolygraphyTrtRunner(engine, name=f"vsrn-deploy {self.name}")
+        self._runner.activate()
 
     def _deactivate(self) -> None:
-        for buf in self._buffers.values():
-            buf.free()
-        self._buffers = {}
-        if self.stream is not None:
-            self.stream.destroy()
-        self.stream = None
-        self.context = None
+        if self._runner is not None and self._runner.is_active:
+            # Polygraphy 0.53's TrtRunner.deactivate frees its input buffers and stream but not the
+            # DeviceArrays its output allocator made (they have no __del__ either): freed here, or
+            # every activation would leak device memory.
+            allocator = getattr(self._runner, "output_allocator", None)
+            for buf in (allocator.buffers.values() if allocator is not None else ()):
+                if hasattr(buf, "free"):
+                    buf.free()
+            self._runner.deactivate()
+        self._runner = None
         self.engine = None
 
     def synchronize(self) -> None:
-        if self.stream is not None:
-            self.stream.synchronize()
+        if self._runner is not None and self._runner.is_active:
+            self._runner.stream.synchronize()
 
     def _select_profile(self, feed: dict[str, np.ndarray]) -> None:
         shapes = {n: tuple(a.shape) for n, a in feed.items()}
         for index, profile in enumerate(self._profiles):
             if fits(profile, shapes):
                 if index != self._profile:
-                    self.context.set_optimization_profile_async(index, self.stream.ptr)
+                    self._runner.set_profile(index)
                     self._profile = index
                 return
         ranges = "; ".join(", ".join(f"{n} {lo}..{hi}" for n, (lo, _, hi) in p.items())
@@ -166,24 +176,13 @@ class TrtRunner(Runner):
                         f"({ranges}); rebuild with a wider --profile / --max-batch / --max-tokens")
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        trt, stream = self._trt, self.stream
+        from polygraphy.exception import PolygraphyException
+
         feed = check_feed(self.encoder, feed)
         self._select_profile(feed)
-        for name in self._inputs:
-            host = np.ascontiguousarray(feed[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
-            self.context.set_input_shape(name, host.shape)
-            ptr = self._buffers[name].reserve(host.nbytes)
-            stream.copy_to_device(ptr, host)
-            self.context.set_tensor_address(name, ptr)
-        hosts = {}
-        for name in self._outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            host = np.empty(shape, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
-            self.context.set_tensor_address(name, self._buffers[name].reserve(host.nbytes))
-            hosts[name] = host
-        if not self.context.execute_async_v3(stream.ptr):
-            raise RuntimeError(f"TensorRT execute_async_v3 failed for {self.plan}")
-        for name, host in hosts.items():
-            stream.copy_to_host(host, self._buffers[name].ptr)
-        stream.synchronize()
-        return {n: hosts[n].astype(np.float32, copy=False) for n in OUTPUT_NAMES[self.encoder] if n in hosts}
+        arrays = {n: np.ascontiguousarray(feed[n], dtype=self._dtypes[n]) for n in self._inputs}
+        try:
+            outputs = self._runner.infer(arrays)
+        except PolygraphyException as exc:
+            raise RuntimeError(f"TensorRT inference failed for {self.plan}: {exc}") from exc
+        return {n: np.asarray(outputs[n]).astype(np.float32, copy=True) for n in OUTPUT_NAMES[self.encoder]}

@@ -416,6 +416,11 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
 
     if bench.device == "cuda" and not torch.cuda.is_available():
         raise VsrnError("--device cuda, but torch sees no CUDA GPU; run on a GPU machine or use --device cpu")
+    if bench.onnx_dir and any(b in ORT_BACKENDS for b in bench.backends) \
+            and (Path(bench.onnx_dir) / "manifest.json").is_file():
+        from vsrn_deploy.io.inputs import verify_export
+
+        verify_export(bench.onnx_dir)  # a graph changed since export is refused, never timed
     previous_threads = torch.get_num_threads()
     if bench.threads:
         torch.set_num_threads(bench.threads)

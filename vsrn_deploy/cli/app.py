@@ -38,6 +38,15 @@ for _name in _COMMAND_MODULES:
     importlib.import_module(f"vsrn_deploy.cli.{_name}").register(app)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (kill, a job scheduler) unwinds like Ctrl-C: staging folders and temporary files are
+    # removed by the code that made them, so nothing half-written is left behind
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app()

@@ -67,6 +67,11 @@ def bench(
                       warmup=warmup, iters=iters, seconds=None if iters is not None else (seconds or 2.0),
                       threads=threads, device=device, dtype=dtype, checkpoint=checkpoint,
                       onnx_dir=onnx_dir, tiny=tiny, seed=seed)
+    from vsrn_deploy.io.outputs import check_out_path
+
+    for flag, path in (("--out", out), ("--markdown", markdown), ("--plot", plot)):
+        if path is not None:  # a bad output path fails now, not after the run
+            check_out_path(path, want="file", flag=flag)
     if plot is not None:  # fail before the run, not after it, when matplotlib is missing
         from vsrn_deploy.errors import import_optional
 
@@ -84,6 +89,13 @@ def bench(
 
         plot_report(report, plot)
         typer.echo(f"wrote {plot}")
+    if report["skipped"] or not report["results"]:
+        # a measurement the user asked for and did not get is a failed run, never a success
+        from vsrn_deploy.errors import CheckFailed
+
+        missed = "; ".join(f"{s['backend']} ({s['encoder']}" + (f", batch {s['batch']}" if s["batch"] else "")
+                           + f"): {s['reason']}" for s in report["skipped"]) or "no measurement was made"
+        raise CheckFailed(f"{len(report['skipped'])} requested measurement(s) skipped: {missed}")
 
 
 def register(app: typer.Typer) -> None:

@@ -25,12 +25,14 @@ def encode(
         help="Folder for image_embeddings.npy / text_embeddings.npy.")] = Path("embeddings"),
     batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 128,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace same-named files in --out that vsrn-deploy did not write.")] = False,
 ) -> None:
     """Write l2-normalised embeddings; with both inputs, print each caption's best-matching image."""
     from vsrn_deploy.encode_files import encode_files
 
     result = encode_files(checkpoint, out, images=images, captions=captions, vocab=vocab,
-                          batch_size=batch_size, device=device)
+                          batch_size=batch_size, device=device, overwrite=overwrite)
     typer.echo(f"checkpoint: {checkpoint} ({result.checkpoint_kind} format, {result.variant} variant)")
     for name, array in (("images", result.image_embeddings), ("captions", result.text_embeddings)):
         if array is not None:

@@ -37,6 +37,10 @@ def evaluate(
     """R@1/5/10, medr, meanr and rsum in both directions, with the authors' protocol."""
     from vsrn_deploy.encode_data import run_evaluation
 
+    if out is not None:  # a bad --out fails now, not after the evaluation
+        from vsrn_deploy.io.outputs import check_out_path
+
+        check_out_path(out, want="file")
     report = run_evaluation(checkpoints, data, split=split, fold5=fold5, vocab=vocab,
                             batch_size=batch_size, device=device, max_images=max_images,
                             echo=lambda msg: typer.echo(msg, err=True))

@@ -61,6 +61,12 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         max_batch: Annotated[int, typer.Option("--max-batch", help="largest batch validated")] = 32,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="write into a non-empty folder vsrn-deploy did not write (only the "
+            "export's own files are replaced; an earlier export is rewritten without this)")] = False,
+        polygraphy_lint: Annotated[bool, typer.Option(
+            "--polygraphy-lint/--no-polygraphy-lint",
+            help="also run `polygraphy check lint` on the graphs (when polygraphy is installed)")] = True,
     ) -> None:
         """Export both encoders to ONNX (deploy form), check them against the eager model."""
         from vsrn_deploy.export.exporter import ExportConfig, export_model
@@ -71,6 +77,8 @@ def register(app: typer.Typer) -> None:
             vocab=str(vocab) if vocab else None,
             calibration=str(calibration) if calibration else None,
             max_batch=max_batch,
+            overwrite=overwrite,
+            polygraphy_lint=polygraphy_lint,
         )
         result = export_model(checkpoint, out, cfg, progress=lambda line: typer.echo(line, err=True))
         typer.echo(_summary_table(result))

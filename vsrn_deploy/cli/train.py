@@ -64,6 +64,9 @@ def register(app: typer.Typer) -> None:
         amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,
         resume: Annotated[Path | None, typer.Option(
             help="Continue from a checkpoint (a run folder means its last.pt).")] = None,
+        overwrite: Annotated[bool, typer.Option(
+            "--overwrite", help="Start afresh in a run folder that already holds a model (without it "
+            "such a folder needs --resume).")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")] = True,
     ) -> None:
         """Train VSRN (defaults: the paper's recipe) with dev-rsum model selection."""
@@ -79,6 +82,6 @@ def register(app: typer.Typer) -> None:
             variant=variant, region_order=region_order, workers=workers, group_batches=group_batches,
             max_train_images=max_train_images, max_val_images=max_val_images, val_every=val_every,
             log_every=log_every, seed=seed, device=device, amp=amp,
-            resume=str(resume) if resume else None, progress=progress)
+            resume=str(resume) if resume else None, overwrite=overwrite, progress=progress)
         best = train(cfg)
         typer.echo(str(best))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.triton_repo import DEFAULT_MAX_TOKENS
 
 
 def triton_repo(
@@ -17,7 +18,9 @@ def triton_repo(
         help="Folder of <encoder>.<precision>.plan + .json sidecars (--backend tensorrt).")]
         = Path("engines"),
     out: Annotated[Path, typer.Option(help="The model repository to write.")] = Path("model_repository"),
-    backend: Annotated[str, typer.Option(help="onnxruntime (the ONNX graphs) or tensorrt (the plans).")]
+    backend: Annotated[str, typer.Option(
+        help="onnxruntime (the ONNX graphs), tensorrt (the plans) or python (the ONNX graphs in ONNX Runtime "
+             "inside Triton's python backend: CPU servers, servers without the onnxruntime backend).")]
         = "onnxruntime",
     precision: Annotated[str | None, typer.Option(
         help="fp32, fp16 or int8 (onnxruntime --kind cpu). Default: fp32 for onnxruntime; fp16 plans for "
@@ -32,18 +35,22 @@ def triton_repo(
         help="Dynamic batcher: microseconds to wait to fill a batch.")] = 100,
     instances: Annotated[int, typer.Option(help="Model instances per device (instance_group count).")] = 1,
     kind: Annotated[str, typer.Option(help="gpu or cpu (instance_group kind).")] = "gpu",
+    max_tokens: Annotated[int, typer.Option(
+        help="The tokenizer model refuses captions with more ids than this (<start>/<end> counted).")]
+        = DEFAULT_MAX_TOKENS,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace a non-empty --out that is not a repository this command wrote.")]
         = False,
 ) -> None:
-    """Write <out>/{image,text}_encoder/config.pbtxt + 1/model.onnx|model.plan for tritonserver."""
+    """Write a Triton model repository: image_encoder, text_encoder, tokenizer and caption_encoder."""
     from vsrn_deploy.triton_repo import TritonRepoConfig, build_model_repository, parse_batches
 
     cfg = TritonRepoConfig(
         onnx_dir=onnx_dir, out=out, backend=backend, precision=precision, engine_dir=engine_dir,
         max_batch=max_batch,
         preferred_batch=parse_batches(preferred_batch) if preferred_batch is not None else None,
-        max_queue_delay_us=max_queue_delay_us, instances=instances, kind=kind, overwrite=overwrite)
+        max_queue_delay_us=max_queue_delay_us, instances=instances, kind=kind, max_tokens=max_tokens,
+        overwrite=overwrite)
     build_model_repository(cfg, progress=lambda msg: typer.echo(msg, err=True))
     typer.echo(str(out))
 

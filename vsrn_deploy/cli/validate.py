@@ -42,7 +42,11 @@ def validate(
     min row cosine, R@1/5/10 change, top-1 agreement); `python -m vsrn_deploy.contract` prints them.
     """
     from vsrn_deploy.errors import CheckFailed
+    from vsrn_deploy.io.outputs import check_out_path
     from vsrn_deploy.validate import ValidateConfig, format_report, run_validation, write_report
+
+    if out is not None:  # a bad --out fails now, not after the run
+        check_out_path(out, want="file")
 
     cfg = ValidateConfig(
         checkpoint=str(checkpoint) if checkpoint else None, onnx_dir=str(onnx_dir),

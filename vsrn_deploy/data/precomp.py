@@ -53,25 +53,9 @@ def read_captions(path: Path) -> list[str]:
     Returns:
         The captions, stripped of surrounding whitespace (a final newline is fine).
     """
-    if not path.is_file():
-        raise VsrnError(f"caption file {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise VsrnError(f"caption file {path} is not UTF-8 text ({exc})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline after the last caption
-    captions = []
-    for number, line in enumerate(lines, start=1):
-        caption = line.strip()
-        if not caption:
-            raise VsrnError(f"{path}: line {number} is empty; every line must hold one caption "
-                            "(an empty line would shift all later captions onto the wrong image)")
-        captions.append(caption)
-    if not captions:
-        raise VsrnError(f"caption file {path} holds no captions")
-    return captions
+    from vsrn_deploy.io.inputs import read_caption_lines
+
+    return read_caption_lines(path, "caption file")
 
 
 class PrecompSplit:

@@ -29,6 +29,8 @@ Everything is deterministic given the seed.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -216,13 +218,39 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
                              ("num_regions", num_regions, 4), ("feature_dim", feature_dim, 16)):
         if value < low:
             raise VsrnError(f"{name} must be >= {low} (got {value})")
+    from vsrn_deploy.io.outputs import check_out_path, new_folder_guard
+
+    if (not data_name or data_name in (".", "..") or "/" in data_name or "\\" in data_name
+            or "\0" in data_name or data_name.startswith(".")):
+        raise VsrnError(f"--name {data_name!r} must be a plain folder name (no path separators, not '.' "
+                        "or '..', not hidden), e.g. synth_precomp")
+    check_out_path(out_dir, want="folder")
+    out = Path(out_dir)
+    target = check_out_path(out / data_name, want="folder", flag="--name")
+    if target.exists():
+        if not _is_synthetic(target):
+            raise VsrnError(f"{target} exists and was not written by vsrn-deploy make-data (no "
+                            "synthetic.json of this generator); choose another --name or --out")
+        if not overwrite:
+            raise VsrnError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    with new_folder_guard(out):
+        return _generate_into(out, target, data_name, n_train, n_dev, n_test, num_regions, feature_dim, seed,
+                              boxes, vocab_threshold)
+
+
+def _is_synthetic(folder: Path) -> bool:
+    """Whether `folder` is a dataset this generator wrote (its synthetic.json names the generator)."""
+    try:
+        info = json.loads((folder / "synthetic.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(info, dict) and info.get("generator") == "vsrn_deploy.data.synthetic"
+
+
+def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev: int, n_test: int,
+                   num_regions: int, feature_dim: int, seed: int, boxes: bool, vocab_threshold: int) -> Path:
     from vsrn_deploy.vocab import build_vocab
 
-    out = Path(out_dir)
-    target = out / data_name
-    if target.exists() and not overwrite:
-        raise VsrnError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     world = _World(rng, feature_dim)
     with staging_folder(target) as tmp:
@@ -238,8 +266,14 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
             "captions_per_image": 5})
         vocab = build_vocab(train_caps, threshold=vocab_threshold)
         vocab_dir = out / "vocab"
+        made_vocab_dir = not vocab_dir.exists()
         vocab_dir.mkdir(exist_ok=True)
-        swap_in_folder(tmp, target)
+        try:
+            swap_in_folder(tmp, target)
+        except BaseException:
+            if made_vocab_dir:
+                shutil.rmtree(vocab_dir, ignore_errors=True)
+            raise
     vocab.save_json(vocab_dir / f"{data_name}_vocab.json")
     return target
 

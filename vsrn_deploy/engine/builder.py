@@ -204,9 +204,11 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
     logger = trt.Logger(trt.Logger.VERBOSE if settings.verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # Both generations take creation flags as a bit mask. 10.x: 0 = weakly typed (so the FP16
-    # builder flag applies). 11.x: STRONGLY_TYPED is deprecated and ignored, every network is
-    # strongly typed (TensorRT 11.0.0 Python API "Builder" page, NetworkDefinitionCreationFlag).
-    network = builder.create_network(0)
+    # builder flag applies). 11.x: every network is strongly typed; the STRONGLY_TYPED bit is
+    # "retained for API compatibility but is ignored" (11.4 bindings, NetworkDefinitionCreationFlag
+    # docstring) and is passed anyway, so the intent is explicit.
+    flags = 0 if path == "weak-fp16-flags" else 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
     config = builder.create_builder_config()
     t0 = time.perf_counter()
     _parse(trt, network, logger, onnx_path)
@@ -365,8 +367,9 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
                   encoders: tuple[str, ...] = ("image", "text"), log: Log | None = None) -> list[BuildResult]:
     """Build one plan per encoder from an export folder: `out_dir/<encoder>_encoder.<precision>.plan`.
 
-    Checks, in this order (so each failure names the first thing to fix): tensorrt importable,
-    a GPU visible, the manifest present and every file's sha256 as recorded.
+    Checks, in this order (so each failure names the first thing to fix): the manifest present and
+    every file's sha256 as recorded (a wrong --onnx-dir is named before anything about TensorRT),
+    then tensorrt importable, then a GPU visible.
 
     Args:
         onnx_dir: the export folder (manifest.json, the graphs).
@@ -379,24 +382,25 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         One `BuildResult` per encoder.
 
     Raises:
-        VsrnError: tensorrt or GPU missing, manifest or graph missing/changed, build failure.
+        VsrnError: manifest or graph missing/changed, tensorrt or GPU missing, build failure.
         CheckFailed: the engine does not run the requested precision.
     """
     from vsrn_deploy.backend.cuda import gpu_info
     from vsrn_deploy.backend.trt import import_tensorrt
+    from vsrn_deploy.io.inputs import rebuild_hint, verify_export
+    from vsrn_deploy.io.outputs import check_out_path
 
     log = log or (lambda _msg: None)
+    onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
+    # the export (every file against its sha256) and the output path are checked before TensorRT is
+    # looked for: a missing or changed export is the first thing a user must fix
+    manifest = verify_export(onnx_dir)
+    check_out_path(out_dir, want="folder")
     trt = import_tensorrt()
     path_kind = route(trt)
     gpu = gpu_info()
     log(f"TensorRT {trt.__version__} ({path_kind}) on {gpu.name} "
         f"(compute capability {gpu.compute_capability})")
-
-    from vsrn_deploy.export.manifest import read_manifest, verify_files
-
-    onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
-    manifest = read_manifest(onnx_dir)
-    verify_files(onnx_dir, manifest)
     results = []
     for encoder in encoders:
         graph = contract.ENCODERS[encoder].graph
@@ -404,8 +408,8 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         if settings.precision == "fp16" and path_kind == "strongly-typed":
             if not entry.get("fp16"):
                 raise VsrnError(f"TensorRT {trt.__version__} builds FP16 only from the FP16 graph, and "
-                                f"{onnx_dir} has none for {graph}; re-export with: vsrn-deploy export "
-                                f"CKPT --out {onnx_dir} --precision all")
+                                f"{onnx_dir} has none for {graph}; re-export with: "
+                                f"{rebuild_hint(onnx_dir, manifest)} --precision all")
             source = onnx_dir / entry["fp16"]
         else:
             source = onnx_dir / (entry.get("fp32") or contract.onnx_name(graph))
@@ -429,6 +433,7 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
             "gpu": gpu.to_dict(),
             "profiles": [p.to_dict() for p in enc_settings.profiles],
             "source_onnx": {"file": source.name, "sha256": sha256_file(source)},
+            "onnx_dir": str(onnx_dir),
             "manifest_source": manifest.get("source", {}),
             "builder": enc_settings.to_dict(),
             "precision_check": summary,

@@ -27,11 +27,12 @@ import torch
 from vsrn_deploy import compare, contract, synthetic_inputs
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
-from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, trt_lint
+from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
 from vsrn_deploy.export.validation import Validator, check_io
-from vsrn_deploy.io.files import staging_folder, swap_in_folder
+from vsrn_deploy.io.inputs import check_finite_features, require_file
+from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
 
 PRECISIONS = ("fp32", "fp16", "int8", "all")
 _TWO_GB = 2 * 1024**3
@@ -56,7 +57,10 @@ class ExportConfig:
             at embed_size > 512 (the eager text reference dominates the export time at full size).
         int8_settings: how the INT8 graphs are made (`vsrn_deploy.export.int8`).
         seed: seed of all synthetic inputs.
-        overwrite: replace an existing export folder.
+        overwrite: write into a folder vsrn-deploy did not write (only the export's own files are
+            replaced); an earlier export is rewritten without it.
+        polygraphy_lint: also run `polygraphy check lint` on the written graphs (when polygraphy is
+            installed; recorded as not run otherwise); `vsrn-deploy export` turns it on.
     """
 
     precision: str = "fp32"
@@ -70,7 +74,8 @@ class ExportConfig:
     retrieval_images: int | None = None
     int8_settings: int8.Int8Settings = int8.Int8Settings()
     seed: int = 0
-    overwrite: bool = True
+    overwrite: bool = False
+    polygraphy_lint: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -135,9 +140,7 @@ def _session(path_or_model: Path | onnx.ModelProto, threads: int = 2):
 
 
 def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise VsrnError(f"--calibration {path}: no such file")
+    p = require_file(path, "--calibration")
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -150,6 +153,7 @@ def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarra
         )
     if not np.issubdtype(arr.dtype, np.floating):
         raise VsrnError(f"--calibration {path} has dtype {arr.dtype}; expected float region features")
+    check_finite_features(arr, f"--calibration {path}")
     return np.ascontiguousarray(arr[:limit], dtype=np.float32)
 
 
@@ -160,6 +164,14 @@ def _write_model(model: onnx.ModelProto, path: Path) -> None:
             "one self-contained file; this model is larger than any VSRN"
         )
     onnx.save_model(model, str(path))
+
+
+def _entries(cfg: ExportConfig, with_vocab: bool) -> list[str]:
+    """The files an export with `cfg` writes (the manifest aside)."""
+    precisions = ("fp32", "fp16") if cfg.fp16 else ("fp32",)
+    names = [contract.onnx_name(spec.graph, p) for p in precisions for spec in contract.ENCODERS.values()]
+    names.append(test_vectors.FOLDER)
+    return [*names, contract.VOCAB_NAME] if with_vocab else names
 
 
 def export_loaded(
@@ -189,24 +201,17 @@ def export_loaded(
     t_start = time.perf_counter()
     mcfg: VSRNConfig = model.config
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise VsrnError(f"--out {out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not (out_dir / MANIFEST_NAME).is_file():
-            raise VsrnError(
-                f"--out {out_dir} is a non-empty folder that is not a vsrn-deploy export; "
-                "choose another folder"
-            )
-        if not cfg.overwrite:
-            raise VsrnError(f"--out {out_dir} already holds an export")
+    if cfg.calibration:  # refuse bad calibration data before anything is built
+        _load_calibration(cfg.calibration, mcfg)
+    entries = _entries(cfg, vocab is not None)
+    inputs = [(source or {}).get("path"), cfg.vocab, cfg.calibration]
     model = model.float().eval()
     img_enc, txt_enc = model.img_enc, model.txt_enc
 
-    out_dir.resolve().parent.mkdir(parents=True, exist_ok=True)
-    with staging_folder(out_dir) as tmp:
-        result = _export_into(tmp, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
-        # the old export (if any) leaves only after the new one is complete
-        swap_in_folder(tmp, out_dir)
+    with OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=entries,
+                      overwrite=cfg.overwrite, input_files=inputs) as folder:
+        result = _export_into(folder.staging, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
+        folder.commit([*result.files, MANIFEST_NAME])
     result.out_dir = out_dir
     result.seconds = time.perf_counter() - t_start
     say(f"exported to {out_dir} in {result.seconds:.1f} s")
@@ -395,6 +400,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
     if vocab is not None:
         vocab.save_json(tmp / contract.VOCAB_NAME)
         files[contract.VOCAB_NAME] = file_entry(tmp / contract.VOCAB_NAME)
+    files.update(test_vectors.write_test_vectors(tmp, vocab, mcfg, seed=cfg.seed))
     graph_entries = {}
     for spec in contract.ENCODERS.values():
         entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in ("fp32", "fp16", "int8")
@@ -422,6 +428,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
     }
     manifest = {
         "format_version": FORMAT_VERSION,
+        MARKER_KEY: marker("export"),
         "config": asdict(mcfg),
         "source": source or {},
         "files": files,
@@ -492,8 +499,15 @@ def _export_into(
     if not val.passed:
         raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
     say("validation passed")
-    return _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
-                           cfg, source, int8_made["manifest"] if int8_made else None)
+    result = _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
+                             cfg, source, int8_made["manifest"] if int8_made else None)
+    if cfg.polygraphy_lint:  # optional stage 5: polygraphy check lint, recorded in the manifest
+        from vsrn_deploy.export import polygraphy_lint
+
+        graph_files = sorted(p.name for p in written.values())
+        result.manifest["polygraphy_lint"] = polygraphy_lint.check_export(tmp, graph_files, say)
+        write_manifest(tmp, result.manifest)
+    return result
 
 
 def export_model(
@@ -520,13 +534,24 @@ def export_model(
     from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
 
     cfg = cfg or ExportConfig()
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise VsrnError(f"checkpoint {path} not found")
+    path = require_file(checkpoint, "checkpoint")
+    if cfg.calibration:
+        require_file(cfg.calibration, "--calibration")
+        if not cfg.fp16:
+            raise VsrnError("--calibration only chooses the FP16 islands; add --precision fp16 (or all), or "
+                            "drop --calibration")
+    if cfg.vocab:
+        require_file(cfg.vocab, "--vocab")
+    # the output is checked before the checkpoint is read: a bad --out costs nothing
+    OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=_entries(cfg, True),
+                 overwrite=cfg.overwrite,
+                 input_files=[path, cfg.vocab, cfg.calibration])
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")
     vocab, _ = resolve_vocab(loaded, cfg.vocab)
+    if cfg.calibration:  # bad calibration data is refused before the first progress line
+        _load_calibration(cfg.calibration, loaded.config)
     say(
         f"loaded {loaded.kind} checkpoint {path} ({loaded.config.variant} variant, "
         f"D={loaded.config.embed_size}) "

@@ -10,17 +10,17 @@ validate) call `read_manifest` then `verify_files` before trusting a file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from vsrn_deploy.contract import MANIFEST_NAME
-from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
+from vsrn_deploy.io.inputs import EXPORT_FORMAT_VERSION
 
 __all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "file_entry", "read_manifest", "verify_files", "write_manifest"]
 
-FORMAT_VERSION = 1
+# the newest manifest format this version reads and the one it writes: kept with the reader
+FORMAT_VERSION = EXPORT_FORMAT_VERSION
 
 
 def file_entry(path: str | Path) -> dict[str, Any]:
@@ -29,45 +29,25 @@ def file_entry(path: str | Path) -> dict[str, Any]:
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read `<directory>/manifest.json`.
+    """Read `<directory>/manifest.json` (`vsrn_deploy.io.inputs.read_export_manifest`).
 
     Raises:
-        VsrnError: missing, unreadable or not a vsrn-deploy manifest.
+        VsrnError: missing, unreadable, not a vsrn-deploy manifest, or newer than this version.
     """
-    path = Path(directory) / MANIFEST_NAME
-    if not path.is_file():
-        raise VsrnError(
-            f"{path} not found: is {directory} an export folder? Run `vsrn-deploy export CKPT "
-            f"--out {directory}` first"
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VsrnError(f"{path} is not valid JSON ({exc}); re-run the export") from None
-    if not isinstance(manifest, dict) or "files" not in manifest or "graphs" not in manifest:
-        raise VsrnError(f"{path} is not a vsrn-deploy export manifest; re-run the export")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise VsrnError(
-            f"{path} has format_version {manifest.get('format_version')}, newer than this "
-            f"vsrn-deploy understands ({FORMAT_VERSION}); upgrade vsrn-deploy"
-        )
-    return manifest
+    from vsrn_deploy.io.inputs import read_export_manifest
+
+    return read_export_manifest(directory)
 
 
 def verify_files(directory: str | Path, manifest: dict[str, Any]) -> None:
-    """Check every file the manifest lists against its sha256.
+    """Check every file the manifest lists against its sha256 (`vsrn_deploy.io.inputs.verify_export`).
 
     Raises:
-        VsrnError: naming the first missing or changed file.
+        VsrnError: naming the first missing or changed file and the command that rebuilds `directory`.
     """
-    for name, entry in manifest["files"].items():
-        path = Path(directory) / name
-        if not path.is_file():
-            raise VsrnError(f"{path} is missing (listed in {MANIFEST_NAME}); re-run the export")
-        if sha256_file(path) != entry["sha256"]:
-            raise VsrnError(
-                f"{path} changed since export (sha256 differs from {MANIFEST_NAME}); re-run the export"
-            )
+    from vsrn_deploy.io.inputs import verify_listed_files
+
+    verify_listed_files(directory, manifest)
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:

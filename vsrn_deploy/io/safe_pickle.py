@@ -68,6 +68,8 @@ def restricted_loads(data: bytes, allowed: Mapping[tuple[str, str], Any], *, wha
         return RestrictedUnpickler(io.BytesIO(data), allowed, what=what, encoding=encoding).load()
     except pickle.UnpicklingError as exc:
         raise VsrnError(f"cannot read {what}{where}: {exc}") from None
+    except RecursionError:
+        raise VsrnError(f"cannot read {what}{where}: nested too deeply to be a {what}") from None
     except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError,
             UnicodeDecodeError, OverflowError) as exc:
         raise VsrnError(f"cannot read {what}{where}: truncated or not a pickle "

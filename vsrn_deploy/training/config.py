@@ -43,6 +43,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         amp: mixed precision (torch.autocast float16 + GradScaler); CUDA only, ignored on CPU.
         resume: a checkpoint written by a previous run (``<out>/last.pt``) to continue from.
+        overwrite: start afresh in a run folder that already holds a model (its run files are
+            replaced once this run has saved a model; put back if it fails before that).
         variant: ``auto`` (Flickr30K formulation iff the data folder is named ``f30k_precomp``,
             like the authors), ``coco`` or ``f30k``.
     """
@@ -83,6 +85,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     resume: str | None = None
+    overwrite: bool = False
     progress: bool = True
     tensorboard: bool = True
 
@@ -109,6 +112,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name} must be >= 1 (got {value})")
+        if self.resume and self.overwrite:
+            problems.append("give --resume or --overwrite, not both")
         if problems:
             raise VsrnError("invalid training config: " + "; ".join(problems))
 

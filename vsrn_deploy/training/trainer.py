@@ -44,6 +44,7 @@ BEST_NAME = "model_best.pt"
 LAST_NAME = "last.pt"
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "train_summary.json"
+RUN_FILES = (BEST_NAME, LAST_NAME, METRICS_NAME, SUMMARY_NAME, "vocab.json", "tensorboard")
 
 
 class TrainStep(nn.Module):
@@ -288,11 +289,21 @@ def train(cfg: TrainConfig, *, on_log: Callable[[dict[str, Any]], None] | None =
     Returns:
         ``<out>/model_best.pt``.
     """
+    import contextlib
+
+    from vsrn_deploy.io.outputs import check_run_folder, run_folder_guard
     from vsrn_deploy.vocab import load_vocab
 
+    # before anything is created: a run folder holding a model needs --resume or --overwrite
+    check_run_folder(cfg.out, resume=bool(cfg.resume), overwrite=cfg.overwrite)
+    find_vocab(cfg.data, cfg.vocab)
     info = init_distributed(cfg.device)
     try:
-        return _train(cfg, info, load_vocab, on_log)
+        # a run that fails before it saved a model leaves nothing behind (rank 0 owns the folder)
+        guard = (run_folder_guard(cfg.out, RUN_FILES, overwrite=cfg.overwrite) if info.is_main
+                 else contextlib.nullcontext())
+        with guard:
+            return _train(cfg, info, load_vocab, on_log)
     finally:
         shutdown(info)
 

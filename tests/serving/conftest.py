@@ -1,0 +1,27 @@
+"""Fixtures of the serving tests: one tiny FP32 export (with its test vectors), written once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "export"))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """A tiny FP32 export (graphs, vocab.json, test_vectors/, manifest.json), max batch 8."""
+    from export_helpers import tiny_model, write_vocab
+
+    from vsrn_deploy.export import ExportConfig, export_loaded
+    from vsrn_deploy.vocab import load_vocab
+
+    root = tmp_path_factory.mktemp("serving")
+    model = tiny_model(0)
+    vocab = load_vocab(write_vocab(root / "vocab.json", model.config.vocab_size))
+    out = root / "export"
+    export_loaded(model, vocab, out, ExportConfig(precision="fp32", max_batch=8))
+    return out

@@ -1,0 +1,83 @@
+"""examples/cpp: the C++ client built against ONNX Runtime's headers (set-up) and the pip wheel's
+library reproduces Python's embeddings from the export's test vectors, and says so when they differ."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vsrn_deploy.export.test_vectors import FOLDER
+
+pytestmark = pytest.mark.cpp
+
+REPO = Path(__file__).resolve().parents[2]
+HEADERS = REPO / ".venv" / "onnxruntime-headers" / "include" / "onnxruntime"
+
+
+def _compiler() -> str:
+    found = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if found is None:
+        pytest.skip("no C++ compiler (c++, g++ or clang++) on PATH: the C++ client cannot be built here")
+    return found
+
+
+@pytest.fixture(scope="module")
+def vsrn_embed(tmp_path_factory) -> Path:
+    """examples/cpp built once (CMake, Release)."""
+    import onnxruntime
+
+    compiler = _compiler()
+    assert shutil.which("cmake"), "cmake not found: install it (the C++ client builds with CMake)"
+    assert (HEADERS / "onnxruntime_cxx_api.h").is_file(), (
+        f"ONNX Runtime headers missing in {HEADERS}: run `bash .ci/setup` "
+        "(.ci/setup.d/31-onnxruntime-headers.sh)")
+    libs = sorted((Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))
+    assert libs, "the onnxruntime wheel has no capi/libonnxruntime.so*"
+    build = tmp_path_factory.mktemp("cpp-build")
+    configure = subprocess.run(
+        ["cmake", "-S", str(REPO / "examples" / "cpp"), "-B", str(build), f"-DCMAKE_CXX_COMPILER={compiler}",
+         f"-DONNXRUNTIME_INCLUDE_DIR={HEADERS}", f"-DONNXRUNTIME_LIBRARY={libs[0]}"],
+        capture_output=True, text=True, timeout=300)
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    compiled = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True, timeout=600)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    return build / "vsrn_embed"
+
+
+def _run(binary: Path, export: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary), str(export)], capture_output=True, text=True, timeout=120)
+
+
+def test_cpp_client_matches_python(vsrn_embed, tiny_export):
+    result = _run(vsrn_embed, tiny_export)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout
+    for output in ("image_embedding", "region_embeddings", "text_embedding"):
+        assert f"{output}: max_abs_diff=" in result.stdout
+
+
+def test_cpp_client_fails_on_a_corrupted_expected_vector(vsrn_embed, tiny_export, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    path = export / FOLDER / "text_embedding.bin"
+    values = np.fromfile(path, dtype="<f4")
+    values[3] += 1e-3  # 100x the tolerance, in one value
+    values.tofile(path)
+    result = _run(vsrn_embed, export)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "text_embedding: max_abs_diff=" in result.stdout and "FAIL" in result.stdout
+    assert "image_embedding" in result.stdout and " ok " in result.stdout  # the image graph still checked
+
+
+def test_cpp_client_refuses_a_truncated_vector_file(vsrn_embed, tiny_export, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    path = export / FOLDER / "region_features.bin"
+    path.write_bytes(path.read_bytes()[:-4])
+    result = _run(vsrn_embed, export)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("error: ") and "region_features.bin" in result.stderr

@@ -1,0 +1,208 @@
+"""Checks on what a user passes in, shared by every command: one function per kind of input.
+
+- `require_file`: a path that must be a readable file (a folder or a missing path says which).
+- `check_finite_features`: region features with NaN/Inf are refused, naming the first bad image.
+- `read_caption_lines`: a captions file: UTF-8 (a BOM is stripped), CRLF or LF, one per line.
+- `verify_export`: the export a command is about to use matches its manifest (sha256 of every file),
+  else one line with the command that rebuilds that very folder.
+- `check_device`, `check_positive`: options that would otherwise fail deep inside torch.
+
+Standard library and numpy only (the serving and search paths use them without torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsrn_deploy.contract import MANIFEST_NAME
+from vsrn_deploy.errors import VsrnError
+
+BOM = "\ufeff"
+EXPORT_FORMAT_VERSION = 1  # the newest export manifest format this version reads (and writes)
+
+
+
+def require_file(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a Path when it is an existing regular file; else a VsrnError naming `what`.
+
+    Args:
+        path: the path given.
+        what: how the message names it, e.g. "--captions" or "checkpoint".
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise VsrnError(f"{what} {path} is a folder; give the file itself")
+    if not p.exists():
+        raise VsrnError(f"{what} {path} not found (it does not exist)")
+    if not p.is_file():
+        raise VsrnError(f"{what} {path} is not a regular file")
+    if not os.access(p, os.R_OK):
+        raise VsrnError(f"{what} {path} is not readable (permission denied)")
+    return p
+
+
+def check_finite_features(features: np.ndarray, source: str, *, chunk: int = 256) -> None:
+    """Refuse region features holding NaN or Inf (one such row would match every caption best).
+
+    Reads memory-mapped arrays in chunks of `chunk` images.
+
+    Raises:
+        VsrnError: naming the first image (row of the first axis) with a non-finite value.
+    """
+    arr = np.asarray(features) if not isinstance(features, np.ndarray) else features
+    if arr.dtype.kind not in "fc":
+        return
+    n = arr.shape[0] if arr.ndim else 1
+    for start in range(0, max(n, 1), chunk):
+        block = np.asarray(arr[start:start + chunk]) if arr.ndim else arr
+        bad = ~np.isfinite(block)
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1)) if block.ndim else [0]
+            first = start + int(rows[0])
+            value = block.reshape(block.shape[0], -1)[int(rows[0])] if block.ndim else block
+            kind = "NaN" if np.isnan(value).any() else "Inf"
+            total = int(bad.reshape(bad.shape[0], -1).any(axis=1).sum()) if block.ndim else 1
+            raise VsrnError(f"{source}: image {first} has {kind} values ({total} image(s) with non-finite "
+                            f"values from image {start} on); fix or drop those rows")
+
+
+def read_caption_lines(path: str | os.PathLike, what: str = "caption file") -> list[str]:
+    """Captions, one per line: UTF-8 with or without a BOM, LF or CRLF, blank lines at the end ignored.
+
+    Raises:
+        VsrnError: missing file, a folder, not UTF-8, no captions, or a blank line inside (which would
+            shift every later caption onto the wrong image).
+    """
+    p = require_file(path, what)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise VsrnError(f"{what} {path} is not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise VsrnError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    text = text.removeprefix(BOM)
+    lines = [line.rstrip("\r").replace(BOM, "").strip() for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise VsrnError(f"{what} {path} holds no captions")
+    blank = next((i for i, line in enumerate(lines) if not line), None)
+    if blank is not None:
+        raise VsrnError(f"{what} {path}: line {blank + 1} is empty; write one caption per line (an empty "
+                        "line would shift every later caption onto the wrong image)")
+    return lines
+
+
+def check_device(device: str, *, flag: str = "--device", allow_auto: bool = False) -> str:
+    """`cpu`, `cuda` or `cuda:N` (and `auto` when allowed); `cuda` only when a GPU is visible."""
+    ok = device == "cpu" or device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+    if allow_auto and device == "auto":
+        return device
+    if not ok:
+        choices = "auto, cpu, cuda or cuda:N" if allow_auto else "cpu, cuda or cuda:N"
+        raise VsrnError(f"{flag} {device!r} is not a device vsrn-deploy runs on; use {choices}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise VsrnError(f"{flag} {device}, but torch sees no CUDA GPU here; use {flag} cpu")
+        index = int(device[5:]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise VsrnError(f"{flag} {device}, but only {torch.cuda.device_count()} GPU(s) are visible")
+    return device
+
+
+def check_positive(value: int | None, flag: str, *, allow_none: bool = True) -> None:
+    """An integer option that must be >= 1 (None allowed when `allow_none`)."""
+    if value is None and allow_none:
+        return
+    if value is None or value < 1:
+        raise VsrnError(f"{flag} must be >= 1 (got {value})")
+
+
+def rebuild_hint(onnx_dir: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
+    """The command that rebuilds the export in `onnx_dir` (naming the folder as given)."""
+    ckpt = "CKPT"
+    precision = ""
+    if manifest:
+        ckpt = str((manifest.get("source") or {}).get("path") or "CKPT")
+        if manifest.get("precision") in ("fp16", "all", "int8"):
+            precision = f" --precision {manifest['precision']}"
+    return f"vsrn-deploy export {ckpt} --out {onnx_dir}{precision}"
+
+
+def read_export_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of an export folder, or a VsrnError with the command that writes one."""
+    folder = Path(onnx_dir)
+    if folder.exists() and not folder.is_dir():
+        raise VsrnError(f"--onnx-dir {onnx_dir} is a file; give the export folder")
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise VsrnError(f"{path} not found: {onnx_dir} holds no export; write one with: "
+                        f"{rebuild_hint(onnx_dir)}")
+    try:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise VsrnError(f"{path} is not readable JSON; rebuild the export with: {rebuild_hint(onnx_dir)}") \
+            from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) \
+            or not isinstance(manifest.get("graphs"), dict):
+        raise VsrnError(f"{path} is not a vsrn-deploy export manifest; rebuild the export with: "
+                        f"{rebuild_hint(onnx_dir)}")
+    version = manifest.get("format_version", 0)
+    if not isinstance(version, int) or version > EXPORT_FORMAT_VERSION:
+        raise VsrnError(f"{path} has format_version {version!r}, newer than this vsrn-deploy understands "
+                        f"({EXPORT_FORMAT_VERSION}); upgrade vsrn-deploy")
+    return manifest
+
+
+def verify_export(onnx_dir: str | os.PathLike, files: list[str] | None = None) -> dict[str, Any]:
+    """Check an export before it is used: its manifest exists and every file it lists (or `files`)
+    has the recorded sha256. Returns the manifest.
+
+    Raises:
+        VsrnError: naming the first missing or changed file and the command that rebuilds `onnx_dir`.
+    """
+    manifest = read_export_manifest(onnx_dir)
+    verify_listed_files(onnx_dir, manifest, files)
+    return manifest
+
+
+def verify_listed_files(onnx_dir: str | os.PathLike, manifest: dict[str, Any],
+                        files: list[str] | None = None) -> None:
+    """The sha256 check of `verify_export` on a manifest already read."""
+    from vsrn_deploy.io.files import sha256_file
+
+    listed = manifest["files"]
+    names = list(listed) if files is None else files
+    hint = rebuild_hint(onnx_dir, manifest)
+    for name in names:
+        entry = listed.get(name)
+        path = Path(onnx_dir) / str(name)
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            raise VsrnError(f"{path} is not listed in {Path(onnx_dir) / MANIFEST_NAME}; rebuild with: {hint}")
+        if not path.is_file():
+            raise VsrnError(f"{path} is missing (listed in {MANIFEST_NAME}); rebuild with: {hint}")
+        if sha256_file(path) != entry["sha256"]:
+            raise VsrnError(f"{path} changed since export (sha256 differs from {MANIFEST_NAME}); "
+                            f"rebuild with: {hint}")
+
+
+def check_export_matches_model(onnx_dir: str | os.PathLike, manifest: dict[str, Any], model_config: Any,
+                               checkpoint: str | None) -> None:
+    """The export was made from a model of the same sizes as `model_config` (asdict-able)."""
+    from dataclasses import asdict
+
+    theirs = manifest.get("config") or {}
+    ours = asdict(model_config)
+    differ = sorted(k for k in ours if k in theirs and theirs[k] != ours[k])
+    if differ:
+        shown = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in differ[:4])
+        raise VsrnError(f"the export in {onnx_dir} belongs to another model than {checkpoint or 'the model'} "
+                        f"({shown}); pass the checkpoint it was made from, or re-export with: "
+                        f"vsrn-deploy export {checkpoint or 'CKPT'} --out {onnx_dir}")
