@@ -174,9 +174,16 @@ def test_validate_and_triton_repo_with_ort_int8(exported, tmp_path):
     assert (repo / "image_encoder" / "1" / "model.onnx").read_bytes() == (
         out / "image_encoder.int8.onnx").read_bytes()
     assert "KIND_CPU" in (repo / "text_encoder" / "config.pbtxt").read_text()
-    res = CliRunner().invoke(app, ["triton-repo", "--onnx-dir", str(out), "--out", str(tmp_path / "gpu"),
-                                   "--precision", "int8"])
-    assert res.exit_code == 2 and "--kind cpu" in res.output
+    res = CliRunner().invoke(app, ["triton-repo", "--onnx-dir", str(out), "--out", str(tmp_path / "py"),
+                                   "--backend", "python", "--precision", "int8", "--kind", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "py" / "text_encoder" / "1" / "model.onnx").read_bytes() == (
+        out / "text_encoder.int8.onnx").read_bytes()
+    tensorrt = ["--backend", "tensorrt", "--precision", "int8"]
+    for refused in (["--precision", "int8"], tensorrt):
+        res = CliRunner().invoke(app, ["triton-repo", "--onnx-dir", str(out), "--out", str(tmp_path / "no"),
+                                       *refused])
+        assert res.exit_code == 2 and "--kind cpu" in res.output, res.output
 
 
 def test_int8_backend_runs_through_the_registry(exported):
