@@ -211,7 +211,7 @@ def test_f30k_authors_checkpoint_exports_int8_through_the_cli(tmp_path):
     vocab = write_vocab(tmp_path / "vocab.json", model.config.vocab_size)
     out = tmp_path / "export"
     res = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--vocab", str(vocab),
-                                   "--precision", "int8", "--max-batch", "4"])
+                                   "--precision", "int8", "--max-batch", "4", "--no-polygraphy-lint"])
     assert res.exit_code == 0, res.output
     manifest = read_manifest(out)
     assert manifest["config"]["final_bn"] is True and manifest["precision"] == "int8"
