@@ -45,7 +45,7 @@ from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder
 from vsrn_deploy.io.outputs import marker as owner_marker
 
 BACKENDS = ("onnxruntime", "tensorrt", "python")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("gpu", "cpu")
 MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
 TOKENIZER = "tokenizer"  # python backend: captions -> token_ids + lengths
@@ -76,8 +76,9 @@ class TritonRepoConfig:
         out: the model repository to write.
         backend: "onnxruntime" (the ONNX graphs), "tensorrt" (plans from `engine_dir`) or "python"
             (the ONNX graphs run by ONNX Runtime inside Triton's python backend).
-        precision: "fp32" or "fp16"; None: fp32 for onnxruntime and python, for tensorrt the fp16
-            plans when both encoders have one, else fp32.
+        precision: "fp32", "fp16" or "int8" (the INT8 graphs: onnxruntime or python, on the CPU);
+            None: fp32 for onnxruntime and python, for tensorrt the fp16 plans when both encoders
+            have one, else fp32.
         engine_dir: folder of `<encoder>.<precision>.plan` + sidecar (backend tensorrt).
         max_batch: Triton's max_batch_size; None: the largest the export (manifest max_batch) and
             the plans (profiles) allow, or 128 where nothing is recorded.
@@ -112,6 +113,9 @@ class TritonRepoConfig:
         if self.backend == "tensorrt" and self.kind != "gpu":
             raise VsrnError("--backend tensorrt needs --kind gpu: a TensorRT plan only runs on the GPU "
                             "it was built for; use --backend onnxruntime or python for CPU serving")
+        if self.precision == "int8" and (self.backend == "tensorrt" or self.kind != "cpu"):
+            raise VsrnError("--precision int8 serves the INT8 graphs, which are made for ONNX Runtime's CPU "
+                            "provider: use --backend onnxruntime or python with --kind cpu")
         if self.max_batch is not None and self.max_batch < 1:
             raise VsrnError(f"--max-batch must be >= 1 (got {self.max_batch})")
         if self.preferred_batch is not None and any(b < 1 for b in self.preferred_batch):

@@ -43,10 +43,12 @@ Log = Callable[[str], None]
 
 def thresholds() -> dict[str, float | None]:
     """The bounds validate applies (the report's "thresholds"), read from `contract.PARITY`."""
-    fp32, fp16 = PARITY["fp32"], PARITY["fp16"]
+    fp32, fp16, int8 = PARITY["fp32"], PARITY["fp16"], PARITY["int8"]
     return {"fp32_max_abs": fp32.max_abs, "trt_fp32_max_abs": TRT_FP32_MAX_ABS,
             "fp16_min_cosine": fp16.min_cosine, "fp16_recall_delta": fp16.recall_delta,
-            "fp16_top1": fp16.top1, "tie_tol_fp32": fp32.near_tie, "tie_tol_fp16": fp16.near_tie}
+            "fp16_top1": fp16.top1, "tie_tol_fp32": fp32.near_tie, "tie_tol_fp16": fp16.near_tie,
+            "int8_min_cosine": int8.min_cosine, "int8_recall_delta": int8.recall_delta,
+            "int8_top1": int8.top1, "tie_tol_int8": int8.near_tie}
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,11 @@ def encode_all(runners: dict[str, Any], inputs: Inputs, batch_size: int) -> dict
 # --- metrics -----------------------------------------------------------------------------------
 
 def backend_precision(backend: str, runner: Any) -> str:
-    """'fp16' or 'fp32': what the backend runs, hence which thresholds apply."""
+    """'fp16', 'int8' or 'fp32': what the backend runs, hence which thresholds apply."""
     if backend == "ort-fp16":
         return "fp16"
+    if backend == "ort-int8":
+        return "int8"
     if backend == "trt":
         return getattr(runner, "precision", "fp16")
     dtype = getattr(runner, "dtype", None)

@@ -101,8 +101,8 @@ def test_roofline_bandwidth_uses_the_row_precision():
 def test_ort_backends_export_into_an_empty_onnx_dir_then_reuse_it(tmp_path):
     messages: list[str] = []
     export_dir = tmp_path / "exp"
-    cfg = BenchConfig(encoders=("image", "text"), backends=("torch", "ort", "ort-fp16"), batches=(2,),
-                      warmup=1, iters=2, seconds=None, tiny=True, threads=1, peak_seconds=0.05,
+    cfg = BenchConfig(encoders=("image", "text"), backends=("torch", "ort", "ort-fp16", "ort-int8"),
+                      batches=(2,), warmup=1, iters=2, seconds=None, tiny=True, threads=1, peak_seconds=0.05,
                       onnx_dir=str(export_dir))
     report = run_benchmark(cfg, log=messages.append)
     assert report["model"]["onnx"] == {"dir": str(export_dir), "exported_here": True,
@@ -111,7 +111,10 @@ def test_ort_backends_export_into_an_empty_onnx_dir_then_reuse_it(tmp_path):
     assert (export_dir / "manifest.json").is_file()
     got = {(r["encoder"], r["backend"], r["precision"]) for r in report["results"]}
     assert got == {(e, b, p) for e in ("image", "text") for b, p in
-                   (("torch", "fp32"), ("ort", "fp32"), ("ort-fp16", "fp16"))}
+                   (("torch", "fp32"), ("ort", "fp32"), ("ort-fp16", "fp16"), ("ort-int8", "int8"))}
+    int8_peak = report["machine"]["matmul_peak"]["int8"]["gops"]
+    for row in (r for r in report["results"] if r["backend"] == "ort-int8"):
+        assert row["pct_of_peak"] == pytest.approx(100.0 * row["gflops"] / int8_peak)
     again = run_benchmark(BenchConfig(encoders=("image",), backends=("ort",), batches=(1,), warmup=0, iters=1,
                                       seconds=None, tiny=True, peak_seconds=0.01, onnx_dir=str(export_dir)),
                           log=_quiet)

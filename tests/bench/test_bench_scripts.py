@@ -57,3 +57,17 @@ def test_cpu_encoder_script_smoke(tmp_path):
     md = (tmp_path / "smoke.md").read_text()
     assert "### Targets" in md and "theoretical FP32 peak" in md
     assert (tmp_path / "smoke.png").is_file()
+
+
+def test_int8_bench_smoke_run(tmp_path):
+    bench_int8 = _load("bench_int8")
+    assert bench_int8.main(["--tiny", "--rounds", "1", "--out-dir", str(tmp_path), "--work",
+                            str(tmp_path / "work")]) == 0
+    report = json.loads((tmp_path / "int8_cpu_tiny.json").read_text())
+    got = {(r["encoder"], r["backend"], r["batch"]) for r in report["results"]}
+    assert {("image", b, n) for b in ("torch", "ort", "ort-int8", "ort-int8-static") for n in (1,)} <= got
+    assert {("text", b, n) for b in ("ort", "ort-loop-fp32", "ort-int8") for n in (1, 32)} <= got
+    assert report["machine"]["peaks"]["int8"]["gops"] > 0 and report["load_average"]["start"] is not None
+    assert report["roofline"]["image/ort-int8"]["gop_per_s_b32"] > 0
+    md = (tmp_path / "int8_cpu_tiny.md").read_text()
+    assert "Targets" in md and "Roofline" in md and "ort-int8" in md

@@ -59,7 +59,7 @@ def test_vocabulary_size_mismatch(authors_ckpt, tmp_path):
 
 def test_bad_options(authors_ckpt, tmp_path):
     for extra in (
-        ["--precision", "int8"],
+        ["--precision", "int4"],
         ["--opset", "7"],
         ["--calibration", tmp_path / "missing.npy", "--precision", "fp16"],
     ):

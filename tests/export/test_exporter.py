@@ -24,6 +24,8 @@ CONTRACT_FILES = {
     "text_encoder.onnx",
     "image_encoder.fp16.onnx",
     "text_encoder.fp16.onnx",
+    "image_encoder.int8.onnx",
+    "text_encoder.int8.onnx",
     "vocab.json",
     "manifest.json",
     "test_vectors",  # inputs and expected outputs for clients in other languages (examples/cpp)

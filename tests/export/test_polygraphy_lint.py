@@ -82,6 +82,6 @@ def test_export_runs_polygraphy_lint_when_asked(tmp_path):
     result = export_loaded(tiny_model(), None, tmp_path / "export",
                            ExportConfig(precision="all", max_batch=4, polygraphy_lint=True))
     lint = result.manifest["polygraphy_lint"]  # the passing path of check_export
-    assert sorted(lint) == ["image_encoder.fp16.onnx", "image_encoder.onnx", "text_encoder.fp16.onnx",
-                            "text_encoder.onnx"]
+    assert sorted(lint) == ["image_encoder.fp16.onnx", "image_encoder.int8.onnx", "image_encoder.onnx",
+                            "text_encoder.fp16.onnx", "text_encoder.int8.onnx", "text_encoder.onnx"]
     assert all(entry["ran"] and entry["passed"] for entry in lint.values()), lint

@@ -18,7 +18,7 @@ import numpy as np
 
 from vsrn_deploy import contract
 
-BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "trt")
+BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "ort-int8", "trt")
 ENCODERS = tuple(contract.ENCODERS)
 
 # views of the contract, keyed by encoder ("image", "text")

@@ -1,4 +1,4 @@
-"""ONNX Runtime runners: `ort` (the FP32 graphs) and `ort-fp16` (the FP16 graphs).
+"""ONNX Runtime runners: `ort` (the FP32 graphs), `ort-fp16` (FP16) and `ort-int8` (INT8, CPU).
 
 Imports neither torch nor (at module level) onnxruntime, so serving code stays light. Execution
 providers: the CPU always; CUDA and TensorRT when the installed onnxruntime build has them.
@@ -19,6 +19,8 @@ from vsrn_deploy.backend.feeds import check_feed
 from vsrn_deploy.errors import VsrnError, import_optional
 
 MANIFEST_NAME = contract.MANIFEST_NAME
+# backend name -> the graph precision it runs
+PRECISION_OF = {"ort": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
 # device -> the provider list handed to onnxruntime (best first; the CPU as the fallback for any
 # node the accelerator does not take).
 _PROVIDERS = {
@@ -49,7 +51,7 @@ def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32
             raise VsrnError(f"{manifest} is not valid JSON; re-run vsrn-deploy export") from None
     path = onnx_dir / name
     if not path.is_file():
-        hint = " --precision fp16" if precision == "fp16" else ""
+        hint = f" --precision {precision}" if precision != "fp32" else ""
         raise VsrnError(f"no {precision} {encoder} graph at {path}; write it with: "
                         f"vsrn-deploy export CKPT --out {onnx_dir}{hint}")
     return path
@@ -63,7 +65,7 @@ class OrtRunner(Runner):
         onnx_path: the .onnx file.
         device: "cpu", "cuda" or "tensorrt" (the execution provider to put first).
         threads: intra-op threads (None: onnxruntime's default, one per physical core).
-        backend: the name reported by `name` ("ort" or "ort-fp16").
+        backend: the name reported by `name` ("ort", "ort-fp16" or "ort-int8").
     """
 
     def __init__(self, encoder: str, onnx_path: str | os.PathLike, *, device: str = "cpu",
@@ -74,6 +76,7 @@ class OrtRunner(Runner):
         if threads is not None and threads < 1:
             raise VsrnError(f"threads must be >= 1, got {threads}")
         self.backend = backend
+        self.precision = PRECISION_OF.get(backend, "fp32")
         self.onnx_path = Path(onnx_path)
         self.device = device
         self.threads = threads

@@ -21,7 +21,7 @@ def make_runner(backend: str, encoder: str, *, model: Any = None, onnx_dir: str 
     """Build (but do not activate) the runner of `backend` for `encoder`.
 
     Args:
-        backend: one of torch, torch-deploy, torch-compile, ort, ort-fp16, trt.
+        backend: one of torch, torch-deploy, torch-compile, ort, ort-fp16, ort-int8, trt.
         encoder: "image" or "text".
         model: a loaded VSRN (torch backends; the caller loads it, e.g. `vsrn_deploy.load_model`).
         onnx_dir: the export folder (ort, ort-fp16).
@@ -54,10 +54,10 @@ def make_runner(backend: str, encoder: str, *, model: Any = None, onnx_dir: str 
                "torch-compile": torch_runners.TorchCompileRunner}[backend]
         return cls(encoder, model, device=device, dtype=dtype)
 
-    if backend in ("ort", "ort-fp16"):
-        from vsrn_deploy.backend.onnxrt import OrtRunner, graph_path
+    if backend in ("ort", "ort-fp16", "ort-int8"):
+        from vsrn_deploy.backend.onnxrt import PRECISION_OF, OrtRunner, graph_path
 
-        precision = "fp16" if backend == "ort-fp16" else "fp32"
+        precision = PRECISION_OF[backend]
         ort_device = device.split(":")[0]
         return OrtRunner(encoder, graph_path(onnx_dir, encoder, precision), device=ort_device,
                          threads=threads, backend=backend)

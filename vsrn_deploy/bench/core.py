@@ -28,12 +28,17 @@ import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
 from vsrn_deploy.bench import flops as _flops
-from vsrn_deploy.bench.machine import load_average, machine_info, measure_matmul_peak
+from vsrn_deploy.bench.machine import (
+    load_average,
+    machine_info,
+    measure_int8_matmul_peak,
+    measure_matmul_peak,
+)
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import VsrnError
 
 SCHEMA = "vsrn-deploy.bench/1"
-ORT_BACKENDS = ("ort", "ort-fp16")
+ORT_BACKENDS = ("ort", "ort-fp16", "ort-int8")
 TORCH_BACKENDS = ("torch", "torch-deploy", "torch-compile")
 # The precision each backend computes in when the runner does not say (device -> precision).
 _DEFAULT_PRECISION = {
@@ -42,9 +47,10 @@ _DEFAULT_PRECISION = {
     "torch-compile": {"cpu": "fp32", "cuda": "fp16"},
     "ort": {"cpu": "fp32", "cuda": "fp32"},
     "ort-fp16": {"cpu": "fp16", "cuda": "fp16"},
+    "ort-int8": {"cpu": "int8", "cuda": "int8"},
     "trt": {"cpu": "fp16", "cuda": "fp16"},
 }
-_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}  # int8: every weight matrix INT8
 
 Log = Callable[[str], None]
 
@@ -311,7 +317,8 @@ def _export_to(model: Any, source: dict[str, Any] | None, out_dir: Path, precisi
     except ImportError as exc:
         raise VsrnError(f"the ort backends need the ONNX exporter, which failed to import ({exc}); "
                         "pass --onnx-dir with an export, or drop the ort backends") from None
-    precision = "all" if "fp16" in precisions else "fp32"
+    extra = sorted(precisions - {"fp32"})
+    precision = extra[0] if len(extra) == 1 else ("all" if extra else "fp32")
     # The exporter's parity checks stay on, but on small sets: its FP16 retrieval and calibration
     # checks on hundreds of full-size images take many minutes on a CPU, and a benchmark needs graphs
     # that compute the right function, not a fresh accuracy study.
@@ -370,6 +377,8 @@ def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarra
     row["flops_per_item"] = per_item
     row["gflops"] = per_item * batch / seconds / 1e9
     peak_key = "float16" if row["precision"] in ("fp16", "bf16") and "float16" in peak else "float32"
+    if row["precision"] == "int8" and "int8" in peak:
+        peak_key = "int8"
     row["pct_of_peak"] = 100.0 * row["gflops"] / peak[peak_key]["gflops"]
     if batch == 1:
         nbytes = _BYTES.get(row["precision"], 4)
@@ -441,6 +450,10 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
                                               device="cuda", dtype="float16")
     log(f"matmul peak (fp32, n=2048, {bench.threads or torch.get_num_threads()} threads): "
         f"{peak['float32']['gflops']:.1f} GFLOP/s")
+    if "ort-int8" in bench.backends and bench.device == "cpu":
+        peak["int8"] = measure_int8_matmul_peak(bench.threads, seconds=bench.peak_seconds)
+        peak["int8"]["gflops"] = peak["int8"]["gops"]  # the rows' rate column is ops per second
+        log(f"int8 GEMM peak (onnxruntime MatMulInteger, n=2048): {peak['int8']['gops']:.1f} GOP/s")
     machine = machine_info(bench.threads, bench.device)
     machine["matmul_peak"] = peak
     load_start = load_average()
@@ -474,7 +487,7 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
     wanted = [b for b in bench.backends if b in ORT_BACKENDS]
     if not wanted:
         return None
-    precisions = {"fp16" if b == "ort-fp16" else "fp32" for b in wanted}
+    precisions = {{"ort-fp16": "fp16", "ort-int8": "int8"}.get(b, "fp32") for b in wanted}
     source = None
     if bench.checkpoint:
         source = {"path": str(bench.checkpoint), "sha256": source_sha, "kind": report["model"].get("kind")}

@@ -27,7 +27,7 @@ def cpu_model() -> str:
 
 
 _SIMD_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni",
-               "amx_tile", "amx_bf16", "asimd", "sve")
+               "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
 
 
 def cpu_flags() -> list[str]:
@@ -172,3 +172,45 @@ def measure_matmul_peak(threads: int | None = None, n: int = 2048, seconds: floa
     times.sort()
     return {"gflops": flops / times[0] / 1e9, "median_gflops": flops / times[len(times) // 2] / 1e9,
             "n": n, "dtype": dtype, "threads": threads, "device": device}
+
+
+def measure_int8_matmul_peak(
+    threads: int | None = None, n: int = 2048, seconds: float = 1.0
+) -> dict[str, Any]:
+    """Measure ONNX Runtime's INT8 GEMM rate on this CPU: the peak of the INT8 rows' roofline.
+
+    One uint8 x int8 -> int32 `MatMulInteger` of n x n x n, the kernel family the INT8 graphs run
+    (ONNX Runtime picks AVX2, AVX-VNNI, AVX512-VNNI or AMX code by the CPU's features), timed like
+    `measure_matmul_peak`: best of the repetitions, 2 n^3 operations each.
+
+    Returns:
+        {"gops": best GOP/s, "median_gops", "n", "dtype": "int8", "threads", "device": "cpu"}.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.integers(-127, 128, (n, n), dtype=np.int8), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8_gemm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])], initializer=[weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    a = rng.integers(0, 256, (n, n), dtype=np.uint8)
+    for _ in range(2):
+        sess.run(None, {"a": a})
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 200):
+        t0 = time.perf_counter()
+        sess.run(None, {"a": a})
+        times.append(time.perf_counter() - t0)
+    ops = 2.0 * n**3
+    times.sort()
+    return {"gops": ops / times[0] / 1e9, "median_gops": ops / times[len(times) // 2] / 1e9, "n": n,
+            "dtype": "int8", "threads": threads, "device": "cpu"}

@@ -54,6 +54,8 @@ def machine_line(report: dict[str, Any]) -> str:
         parts.append(f"measured fp32 matmul peak {peak['gflops']:.1f} GFLOP/s (n={peak['n']})")
     if m.get("gpu") and "float16" in m.get("matmul_peak", {}):
         parts.append(f"fp16 peak {m['matmul_peak']['float16']['gflops']:.0f} GFLOP/s")
+    if "int8" in m.get("matmul_peak", {}):
+        parts.append(f"measured int8 GEMM peak {m['matmul_peak']['int8']['gops']:.0f} GOP/s (onnxruntime)")
     parts.append(", ".join(f"{k} {v}" for k, v in versions.items() if k != "vsrn-deploy"))
     return "; ".join(parts)
 
@@ -119,7 +121,8 @@ def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | No
     lines += [note or ("Latency of one synchronised call with inputs and outputs as host numpy arrays "
                        "(runner.infer)."),
               "items/s = batch / p50; GFLOP/s counts matmul FLOPs (vsrn_deploy.bench.flops); % of peak "
-              "is against a matmul of the row's precision (fp32 where no fp16 peak was measured) timed "
+              "is against a matmul of the row's precision (fp32 where no fp16 peak was measured; int8 rows: "
+              "ONNX Runtime's INT8 GEMM, in GOP/s) timed "
               "in the same run.", ""]
     return "\n".join(lines)
 

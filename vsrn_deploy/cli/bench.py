@@ -31,7 +31,7 @@ def bench(
              "model at the paper's sizes.")] = None,
     encoder: Annotated[str, typer.Option(help="image, text or both.")] = "both",
     backends: Annotated[str, typer.Option(
-        help="Comma-separated backends: torch, torch-deploy, torch-compile, ort, ort-fp16, trt.")]
+        help="Comma-separated backends: torch, torch-deploy, torch-compile, ort, ort-fp16, ort-int8, trt.")]
         = "torch,torch-deploy,ort,ort-fp16",
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,128",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing each backend and batch.")] = 5,

@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[
             str,
             typer.Option(
-                "--precision", help="fp32, fp16 or all (fp16/all also write *.fp16.onnx with FP32 islands)"
+                "--precision",
+                help="fp32, fp16, int8 or all (also *.fp16.onnx with FP32 islands / *.int8.onnx for the CPU)",
             ),
         ] = "fp32",
         opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13..24)")] = 17,

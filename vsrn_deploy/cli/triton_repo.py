@@ -23,7 +23,8 @@ def triton_repo(
              "inside Triton's python backend: CPU servers, servers without the onnxruntime backend).")]
         = "onnxruntime",
     precision: Annotated[str | None, typer.Option(
-        help="fp32 or fp16. Default: fp32 for onnxruntime; fp16 plans for tensorrt when both exist.")]
+        help="fp32, fp16 or int8 (onnxruntime --kind cpu). Default: fp32 for onnxruntime; fp16 plans for "
+             "tensorrt when both exist.")]
         = None,
     max_batch: Annotated[int | None, typer.Option(
         help="Triton max_batch_size. Default: the largest the export (manifest max_batch) and the plans' "

@@ -14,11 +14,11 @@ def validate(
     checkpoint: Annotated[Path | None, typer.Option(
         help="The checkpoint (vsrn-deploy or the authors'); default: the one the export's manifest "
              "names, when it still exists.")] = None,
-    onnx_dir: Annotated[Path, typer.Option(help="The export folder (ort, ort-fp16).")] = Path("export"),
+    onnx_dir: Annotated[Path, typer.Option(help="The export folder (ort backends).")] = Path("export"),
     engine_dir: Annotated[Path, typer.Option(help="The engines folder (trt).")] = Path("engines"),
     backends: Annotated[str, typer.Option(
         help="Comma-separated backends to check against torch: torch-deploy, torch-compile, ort, "
-             "ort-fp16, trt (torch, the reference, may be listed).")] = "torch,ort,ort-fp16",
+             "ort-fp16, ort-int8, trt (torch, the reference, may be listed).")] = "torch,ort,ort-fp16",
     data: Annotated[Path | None, typer.Option(
         help="A precomputed-feature data folder (<data>/<split>_ims.npy, <split>_caps.txt).")] = None,
     split: Annotated[str, typer.Option(help="Split of --data.")] = "test",

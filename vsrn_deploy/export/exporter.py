@@ -11,6 +11,7 @@ executor); then vocab.json and manifest.json. Everything is written into a tempo
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -26,14 +27,14 @@ import torch
 from vsrn_deploy import compare, contract, synthetic_inputs
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
-from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, test_vectors, trt_lint
+from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
 from vsrn_deploy.export.validation import Validator, check_io
 from vsrn_deploy.io.inputs import check_finite_features, require_file
 from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
 
-PRECISIONS = ("fp32", "fp16", "all")
+PRECISIONS = ("fp32", "fp16", "int8", "all")
 _TWO_GB = 2 * 1024**3
 
 
@@ -42,8 +43,8 @@ class ExportConfig:
     """Options of one export.
 
     Args:
-        precision: "fp32" (FP32 graphs), "fp16" or "all" (FP32 and FP16 graphs; the FP32 graphs are
-            always written, they are the reference the FP16 ones are checked against).
+        precision: "fp32" (FP32 graphs), "fp16", "int8" or "all" (FP32 graphs plus the FP16 and/or
+            INT8 ones; the FP32 graphs are always written, the others are made from them).
         opset: ai.onnx opset (13..24).
         vocab: vocabulary file (authors' .pkl or vocab.json); None: the checkpoint's own or the
             authors' usual place.
@@ -54,6 +55,7 @@ class ExportConfig:
         calibration_samples: synthetic calibration images when no file is given.
         retrieval_images: images (x5 captions) of the synthetic FP16 retrieval set; None: 500, or 200
             at embed_size > 512 (the eager text reference dominates the export time at full size).
+        int8_settings: how the INT8 graphs are made (`vsrn_deploy.export.int8`).
         seed: seed of all synthetic inputs.
         overwrite: write into a folder vsrn-deploy did not write (only the export's own files are
             replaced); an earlier export is rewritten without it.
@@ -70,6 +72,7 @@ class ExportConfig:
     fp16_margin: float = fp16.DEFAULT_MARGIN
     calibration_samples: int = 64
     retrieval_images: int | None = None
+    int8_settings: int8.Int8Settings = int8.Int8Settings()
     seed: int = 0
     overwrite: bool = False
     polygraphy_lint: bool = False
@@ -92,6 +95,10 @@ class ExportConfig:
     @property
     def fp16(self) -> bool:
         return self.precision in ("fp16", "all")
+
+    @property
+    def with_int8(self) -> bool:
+        return self.precision in ("int8", "all")
 
 
 @dataclass
@@ -343,8 +350,19 @@ def _calibrate_fp16(tmp: Path, models: dict[str, onnx.ModelProto], mcfg: VSRNCon
     return written, islands, calib_source
 
 
+def _retrieval_set(eager: _Eager, mcfg: VSRNConfig, cfg: ExportConfig) -> tuple[dict, dict, tuple]:
+    """The synthetic retrieval set (N images, 5 captions each) and its eager embeddings."""
+    n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
+    images = synthetic_inputs.image_feed(
+        synthetic_inputs.region_features(n, mcfg.num_regions, mcfg.img_dim, seed=cfg.seed + 3000))
+    texts = synthetic_inputs.text_feed(synthetic_inputs.captions(
+        compare.CAPTIONS_PER_IMAGE * n, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 3001))
+    ref = (eager.image(images)[contract.IMAGE.embedding], eager.text(texts)[contract.TEXT.embedding])
+    return images, texts, ref
+
+
 def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Validator, mcfg: VSRNConfig,
-                cfg: ExportConfig) -> dict[str, Any]:
+                retrieval_set: Callable[[], tuple[dict, dict, tuple]]) -> dict[str, Any]:
     """Stage 3 (checks): the FP16 files in ONNX Runtime and the strict FP16 executor, per batch and
     on a synthetic retrieval set (N images, 5 captions each). Returns the retrieval summary."""
     img_name, txt_name = contract.IMAGE.graph, contract.TEXT.graph
@@ -360,12 +378,8 @@ def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Val
                              run[img_name](probe.image[b]))
             val.compare_fp16(written[txt_name].name, runtime, b, eager.text(probe.text[b]),
                              run[txt_name](probe.text[b]))
-    n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
-    images = synthetic_inputs.image_feed(
-        synthetic_inputs.region_features(n, mcfg.num_regions, mcfg.img_dim, seed=cfg.seed + 3000))
-    texts = synthetic_inputs.text_feed(synthetic_inputs.captions(
-        compare.CAPTIONS_PER_IMAGE * n, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 3001))
-    ref = (eager.image(images)[contract.IMAGE.embedding], eager.text(texts)[contract.TEXT.embedding])
+    images, texts, ref = retrieval_set()
+    n = len(ref[0])
     retrieval: dict[str, Any] = {"images": n, "captions": compare.CAPTIONS_PER_IMAGE * n}
     for runtime, run in runtimes.items():
         got = (_run_chunked(run[img_name], images, contract.IMAGE.embedding),
@@ -377,7 +391,8 @@ def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Val
 def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict[tuple[str, str], Path],
                     vocab: Any, val: Validator, probe: _Probe, retrieval: dict[str, Any] | None,
                     islands: dict[str, dict[str, str]], calib_source: str | None, mcfg: VSRNConfig,
-                    cfg: ExportConfig, source: dict[str, Any] | None) -> ExportResult:
+                    cfg: ExportConfig, source: dict[str, Any] | None,
+                    int8_entry: dict[str, Any] | None = None) -> ExportResult:
     """Stage 4: vocab.json and manifest.json (file hashes, I/O, islands, parity, versions)."""
     files: dict[str, dict[str, Any]] = {}
     for (_name, _prec), path in sorted(written.items()):
@@ -388,7 +403,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
     files.update(test_vectors.write_test_vectors(tmp, vocab, mcfg, seed=cfg.seed))
     graph_entries = {}
     for spec in contract.ENCODERS.values():
-        entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in ("fp32", "fp16")
+        entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in ("fp32", "fp16", "int8")
                                  if (spec.graph, p) in written}
         entry.update(spec.io_spec(mcfg))
         entry["nodes"] = len(models[spec.graph].graph.node)
@@ -401,6 +416,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
             "recall_points": fp16_bounds.recall_delta,
             "top1_agreement": fp16_bounds.top1,
             "fp16_near_tie": fp16_bounds.near_tie,
+            "int8": asdict(contract.PARITY["int8"]),
         },
         "batches": probe.batches,
         "max_tokens": cfg.max_tokens,
@@ -432,6 +448,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
         }
         if cfg.fp16
         else None,
+        "int8": int8_entry,
         "parity": parity,
         "text_gru": "ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
         "trt_lint": {"tensorrt": trt_lint.TRT_VERSION, "source": trt_lint.TRT_DOC, "passed": True},
@@ -460,16 +477,30 @@ def _export_into(
     written32 = _check_fp32(tmp, models, eager, probe, val, mcfg)
     written = {(name, "fp32"): path for name, path in written32.items()}
     islands: dict[str, dict[str, str]] = {}
-    calib_source = retrieval = None
+    calib_source = retrieval = int8_made = None
+    retrieval_set = functools.cache(lambda: _retrieval_set(eager, mcfg, cfg))
     if cfg.fp16:
         written16, islands, calib_source = _calibrate_fp16(tmp, models, mcfg, cfg, say)
         written.update({(name, "fp16"): path for name, path in written16.items()})
-        retrieval = _check_fp16(written16, eager, probe, val, mcfg, cfg)
+        retrieval = _check_fp16(written16, eager, probe, val, mcfg, retrieval_set)
+    if cfg.with_int8:
+        int8_made = int8.export_int8(
+            models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
+            image_calibration=(_load_calibration(cfg.calibration, mcfg, limit=64) if cfg.calibration else
+                               synthetic_inputs.region_features(cfg.calibration_samples, mcfg.num_regions,
+                                                                mcfg.img_dim, seed=cfg.seed + 1000)),
+            text_calibration=synthetic_inputs.text_feed(synthetic_inputs.captions(
+                64, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 2000)),
+            inputs=int8.CheckInputs(probe.batches, probe.image, probe.text, eager.image, eager.text,
+                                    retrieval_set),
+        )
+        written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
+        retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
     if not val.passed:
         raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
     say("validation passed")
     result = _write_manifest(tmp, models, written, vocab, val, probe, retrieval, islands, calib_source, mcfg,
-                             cfg, source)
+                             cfg, source, int8_made["manifest"] if int8_made else None)
     if cfg.polygraphy_lint:  # optional stage 5: polygraphy check lint, recorded in the manifest
         from vsrn_deploy.export import polygraphy_lint
 

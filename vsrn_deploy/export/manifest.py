@@ -1,10 +1,11 @@
 """`manifest.json`: what an export folder holds and how it was checked.
 
 Keys: format_version, config (asdict VSRNConfig), source {path, sha256, kind}, files {name: {sha256,
-bytes}}, graphs {image_encoder|text_encoder: {fp32, fp16?, inputs, outputs, dynamic_axes}}, opset,
-precision, fp32_islands {graph: [node names]}, fp32_island_reasons, parity, versions, trt_lint,
-created. The I/O entries and file names come from `vsrn_deploy.contract`. Readers (runners,
-build-engine, validate) call `read_manifest` then `verify_files` before trusting a file.
+bytes}}, graphs {image_encoder|text_encoder: {fp32, fp16?, int8?, inputs, outputs, dynamic_axes}},
+opset, precision, fp32_islands {graph: [node names]}, fp32_island_reasons, int8 (settings, per-weight
+decisions, FP32 nodes and why; `vsrn_deploy.export.int8`), parity, versions, trt_lint, created. The
+I/O entries and file names come from `vsrn_deploy.contract`. Readers (runners, build-engine,
+validate) call `read_manifest` then `verify_files` before trusting a file.
 """
 
 from __future__ import annotations

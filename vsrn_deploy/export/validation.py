@@ -10,6 +10,7 @@ FP32: names, shapes, dtypes, then the max abs error at batch 1, 3, 5 and the lar
 FP16: every row's cosine with eager FP32, in ONNX Runtime and in the strict FP16 executor
 (`emulate.run_strict`, which rounds every FP16 node's output the way an FP16 engine does); on a
 synthetic retrieval set (5 captions per image), R@1/5/10 in both directions and top-1 agreement.
+INT8 (`vsrn_deploy.export.int8`): the same row-cosine and retrieval checks with the int8 bounds.
 The bounds are `vsrn_deploy.contract.PARITY` (`python -m vsrn_deploy.contract` prints them).
 """
 
@@ -116,13 +117,15 @@ class Validator:
         batch: int | str,
         ref: dict[str, np.ndarray],
         got: dict[str, np.ndarray],
+        precision: str = "fp16",
     ) -> None:
+        """Every row's cosine with the reference >= `PARITY[precision].min_cosine` (fp16 or int8)."""
         for name, expected in ref.items():
             value = self._matching_output(graph, runtime, batch, name, expected, got)
             if value is None:
                 continue
             cos = float(compare.row_cosine(expected, value).min()) if value.size else 1.0
-            bound = PARITY["fp16"].min_cosine
+            bound = PARITY[precision].min_cosine
             self.add(CheckLine(graph, runtime, batch, name, "min_cosine", cos, bound, cos >= bound))
 
     def compare_retrieval(self, runtime: str, ref: tuple[np.ndarray, np.ndarray],

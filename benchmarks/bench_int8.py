@@ -1,0 +1,361 @@
+"""INT8 on the CPU at the paper's sizes: ort-int8 vs ort FP32 vs eager torch vs OpenVINO, side by side.
+
+Exports a randomly initialised COCO-size model with `--precision int8` (its checks included: the
+accuracy figures come from them), then times, interleaved call by call (one call of each candidate
+per round, so a busy phase of the shared machine hits all of them alike), at 2 threads:
+
+- image, batch 1 and 32: torch (eager), ort (FP32 graph), ort-int8, the same FP32 graph in OpenVINO
+  (FP32 inference precision), and INT8 forms within reach: the ort-int8 graph and a static QDQ graph
+  in OpenVINO, and a static (calibrated activation) QOperator graph in ONNX Runtime;
+- text, batch 1 and 32: torch, ort (the GRU node), the Loop form in FP32, ort-int8 (Loop, INT8).
+
+Also the roofline: weight bytes read per call (the recurrent matrices re-read at every step) and the
+achieved GB/s at batch 1; GOP/s at batch 32 against an INT8 GEMM (ONNX Runtime MatMulInteger) and an
+FP32 GEMM measured in the same run. Load average is recorded around every block. OpenVINO is not a
+dependency: `.venv/bin/pip install openvino` first (its rows are skipped, with the reason, without it).
+
+    .venv/bin/python benchmarks/bench_int8.py                     # the full run (several minutes)
+    .venv/bin/python benchmarks/bench_int8.py --work /tmp/int8 --reuse --rounds 40   # time it again
+    .venv/bin/python benchmarks/bench_int8.py --tiny --rounds 3 --out-dir /tmp/int8   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from vsrn_deploy.bench import flops as _flops
+from vsrn_deploy.bench.core import image_feed, random_model, text_feed
+from vsrn_deploy.bench.machine import (
+    load_average,
+    machine_info,
+    measure_int8_matmul_peak,
+    measure_matmul_peak,
+)
+from vsrn_deploy.bench.report import write_atomic
+from vsrn_deploy.config import VSRNConfig
+
+TARGETS = [  # (encoder, batch, candidate, baseline, minimum ratio of p50)
+    ("image", 1, "ort-int8", "ort", 4.0),
+    ("image", 1, "ort-int8", "torch", 10.0),
+    ("image", 1, "ort-int8", "openvino", 3.0),
+    ("image", 32, "ort-int8", "ort", 2.5),
+    ("text", 1, "ort-int8", "ort", 1.0),
+    ("text", 1, "ort-int8", "ort", 2.0),  # the goal
+]
+
+
+def _session(path: Path | str, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _weight_bytes_per_call(model: onnx.ModelProto, steps: int = 1) -> int:
+    """Bytes of weight initializers the matmuls read in one call (a Loop body's read `steps` times)."""
+    def walk(graph: onnx.GraphProto, inits: dict[str, int], repeat: int) -> int:
+        inits = {**inits, **{i.name: int(np.prod(i.dims)) * onnx.helper.tensor_dtype_to_np_dtype(
+            i.data_type).itemsize for i in graph.initializer}}
+        total = 0
+        for node in graph.node:
+            if node.op_type in ("MatMul", "MatMulInteger", "Gemm", "GRU"):
+                total += repeat * sum(inits.get(name, 0) for name in node.input
+                                      if inits.get(name, 0) > 4096)
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    total += walk(attr.g, inits, repeat * steps)
+        return total
+
+    return walk(model.graph, {}, 1)
+
+
+def _static_qoperator(fp32_path: Path, nodes: list[str], calib: np.ndarray, out: Path, fmt: str) -> Path:
+    """quantize_static of the same MatMuls (per channel QInt8 weights, calibrated QUInt8 activations)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"region_features": calib[i : i + 4]} for i in range(0, len(calib), 4)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(str(fp32_path), str(out), Reader(), quant_format=getattr(QuantFormat, fmt),
+                    op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    return out
+
+
+def _interleaved(cands: dict[str, Any], feed: dict[str, np.ndarray], rounds: int, warmup: int = 2) -> dict:
+    """p50/p90/min latency (ms) of each candidate, timed one call each per round, in turn."""
+    for fn in cands.values():
+        for _ in range(warmup):
+            fn(feed)
+    samples: dict[str, list[float]] = {name: [] for name in cands}
+    for _ in range(rounds):
+        for name, fn in cands.items():
+            t0 = time.perf_counter()
+            fn(feed)
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: {"p50_ms": float(np.percentile(s, 50)), "p90_ms": float(np.percentile(s, 90)),
+                   "min_ms": float(np.min(s)), "iters": len(s)} for name, s in samples.items()}
+
+
+def _openvino(threads: int) -> tuple[Any, str | None]:
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        return None, f"openvino not installed ({exc}); .venv/bin/pip install openvino"
+    return ov, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds at batch 1 (batch 32: /4)")
+    parser.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--work", default=None, help="folder for the export (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the export already in --work (same sizes, same seed) instead of exporting")
+    args = parser.parse_args(argv)
+    import torch
+
+    from vsrn_deploy.backend.registry import make_runner
+    from vsrn_deploy.export import ExportConfig, export_loaded
+    from vsrn_deploy.export.int8 import build_text_loop
+
+    torch.set_num_threads(args.threads)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    cfg = VSRNConfig.tiny() if args.tiny else VSRNConfig()
+    work = Path(args.work or tempfile.mkdtemp(prefix="vsrn-int8-bench-"))
+    export_dir = work / "export"
+    model = random_model(cfg, 0)
+    model.caption = None
+    report: dict[str, Any] = {"schema": "vsrn-deploy.bench-int8/1",
+                              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                              "machine": machine_info(args.threads), "model": {"source": "random init",
+                              "sizes": "tiny" if args.tiny else "paper (COCO)", "config": cfg.to_dict()},
+                              "load_average": {"start": load_average()}, "results": [], "skipped": []}
+    info_path = work / "export_info.json"
+    if args.reuse and info_path.is_file() and (export_dir / "manifest.json").is_file():
+        report["export"] = {**json.loads(info_path.read_text()), "reused": True}
+        log(f"reusing the export in {export_dir} (made in {report['export']['seconds']:.0f} s)")
+    else:
+        t0 = time.perf_counter()
+        options = ExportConfig(precision="int8", max_batch=4, calibration_samples=16,
+                               retrieval_images=500 if args.tiny else 100)
+        result = export_loaded(model, None, export_dir, options, progress=log)
+        report["export"] = {"seconds": time.perf_counter() - t0, "int8": result.manifest["int8"],
+                            "parity": result.manifest["parity"], "load_average_end": load_average()}
+        write_atomic(info_path, json.dumps(report["export"], indent=2, default=float) + "\n")
+    log(f"exported in {report['export']['seconds']:.0f} s")
+
+    peak = {"float32": measure_matmul_peak(args.threads, seconds=2.0),
+            "int8": measure_int8_matmul_peak(args.threads, seconds=2.0)}
+    report["machine"]["peaks"] = peak
+    log(f"peaks: fp32 {peak['float32']['gflops']:.0f} GFLOP/s, int8 {peak['int8']['gops']:.0f} GOP/s")
+
+    # candidates ---------------------------------------------------------------------------------
+    fp32_image, int8_image = export_dir / "image_encoder.onnx", export_dir / "image_encoder.int8.onnx"
+    fp32_text = export_dir / "text_encoder.onnx"
+    runners = {(enc, b): make_runner(b, enc, model=model, onnx_dir=export_dir, threads=args.threads)
+               for enc in ("image", "text") for b in ("torch", "ort", "ort-int8")}
+    for r in runners.values():
+        r.activate()
+    calib = np.maximum(np.random.default_rng(5).standard_normal((16, cfg.num_regions, cfg.img_dim),
+                                                                  dtype=np.float32), 0)
+    int8_nodes = [n for n in (x.name for x in onnx.load(str(fp32_image), load_external_data=False).graph.node)
+                  if n not in report["export"]["int8"]["graphs"]["image_encoder"]["fp32_nodes"]
+                  and n.endswith("MatMul")]
+    static_q = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qop.onnx", "QOperator")
+    static_qdq = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qdq.onnx", "QDQ")
+    sess_static = _session(static_q, args.threads)
+    loop32 = work / "text_loop_fp32.onnx"
+    onnx.save(build_text_loop(onnx.load(str(fp32_text))), str(loop32))
+    sess_loop32 = _session(loop32, args.threads)
+
+    def ort_fn(runner):
+        return lambda feed: runner.infer(feed)
+
+    def sess_fn(sess):
+        return lambda feed: sess.run(None, feed)
+
+    image_cands: dict[str, Any] = {"torch": ort_fn(runners[("image", "torch")]),
+                                   "ort": ort_fn(runners[("image", "ort")]),
+                                   "ort-int8": ort_fn(runners[("image", "ort-int8")]),
+                                   "ort-int8-static": sess_fn(sess_static)}
+    ov, why = _openvino(args.threads)
+    if ov is None:
+        report["skipped"].append({"backend": "openvino", "reason": why})
+    else:
+        core = ov.Core()
+        props = {"INFERENCE_NUM_THREADS": args.threads, "PERFORMANCE_HINT": "LATENCY"}
+        for name, path, extra in (("openvino", fp32_image, {"INFERENCE_PRECISION_HINT": "f32"}),
+                                  ("openvino-int8-static", static_qdq, {"INFERENCE_PRECISION_HINT": "f32"}),
+                                  ("openvino-int8-dynamic", int8_image, {"INFERENCE_PRECISION_HINT": "f32"})):
+            try:
+                compiled = core.compile_model(str(path), "CPU", {**props, **extra})
+                request = compiled.create_infer_request()
+                image_cands[name] = (lambda req: lambda feed: req.infer(dict(feed)))(request)
+            except Exception as exc:  # noqa: BLE001 - a form OpenVINO cannot read is reported
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                report["skipped"].append({"backend": name, "reason": reason})
+        report["machine"]["versions"]["openvino"] = ov.__version__
+    text_cands = {"torch": ort_fn(runners[("text", "torch")]), "ort": ort_fn(runners[("text", "ort")]),
+                  "ort-loop-fp32": sess_fn(sess_loop32), "ort-int8": ort_fn(runners[("text", "ort-int8")])}
+
+    # accuracy of every image form on held-out inputs, against eager torch ------------------------
+    x = np.maximum(np.random.default_rng(9).standard_normal((8, cfg.num_regions, cfg.img_dim),
+                                                             dtype=np.float32), 0)
+    ref = image_cands["torch"]({"region_features": x})["image_embedding"]
+    accuracy = {}
+    for name, fn in image_cands.items():
+        out = fn({"region_features": x})
+        got = out["image_embedding"] if isinstance(out, dict) and "image_embedding" in out else (
+            out[0] if isinstance(out, list) else next(iter(out.values())))
+        got = np.asarray(got).reshape(ref.shape)
+        cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+        accuracy[name] = float(cos.min())
+    report["image_min_cosine_vs_torch"] = accuracy
+    log(f"image min row cosine vs torch (8 images): {accuracy}")
+
+    # timing -----------------------------------------------------------------------------------
+    for encoder, cands in (("image", image_cands), ("text", text_cands)):
+        for batch in (1, 32):
+            feed = image_feed(cfg, batch, 0) if encoder == "image" else text_feed(cfg, batch, 0)
+            chosen = {k: v for k, v in cands.items() if not (batch == 32 and k == "torch")}
+            rounds = args.rounds if batch == 1 else max(3, args.rounds // 4)
+            load0 = load_average()
+            stats = _interleaved(chosen, feed, rounds)
+            load1 = load_average()
+            for name, s in stats.items():
+                row = {"encoder": encoder, "batch": batch, "backend": name, **s,
+                       "items_per_s": batch / (s["p50_ms"] / 1e3), "load_average": [load0, load1]}
+                report["results"].append(row)
+                log(f"{encoder} b{batch} {name:22s} p50 {s['p50_ms']:9.2f} ms  "
+                    f"(load {load0:.1f}->{load1:.1f})")
+    report["load_average"]["end"] = load_average()
+
+    # roofline --------------------------------------------------------------------------------------
+    width = int(text_feed(cfg, 1, 0)["token_ids"].shape[1])
+    graphs = {("image", "ort"): (fp32_image, 1), ("image", "ort-int8"): (int8_image, 1),
+              ("text", "ort"): (fp32_text, 1),
+              ("text", "ort-int8"): (export_dir / "text_encoder.int8.onnx", width),
+              ("text", "ort-loop-fp32"): (loop32, width)}
+    roof = {}
+    for (encoder, name), (path, steps) in graphs.items():
+        m = onnx.load(str(path))
+        per_call = _weight_bytes_per_call(m, steps)
+        if encoder == "text" and name == "ort":  # the GRU node reads R at every token
+            r = next(i for i in m.graph.initializer if i.name == "rnn/l0.R")
+            per_call += (width - 1) * int(np.prod(r.dims)) * 4
+        p50_1, p50_32 = _p50(report, encoder, name, 1), _p50(report, encoder, name, 32)
+        per_item = (_flops.image_encoder_flops(cfg, "deploy") if encoder == "image"
+                    else _flops.text_encoder_flops(cfg, int(text_feed(cfg, 32, 0)["token_ids"].shape[1])))
+        gops32 = per_item * 32 / (p50_32 / 1e3) / 1e9
+        roof[f"{encoder}/{name}"] = {
+            "weight_bytes_per_call_b1": per_call, "gb_per_s_b1": per_call / (p50_1 / 1e3) / 1e9,
+            "gop_per_s_b32": gops32, "pct_int8_peak_b32": 100 * gops32 / peak["int8"]["gops"],
+            "pct_fp32_peak_b32": 100 * gops32 / peak["float32"]["gflops"]}
+    report["roofline"] = roof
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = "int8_cpu" + ("_tiny" if args.tiny else "")
+    write_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=2, default=float) + "\n")
+    write_atomic(out_dir / f"{stem}.md", to_markdown(report))
+    for r in runners.values():
+        r.deactivate()
+    print(to_markdown(report))
+    return 0
+
+
+def _p50(report: dict, encoder: str, backend: str, batch: int) -> float | None:
+    for r in report["results"]:
+        if (r["encoder"], r["backend"], r["batch"]) == (encoder, backend, batch):
+            return r["p50_ms"]
+    return None
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    peaks = m.get("peaks", {})
+    la = report["load_average"]
+    lines = ["## INT8 on the CPU (benchmarks/bench_int8.py)", "",
+             f"Machine: {m['cpu']} ({m['physical_cores']} cores), threads {m['threads']}, SIMD "
+             f"{', '.join(m['cpu_flags'])}; load average {la['start']:.1f} at start, {la['end']:.1f} at end "
+             f"(other agents share this machine); measured GEMM peaks: fp32 "
+             f"{peaks['float32']['gflops']:.0f} GFLOP/s (torch, n=2048), int8 {peaks['int8']['gops']:.0f} "
+             f"GOP/s (onnxruntime MatMulInteger, n=2048); "
+             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if k != "vsrn-deploy"), "",
+             f"Model: {report['model']['source']}, {report['model']['sizes']} sizes. Every candidate timed "
+             "one call per round, in turn (interleaved), on the same inputs; p50 of the rounds.", ""]
+    for encoder in ("image", "text"):
+        rows = [r for r in report["results"] if r["encoder"] == encoder]
+        lines += [f"### {encoder} encoder", "", "| backend | batch | p50 ms | p90 ms | items/s | x ort (p50) "
+                  "| x torch (p50) | load avg |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in sorted(rows, key=lambda r: r["batch"]):
+            ort_p50 = _p50(report, encoder, "ort", r["batch"])
+            torch_p50 = _p50(report, encoder, "torch", r["batch"])
+            lines.append(f"| {r['backend']} | {r['batch']} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
+                         f"{r['items_per_s']:.1f} | {ort_p50 / r['p50_ms']:.2f}x | "
+                         + (f"{torch_p50 / r['p50_ms']:.2f}x" if torch_p50 else "-")
+                         + f" | {r['load_average'][0]:.1f}-{r['load_average'][1]:.1f} |")
+        lines.append("")
+    lines += ["### Targets (ratios of p50, measured side by side in this run)", "",
+              "| target | measured | met |", "|---|---:|---|"]
+    for encoder, batch, cand, base, want in TARGETS:
+        a, b = _p50(report, encoder, cand, batch), _p50(report, encoder, base, batch)
+        got = None if a is None or b is None else b / a
+        lines.append(f"| {encoder} batch {batch}: {cand} >= {want}x {base} | "
+                     f"{'-' if got is None else f'{got:.2f}x'} | "
+                     f"{'not measured' if got is None else ('yes' if got >= want else 'no')} |")
+    lines += ["", "### Roofline", "", "| graph | weight bytes per call (b1) | GB/s (b1) | GOP/s (b32) | "
+              "% int8 GEMM peak | % fp32 GEMM peak |", "|---|---:|---:|---:|---:|---:|"]
+    for name, r in report["roofline"].items():
+        lines.append(f"| {name} | {r['weight_bytes_per_call_b1'] / 1e6:,.0f} MB | {r['gb_per_s_b1']:.1f} | "
+                     f"{r['gop_per_s_b32']:.0f} | {r['pct_int8_peak_b32']:.0f} | "
+                     f"{r['pct_fp32_peak_b32']:.0f} |")
+    ex = report["export"]
+    lines += ["", "### Accuracy", "",
+              f"Export (`--precision int8`, its checks passed) took {ex['seconds']:.0f} s. "
+              "Image min row cosine vs eager torch on 8 held-out images: "
+              + ", ".join(f"{k} {v:.6f}" for k, v in report["image_min_cosine_vs_torch"].items()), ""]
+    for graph, g in ex["int8"]["graphs"].items():
+        lines.append(f"- {graph}: INT8 weights {g['int8_weights']}; FP32 by data: "
+                     + (", ".join(f"{w} ({d['loss']:.2g})" for w, d in g["groups"].items() if not d["int8"])
+                        or "none")
+                     + f"; calibration loss {g['calibration_loss']:.3g} "
+                     f"(all INT8: {g['calibration_loss_all_int8']})")
+    res = ex["parity"]["results"]
+    for key, outs in res.items():
+        if "int8.onnx" in key:
+            lines.append(f"- {key}: " + ", ".join(f"{o} min cosine {v['min_cosine']:.6f}"
+                                                  for o, v in outs.items()))
+    ret = (ex["parity"].get("retrieval") or {}).get("ort-int8")
+    if ret:
+        lines.append(f"- retrieval set: top-1 agreement {ret['top1_agreement']:.4f} "
+                     f"(raw {ret['top1_agreement_raw']:.4f}), "
+                     + ", ".join(f"{k} {v['eager']:.1f} -> {v['graph']:.1f}" for k, v in ret.items()
+                                 if isinstance(v, dict)))
+    if report["skipped"]:
+        lines += ["", "Skipped: " + "; ".join(f"{s['backend']}: {s['reason']}" for s in report["skipped"])]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
