@@ -197,13 +197,38 @@ def render_attention(region_embeddings: np.ndarray, image_embedding: np.ndarray,
             _label(draw, (c0 + 3, r0 + 2), f"#{r} region {i}", outline[min(r - 1, len(outline) - 1)])
     if title:
         _label(draw, (4, 4), title, (255, 255, 255))
+    png_info = import_optional("PIL.PngImagePlugin", "search", "drawing attention maps").PngInfo()
+    png_info.add_text(*_PNG_MARK)  # lets a later run recognise (and replace) its own picture
     buffer = io.BytesIO()
-    out.save(buffer, format="PNG", optimize=True)
+    out.save(buffer, format="PNG", optimize=True, pnginfo=png_info)
     return buffer.getvalue()
 
 
+_PNG_MARK = ("Software", "vsrn-deploy attention map")
+
+
+def check_png_target(path: str | os.PathLike) -> Path:
+    """Refuse a target that exists and is not an attention map vsrn-deploy wrote (never replace a
+    user's file); returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise VsrnError(f"{path} is a folder; give a .png file name")
+    if path.exists() or path.is_symlink():
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            head = b""
+        mark = b"\0".join(part.encode() for part in _PNG_MARK)
+        if not head.startswith(b"\x89PNG") or mark not in head:
+            raise VsrnError(f"{path} exists and vsrn-deploy did not write it; move it away or choose "
+                            "another name")
+    return path
+
+
 def save_attention_png(path: str | os.PathLike, png: bytes) -> Path:
-    """Write PNG bytes atomically."""
+    """Write PNG bytes atomically; an existing file is replaced only if it is an earlier attention
+    map (`check_png_target`)."""
     from vsrn_deploy.io.files import atomic_write_bytes
 
-    return atomic_write_bytes(path, png)
+    return atomic_write_bytes(check_png_target(path), png)

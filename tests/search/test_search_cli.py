@@ -73,6 +73,28 @@ def test_attention_pngs_per_hit_and_for_one_image(built_index, search_export, tm
         assert out.read_bytes() == index.attention_png(4, title="image 4")
 
 
+def test_attention_pngs_never_replace_a_users_file(built_index, search_export, tmp_path):
+    att = tmp_path / "att"
+    result = run("search", "--index", built_index, "--text", "a red dog", "--k", 2, "--attention", att)
+    assert result.exit_code == 0, result.output
+    first = sorted(att.glob("*.png"))
+    # a second run replaces its own pictures ...
+    assert run("search", "--index", built_index, "--text", "a red dog", "--k", 2, "--attention",
+               att).exit_code == 0
+    # ... but a user's file of the same name stops it before anything is written
+    first[1].write_bytes(b"\x89PNG my own picture")
+    before = {p.name: p.read_bytes() for p in att.iterdir()}
+    one_error_line(run("search", "--index", built_index, "--text", "a red dog", "--k", 2, "--attention",
+                       att), "vsrn-deploy did not write it")
+    assert {p.name: p.read_bytes() for p in att.iterdir()} == before
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"not mine to replace")
+    exp = search_export
+    one_error_line(run("attention", "--onnx-dir", exp["export"], "--images", exp["images"], "--boxes",
+                       exp["boxes"], "--image-id", 4, "--out", photo), "vsrn-deploy did not write it")
+    assert photo.read_bytes() == b"not mine to replace"
+
+
 def Index_open(path):  # noqa: N802 - reads like the API it calls
     from vsrn_deploy.search import Index
 

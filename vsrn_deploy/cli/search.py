@@ -68,13 +68,16 @@ def register(app: typer.Typer) -> None:
                         _show(hits, "caption", False, idx)
                 shown = []
             if attention is not None:
-                from vsrn_deploy.attention import save_attention_png
+                from vsrn_deploy.attention import check_png_target, save_attention_png
 
+                targets = [attention / f"{rank:02d}_image_{image}.png" for rank, image in enumerate(shown, 1)]
+                for target in targets:  # every name is checked before the first picture is written
+                    check_png_target(target)
                 attention.mkdir(parents=True, exist_ok=True)
-                for rank, image in enumerate(shown, 1):
+                for rank, (image, target) in enumerate(zip(shown, targets, strict=True), 1):
                     title = f"image {image}" + (f" (hit {rank})" if text else "")
                     png = idx.attention_png(image, title=title)
-                    path = save_attention_png(attention / f"{rank:02d}_image_{image}.png", png)
+                    path = save_attention_png(target, png)
                     if not as_json:
                         typer.echo(f"attention map: {path}")
 
