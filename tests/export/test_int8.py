@@ -15,7 +15,7 @@ from export_helpers import tiny_model
 from vsrn_deploy.contract import PARITY, onnx_name
 from vsrn_deploy.errors import CheckFailed
 from vsrn_deploy.export import ExportConfig, export_loaded, graphs, int8
-from vsrn_deploy.export.deploy import TextEncoderDeploy
+from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import read_manifest, verify_files
 from vsrn_deploy.synthetic_inputs import captions, region_features, text_feed
 
@@ -53,7 +53,7 @@ def test_manifest_records_settings_decisions_and_checks(exported):
     image = entry["graphs"]["image_encoder"]
     names = {n.name for n in onnx.load(str(out / "image_encoder.onnx")).graph.node}
     # every weight group was measured and decided, with the reason recorded
-    assert set(image["groups"]) >= {"fc.weight", "gcn1.qkv.weight", "gru.wh_rz", "gru.wh_n"}
+    assert set(image["groups"]) >= {"fc.weight", "gcn1.qkv.weight", int8.MERGED_WH}
     for group in image["groups"].values():
         assert isinstance(group["loss"], float) and isinstance(group["int8"], bool) and group["reason"]
     # the activation x activation matmuls stay FP32 by policy, named by node
@@ -100,6 +100,25 @@ def test_loop_gru_equals_the_gru_node_and_quantizes_both_matrices(layers):
     body = next(n for n in q.graph.node if n.op_type == "Loop").attribute[0].g
     assert sum(n.op_type == "MatMulInteger" for n in body.node) == 2 * layers - 1
     assert 0 < int8.output_loss(ref, int8.run_all(q, [feed])) < 1e-3
+
+
+@pytest.mark.parametrize("pool", ["gru", "mean"])
+def test_merge_recurrent_makes_one_matmul_per_gru_step_with_the_same_outputs(pool):
+    model = tiny_model(4, img_pool=pool)
+    fp32 = graphs.build_image_graph(ImageEncoderDeploy.from_encoder(model.img_enc))
+    merged = int8.merge_recurrent(fp32)
+    onnx.checker.check_model(merged, full_check=True)
+    feed = [{"region_features": region_features(5, model.config.num_regions, model.config.img_dim, seed=3)}]
+    ref, got = int8.run_all(fp32, feed)[0], int8.run_all(merged, feed)[0]
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+    weights = [n.input[1] for n in merged.graph.node if n.op_type == "MatMul"]
+    inits = {i.name for i in merged.graph.initializer}
+    assert graphs.GRU_WH_RZ not in weights + list(inits) and graphs.GRU_WH_N not in weights + list(inits)
+    steps = model.config.num_regions - 1 if pool == "gru" else 0  # h0 = 0: the first step has none
+    assert weights.count(int8.MERGED_WH) == steps
+    groups, _ = int8.weight_groups(merged)
+    assert len(groups.get(int8.MERGED_WH, [])) == steps
 
 
 def test_choose_int8_keeps_fp32_what_costs_too_much():

@@ -27,6 +27,8 @@ from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # ReduceSum / Squeeze / Split take their axes as inputs from opset 13
 MAX_OPSET = 24  # the newest opset TensorRT 10.15's parser accepts (see trt_lint.py)
+# the image GRU's recurrent weights (gates r|z, gate n) and the n gate's recurrent bias, by name
+GRU_WH_RZ, GRU_WH_N, GRU_BH_N = "gru.wh_rz", "gru.wh_n", "gru.bh_n"
 
 
 
@@ -158,9 +160,9 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
             xs_n = b.node("Split", [x_n, ones_k], "gru/input_n/Split", n_out=k, axis=1)  # k x (B, 1, D)
         else:
             xs_rz, xs_n = [x_rz], [x_n]
-        wh_rz = b.const("gru.wh_rz", _np(deploy.gru_wh_rz))
-        wh_n = b.const("gru.wh_n", _np(deploy.gru_wh_n))
-        bh_n = b.const("gru.bh_n", _np(deploy.gru_bh_n))
+        wh_rz = b.const(GRU_WH_RZ, _np(deploy.gru_wh_rz))
+        wh_n = b.const(GRU_WH_N, _np(deploy.gru_wh_n))
+        bh_n = b.const(GRU_BH_N, _np(deploy.gru_bh_n))
         h = None  # (B, 1, D) throughout the recurrence
         for t in range(k):
             p = f"gru/step{t:02d}"

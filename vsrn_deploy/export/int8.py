@@ -19,8 +19,10 @@ precision's cosine budget (1 - `PARITY["int8"].min_cosine`) stays FP32; then all
 together must stay within `total_share` of the budget, else the most sensitive accepted group is
 reverted until they do. The measurements and the reason for every FP32 weight go in the manifest.
 
-- Image graph: `onnxruntime.quantization.quantize_dynamic` (per channel, QInt8) on the chosen nodes
-  of the FP32 graph.
+- Image graph: the FP32 graph with each GRU step's two recurrent MatMuls (h @ wh_rz, h @ wh_n) merged
+  into one over `gru.wh` = [wh_rz | wh_n] with the n gate's bias folded in (`merge_recurrent`: one
+  GEMV per step that streams the whole recurrent matrix, two fewer nodes per step, one decision), then
+  `onnxruntime.quantization.quantize_dynamic` (per channel, QInt8) on the chosen nodes.
 - Text graph: ONNX Runtime has no quantized GRU node, and the FP32 graph's GRU node cannot be
   quantized. `build_text_loop` writes the same GRU as a `Loop` over the tokens (the token axis stays
   dynamic; rows past their length keep their state, as the GRU node's `sequence_lens` does) with
@@ -47,6 +49,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from vsrn_deploy.contract import PARITY
+from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ
 
 DEFAULT_NODE_SHARE = 0.05
 DEFAULT_TOTAL_SHARE = 0.25
@@ -55,6 +58,11 @@ STATIC_NOTE = (
     "accurate than dynamic ones and no faster (benchmarks/results/int8_cpu.md)"
 )
 POLICY_REASON = "activation x activation MatMul (GCN affinity / aggregation): no weights to stream"
+MERGED_WH, MERGED_BH = "gru.wh", "gru.bh"
+IMAGE_FORM = (
+    "FP32 graph with each GRU step's recurrent MatMuls merged into one (gru.wh = [wh_rz | wh_n], the n "
+    "gate's bias folded in as gru.bh), MatMuls quantized by onnxruntime.quantization.quantize_dynamic"
+)
 TEXT_FORM = (
     "GRU as a Loop over the tokens (dynamic token axis; rows past their length keep their state); "
     "layer-0 input projection one MatMul before the loop, recurrent projection inside it"
@@ -106,7 +114,7 @@ class Int8Graph:
     fp32_nodes: dict[str, str]  # MatMul node -> why it stayed FP32
     loss: float  # measured loss of the chosen graph on the calibration inputs
     loss_all: float | None  # measured loss with every candidate quantized
-    form: str = "FP32 graph with MatMuls quantized by onnxruntime.quantization.quantize_dynamic"
+    form: str = IMAGE_FORM
     extra: dict[str, Any] = field(default_factory=dict)
 
     def manifest_entry(self) -> dict[str, Any]:
@@ -225,6 +233,57 @@ def weight_groups(model: onnx.ModelProto) -> tuple[dict[str, list[str]], dict[st
     return groups, policy
 
 
+def merge_recurrent(fp32: onnx.ModelProto) -> onnx.ModelProto:
+    """The image graph with each GRU step's two recurrent MatMuls as one (same outputs, FP32).
+
+    Each step's `h @ wh_rz` and `h @ wh_n + bh_n` become `Split(h @ [wh_rz | wh_n] + [0 | bh_n])`:
+    at batch 1 the step is one GEMV over the whole recurrent matrix (bound by streaming it), ONNX
+    Runtime fuses the bias into the quantized MatMul, and the recurrence is one weight group.
+    A graph without the image GRU (mean pooling) comes back unchanged.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(fp32)
+    graph = out.graph
+    inits = {i.name: i for i in graph.initializer}
+    if GRU_WH_RZ not in inits or GRU_WH_N not in inits:
+        return out
+    w_rz, w_n = numpy_helper.to_array(inits[GRU_WH_RZ]), numpy_helper.to_array(inits[GRU_WH_N])
+    b_n = numpy_helper.to_array(inits[GRU_BH_N]).reshape(-1)
+    d2, d = w_rz.shape[1], w_n.shape[1]
+    n_matmuls = {n.input[0]: n for n in graph.node if n.op_type == "MatMul" and n.input[1] == GRU_WH_N}
+    bias_adds = {n.input[0]: n for n in graph.node if n.op_type == "Add" and n.input[1] == GRU_BH_N}
+    nodes: list[onnx.NodeProto] = []
+    merged: set[str] = set()
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] == GRU_WH_RZ:
+            n_mm = n_matmuls[node.input[0]]  # the same step's n-gate MatMul (same h)
+            add = bias_adds[n_mm.output[0]]
+            merged |= {n_mm.name, add.name}
+            step = node.name.rsplit("/rz/", 1)[0]
+            mm, biased = f"{step}/h/MatMul:0", f"{step}/h/AddBias:0"
+            nodes += [
+                helper.make_node("MatMul", [node.input[0], MERGED_WH], [mm], name=f"{step}/h/MatMul"),
+                helper.make_node("Add", [mm, MERGED_BH], [biased], name=f"{step}/h/AddBias"),
+                helper.make_node("Split", [biased, "gru/split_rz_n"], [node.output[0], add.output[0]],
+                                 name=f"{step}/h/Split", axis=-1),
+            ]
+        elif node.name not in merged:
+            nodes.append(node)
+    if len(merged) != 2 * len(n_matmuls):
+        raise RuntimeError("merge_recurrent: the image GRU's recurrent MatMuls are not in the expected pairs")
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + [
+        numpy_helper.from_array(np.concatenate([w_rz, w_n], axis=1), MERGED_WH),
+        numpy_helper.from_array(np.concatenate([np.zeros(d2), b_n]).astype(np.float32), MERGED_BH),
+        numpy_helper.from_array(np.array([d2, d], dtype=np.int64), "gru/split_rz_n"),
+    ])
+    return out
+
+
 @contextlib.contextmanager
 def _quiet_quantizer() -> Iterator[None]:
     """onnxruntime.quantization logs a pre-processing hint on the root logger at every call."""
@@ -272,8 +331,9 @@ def quantize_image(
     Returns:
         The Int8Graph.
     """
-    groups, policy = weight_groups(fp32)
     reference = run_all(fp32, feeds)
+    fp32 = merge_recurrent(fp32)
+    groups, policy = weight_groups(fp32)
 
     def loss_of(chosen: Sequence[str]) -> float:
         nodes = [n for g in chosen for n in groups[g]]
