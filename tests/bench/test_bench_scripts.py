@@ -61,7 +61,7 @@ def test_cpu_encoder_script_smoke(tmp_path):
 
 def test_int8_bench_smoke_run(tmp_path):
     bench_int8 = _load("bench_int8")
-    assert bench_int8.main(["--tiny", "--rounds", "1", "--out-dir", str(tmp_path), "--work",
+    assert bench_int8.main(["--tiny", "--rounds", "1", "--block", "3", "--out-dir", str(tmp_path), "--work",
                             str(tmp_path / "work")]) == 0
     report = json.loads((tmp_path / "int8_cpu_tiny.json").read_text())
     got = {(r["encoder"], r["backend"], r["batch"]) for r in report["results"]}
@@ -69,5 +69,13 @@ def test_int8_bench_smoke_run(tmp_path):
     assert {("text", b, n) for b in ("ort", "ort-loop-fp32", "ort-int8") for n in (1, 32)} <= got
     assert report["machine"]["peaks"]["int8"]["gops"] > 0 and report["load_average"]["start"] is not None
     assert report["roofline"]["image/ort-int8"]["gop_per_s_b32"] > 0
+    for r in report["results"]:  # a steady state and a cold call, timed apart
+        assert r["iters"] >= 1 and r["cold_iters"] >= 1 and r["cold_p50_ms"] > 0
+    floor = report["floor"]
+    cfg = report["model"]["config"]
+    assert floor["image_steps"] == cfg["num_regions"] - 1
+    assert floor["matrix_bytes"] == 3 * cfg["embed_size"] ** 2
+    assert floor["image_floor_ms"] == pytest.approx(floor["image_steps"] * floor["gemv"]["ms"])
+    assert floor["read"]["gb_per_s"] > 0
     md = (tmp_path / "int8_cpu_tiny.md").read_text()
-    assert "Targets" in md and "Roofline" in md and "ort-int8" in md
+    assert "Targets" in md and "Roofline" in md and "ort-int8" in md and "batch-1 floor" in md

@@ -214,3 +214,84 @@ def measure_int8_matmul_peak(
     times.sort()
     return {"gops": ops / times[0] / 1e9, "median_gops": ops / times[len(times) // 2] / 1e9, "n": n,
             "dtype": "int8", "threads": threads, "device": "cpu"}
+
+
+def _ort_median_seconds(model: Any, feed: dict[str, Any], threads: int | None, seconds: float) -> float:
+    """Median seconds of one call of `model` (warmed up; consecutive calls, caches warm)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        sess.run(None, feed)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < seconds and len(times) < 2000):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def measure_read_bandwidth(nbytes: int, threads: int | None = None, seconds: float = 1.0) -> dict[str, Any]:
+    """GB/s at which this CPU reads a buffer of `nbytes` again and again (torch's sum, `threads`).
+
+    A buffer the size of a weight matrix that is re-read at every step (the INT8 recurrent matrix)
+    sits in whatever cache level holds it: this is about the rate a recurrence can stream it at.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        x = torch.ones(max(1, nbytes // 4), dtype=torch.float32)
+        for _ in range(3):
+            x.sum()
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < 5 or (time.perf_counter() - start < seconds and len(times) < 2000):
+            t0 = time.perf_counter()
+            x.sum()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(previous)
+    times.sort()
+    return {"bytes": 4 * x.numel(), "gb_per_s": 4 * x.numel() / times[len(times) // 2] / 1e9,
+            "threads": threads, "device": "cpu"}
+
+
+def measure_int8_gemv(k: int, n: int, threads: int | None = None, seconds: float = 1.0) -> dict[str, Any]:
+    """One batch-1 step of an INT8 recurrence: float (1, k) x int8 (k, n) in quantize_dynamic's pattern.
+
+    DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (fused by ONNX Runtime into one
+    DynamicQuantizeMatMul), the kernel the INT8 GRU runs at each step. Median of consecutive calls.
+
+    Returns:
+        {"ms": median ms per call, "gb_per_s": int8 weight bytes / time, "k", "n", "threads"}.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "w"),
+             numpy_helper.from_array(np.zeros(n, dtype=np.int8), "w_zero"),
+             numpy_helper.from_array(np.full(n, 1e-3, dtype=np.float32), "w_scale")]
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             helper.make_node("MatMulInteger", ["xq", "w", "xz", "w_zero"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["xs", "w_scale"], ["s"]),
+             helper.make_node("Mul", ["accf", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "int8_gemv",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    feed = {"x": rng.standard_normal((1, k)).astype(np.float32)}
+    sec = _ort_median_seconds(model, feed, threads, seconds)
+    return {"ms": sec * 1e3, "gb_per_s": k * n / sec / 1e9, "k": k, "n": n, "threads": threads,
+            "device": "cpu"}
