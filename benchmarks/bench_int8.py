@@ -1,22 +1,27 @@
 """INT8 on the CPU at the paper's sizes: ort-int8 vs ort FP32 vs eager torch vs OpenVINO, side by side.
 
 Exports a randomly initialised COCO-size model with `--precision int8` (its checks included: the
-accuracy figures come from them), then times, interleaved call by call (one call of each candidate
-per round, so a busy phase of the shared machine hits all of them alike), at 2 threads:
+accuracy figures come from them), then times at 2 threads, all candidates in one run: per round, a
+block of consecutive calls of each candidate in turn. The steady state (p50, from the third call of
+a block: weights warm, as a serving process sees it) and the cold call (the first of each block,
+right after the other candidates pushed its weights out of the caches) are both reported.
 
 - image, batch 1 and 32: torch (eager), ort (FP32 graph), ort-int8, the same FP32 graph in OpenVINO
   (FP32 inference precision), and INT8 forms within reach: the ort-int8 graph and a static QDQ graph
-  in OpenVINO, and a static (calibrated activation) QOperator graph in ONNX Runtime;
+  in OpenVINO, a static (calibrated activation) QOperator graph in ONNX Runtime, and the ort-int8
+  graph with its recurrent matrix in 4 bits (MatMulNBits; a comparison row, not made by the export);
 - text, batch 1 and 32: torch, ort (the GRU node), the Loop form in FP32, ort-int8 (Loop, INT8).
 
 Also the roofline: weight bytes read per call (the recurrent matrices re-read at every step) and the
 achieved GB/s at batch 1; GOP/s at batch 32 against an INT8 GEMM (ONNX Runtime MatMulInteger) and an
-FP32 GEMM measured in the same run. Load average is recorded around every block. OpenVINO is not a
-dependency: `.venv/bin/pip install openvino` first (its rows are skipped, with the reason, without it).
+FP32 GEMM measured in the same run; and the batch-1 floor: every weight MatMul timed as an INT8
+MatMul at its shape, the recurrence's steps one after another. Load average is recorded around every
+block. OpenVINO is not a dependency: `.venv/bin/pip install openvino` first (its rows are skipped,
+with the reason, without it).
 
     .venv/bin/python benchmarks/bench_int8.py                     # the full run (several minutes)
-    .venv/bin/python benchmarks/bench_int8.py --work /tmp/int8 --reuse --rounds 40   # time it again
-    .venv/bin/python benchmarks/bench_int8.py --tiny --rounds 3 --out-dir /tmp/int8   # a smoke run
+    .venv/bin/python benchmarks/bench_int8.py --work /tmp/int8 --reuse   # time the same export again
+    .venv/bin/python benchmarks/bench_int8.py --tiny --rounds 1 --block 3 --out-dir /tmp/int8   # smoke
 """
 
 from __future__ import annotations
@@ -100,6 +105,28 @@ def _static_qoperator(fp32_path: Path, nodes: list[str], calib: np.ndarray, out:
     return out
 
 
+def _int4_recurrent(fp32_path: Path, int8_groups: list[str], out: Path) -> Path:
+    """The ort-int8 image graph with the recurrent matrix in 4 bits (MatMulNBits, blocks of 32): a
+    comparison row for "fewer bits than INT8" (the export does not make it)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    from vsrn_deploy.export import int8 as q
+
+    merged = q.merge_recurrent(onnx.load(str(fp32_path)))
+    groups, _ = q.weight_groups(merged)
+    model = q.quantize_nodes(merged, [n for g in int8_groups if g != q.MERGED_WH for n in groups[g]])
+    config = DefaultWeightOnlyQuantConfig(block_size=32, is_symmetric=True, accuracy_level=4, bits=4)
+    with q.quiet_quantizer():
+        quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=32, is_symmetric=True, accuracy_level=4,
+                                         nodes_to_include=groups[q.MERGED_WH], algo_config=config)
+        quantizer.process()
+    onnx.save(quantizer.model.model, str(out))
+    return out
+
+
 def _timed(cands: dict[str, Any], feed: dict[str, np.ndarray], rounds: int, block: int,
            settle: int = 2) -> dict:
     """Latency (ms) of each candidate, side by side: per round, `block` consecutive calls of each in turn.
@@ -129,21 +156,30 @@ def _timed(cands: dict[str, Any], feed: dict[str, np.ndarray], rounds: int, bloc
             for name, s in steady.items()}
 
 
-def _recurrence_floor(cfg: VSRNConfig, threads: int, text_steps: int, seconds: float = 1.5) -> dict[str, Any]:
-    """The least time the batch-1 recurrences can take in INT8 on this machine, measured.
+def _int8_floor(cfg: VSRNConfig, threads: int, text_steps: int, seconds: float = 1.5) -> dict[str, Any]:
+    """The least time the batch-1 graphs can take with ONNX Runtime's INT8 MatMuls on this machine.
 
-    Each GRU step is one GEMV of the (D, 3D) INT8 recurrent matrix that depends on the previous
-    step's state: k - 1 steps for the image (h0 = 0 needs none), one per token for the text. The
-    floor is the steps times the measured GEMV (the kernel the INT8 graphs run, weights warm in the
-    caches), next to the rate plain reads of a buffer that size reach.
+    The recurrence: each GRU step is one GEMV of the (D, 3D) INT8 recurrent matrix that needs the
+    previous step's state, k - 1 steps for the image (h0 = 0 needs none), one per token for the text;
+    the measured GEMV (weights warm) times the steps, beside the rate plain reads of a buffer that
+    size reach. The image graph: every weight MatMul of a batch-1 call timed as an INT8 MatMul at its
+    shape (fc, the GCN projections, the GRU input projection over the k regions, the recurrence), as
+    if every weight were INT8 and nothing else in the graph cost anything.
     """
-    d = cfg.embed_size
+    d, k, f = cfg.embed_size, cfg.num_regions, cfg.img_dim
     gemv = measure_int8_gemv(d, 3 * d, threads, seconds=seconds)
     read = measure_read_bandwidth(d * 3 * d, threads, seconds=seconds)
-    image_steps = cfg.num_regions - 1 if cfg.img_pool == "gru" else 0
-    return {"gemv": gemv, "read": read, "matrix_bytes": d * 3 * d,
-            "image_steps": image_steps, "text_steps": text_steps,
-            "image_floor_ms": image_steps * gemv["ms"], "text_floor_ms": text_steps * gemv["ms"]}
+    steps = k - 1 if cfg.img_pool == "gru" else 0
+    shapes = {"fc": (k, f, d, 1), "gcn projections": (k, d, 3 * d, cfg.gcn_layers)}
+    if cfg.img_pool == "gru":
+        shapes["gru input projection"] = (k, d, 3 * d, 1)
+    parts = {name: n * measure_int8_gemv(kk, nn, threads, seconds=seconds / 3, m=m)["ms"]
+             for name, (m, kk, nn, n) in shapes.items() if n}
+    parts["gru recurrence"] = steps * gemv["ms"]
+    return {"gemv": gemv, "read": read, "matrix_bytes": d * 3 * d, "image_steps": steps,
+            "text_steps": text_steps, "image_recurrence_ms": steps * gemv["ms"],
+            "text_floor_ms": text_steps * gemv["ms"], "image_parts_ms": parts,
+            "image_floor_ms": sum(parts.values())}
 
 
 def _openvino(threads: int) -> tuple[Any, str | None]:
@@ -220,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     static_q = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qop.onnx", "QOperator")
     static_qdq = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qdq.onnx", "QDQ")
     sess_static = _session(static_q, args.threads)
+    int4 = _int4_recurrent(fp32_image, report["export"]["int8"]["graphs"]["image_encoder"]["int8_weights"],
+                           work / "image_int4_recurrent.onnx")
+    sess_int4 = _session(int4, args.threads)
     loop32 = work / "text_loop_fp32.onnx"
     onnx.save(build_text_loop(onnx.load(str(fp32_text))), str(loop32))
     sess_loop32 = _session(loop32, args.threads)
@@ -233,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     image_cands: dict[str, Any] = {"torch": ort_fn(runners[("image", "torch")]),
                                    "ort": ort_fn(runners[("image", "ort")]),
                                    "ort-int8": ort_fn(runners[("image", "ort-int8")]),
-                                   "ort-int8-static": sess_fn(sess_static)}
+                                   "ort-int8-static": sess_fn(sess_static),
+                                   "ort-int4-recurrent": sess_fn(sess_int4)}
     ov, why = _openvino(args.threads)
     if ov is None:
         report["skipped"].append({"backend": "openvino", "reason": why})
@@ -309,9 +349,10 @@ def main(argv: list[str] | None = None) -> int:
             "gop_per_s_b32": gops32, "pct_int8_peak_b32": 100 * gops32 / peak["int8"]["gops"],
             "pct_fp32_peak_b32": 100 * gops32 / peak["float32"]["gflops"]}
     report["roofline"] = roof
-    report["floor"] = _recurrence_floor(cfg, args.threads, width, seconds=0.2 if args.tiny else 1.5)
-    log(f"recurrence floor: INT8 GEMV {report['floor']['gemv']['ms']:.3f} ms, image "
-        f"{report['floor']['image_floor_ms']:.1f} ms, text {report['floor']['text_floor_ms']:.1f} ms")
+    report["floor"] = _int8_floor(cfg, args.threads, width, seconds=0.2 if args.tiny else 1.5)
+    fl = report["floor"]
+    log(f"INT8 floor: GEMV {fl['gemv']['ms']:.3f} ms, image recurrence {fl['image_recurrence_ms']:.1f} ms, "
+        f"image MatMuls {fl['image_floor_ms']:.1f} ms, text {fl['text_floor_ms']:.1f} ms")
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -381,20 +422,23 @@ def to_markdown(report: dict[str, Any]) -> str:
                      f"{'not measured' if got is None else ('yes' if got >= want else 'no')} | {best} |")
     if floor:
         g, rd = floor["gemv"], floor["read"]
-        lines += ["", "### The batch-1 floor: the recurrence", "",
+        parts = ", ".join(f"{name} {ms:.1f}" for name, ms in floor["image_parts_ms"].items())
+        lines += ["", "### The batch-1 floor", "",
                   "Each GRU step is one GEMV of the INT8 recurrent matrix "
-                  f"({floor['matrix_bytes'] / 1e6:.1f} MB), "
-                  "and it needs the previous step's state, so the steps run one after another: "
-                  f"{floor['image_steps']} for the image (h0 = 0 needs none), one per token for the text "
-                  f"({floor['text_steps']} here). Measured in this run, weights warm: that GEMV "
-                  f"(DynamicQuantizeMatMul, {g['threads']} threads) takes {g['ms']:.3f} ms "
+                  f"({floor['matrix_bytes'] / 1e6:.1f} MB), and it needs the previous step's state, so the "
+                  f"steps run one after another: {floor['image_steps']} for the image (h0 = 0 needs none), "
+                  f"one per token for the text ({floor['text_steps']} here). Measured in this run, weights "
+                  f"warm: that GEMV (DynamicQuantizeMatMul, {g['threads']} threads) takes {g['ms']:.3f} ms "
                   f"({g['gb_per_s']:.1f} GB/s of weights), and plain reads of a buffer that size run at "
                   f"{rd['gb_per_s']:.1f} GB/s (the GEMV streams its weights at "
-                  f"{100 * g['gb_per_s'] / rd['gb_per_s']:.0f} % of that rate). So the image "
-                  f"recurrence alone takes at least {floor['image_floor_ms']:.1f} ms and the text one "
-                  f"{floor['text_floor_ms']:.1f} ms in INT8 on this machine, before anything else in the "
-                  "graph. \"at best\" above is the baseline's p50 over that floor: no INT8 graph can reach "
-                  "a ratio above it."]
+                  f"{100 * g['gb_per_s'] / rd['gb_per_s']:.0f} % of that rate). So the image recurrence "
+                  f"alone takes at least {floor['image_recurrence_ms']:.1f} ms and the text one "
+                  f"{floor['text_floor_ms']:.1f} ms in INT8 here. Every weight MatMul of a batch-1 image "
+                  f"call timed as an INT8 MatMul at its shape (ms: {parts}) sums to "
+                  f"{floor['image_floor_ms']:.1f} ms, as if every weight were INT8 and nothing else in the "
+                  "graph cost anything. \"at best\" above is the baseline's p50 over that floor (text: "
+                  "over the recurrence): no graph built from ONNX Runtime's INT8 MatMuls reaches a ratio "
+                  "above it on this machine."]
     lines += ["", "### Roofline", "", "| graph | weight bytes per call (b1) | GB/s (b1) | GOP/s (b32) | "
               "% int8 GEMM peak | % fp32 GEMM peak |", "|---|---:|---:|---:|---:|---:|"]
     for name, r in report["roofline"].items():

@@ -65,7 +65,8 @@ def test_int8_bench_smoke_run(tmp_path):
                             str(tmp_path / "work")]) == 0
     report = json.loads((tmp_path / "int8_cpu_tiny.json").read_text())
     got = {(r["encoder"], r["backend"], r["batch"]) for r in report["results"]}
-    assert {("image", b, n) for b in ("torch", "ort", "ort-int8", "ort-int8-static") for n in (1,)} <= got
+    assert {("image", b, n) for b in ("torch", "ort", "ort-int8", "ort-int8-static", "ort-int4-recurrent")
+            for n in (1,)} <= got
     assert {("text", b, n) for b in ("ort", "ort-loop-fp32", "ort-int8") for n in (1, 32)} <= got
     assert report["machine"]["peaks"]["int8"]["gops"] > 0 and report["load_average"]["start"] is not None
     assert report["roofline"]["image/ort-int8"]["gop_per_s_b32"] > 0
@@ -75,7 +76,9 @@ def test_int8_bench_smoke_run(tmp_path):
     cfg = report["model"]["config"]
     assert floor["image_steps"] == cfg["num_regions"] - 1
     assert floor["matrix_bytes"] == 3 * cfg["embed_size"] ** 2
-    assert floor["image_floor_ms"] == pytest.approx(floor["image_steps"] * floor["gemv"]["ms"])
+    assert floor["image_recurrence_ms"] == pytest.approx(floor["image_steps"] * floor["gemv"]["ms"])
+    assert set(floor["image_parts_ms"]) == {"fc", "gcn projections", "gru input projection", "gru recurrence"}
+    assert floor["image_floor_ms"] == pytest.approx(sum(floor["image_parts_ms"].values()))
     assert floor["read"]["gb_per_s"] > 0
     md = (tmp_path / "int8_cpu_tiny.md").read_text()
     assert "Targets" in md and "Roofline" in md and "ort-int8" in md and "batch-1 floor" in md

@@ -265,14 +265,16 @@ def measure_read_bandwidth(nbytes: int, threads: int | None = None, seconds: flo
             "threads": threads, "device": "cpu"}
 
 
-def measure_int8_gemv(k: int, n: int, threads: int | None = None, seconds: float = 1.0) -> dict[str, Any]:
-    """One batch-1 step of an INT8 recurrence: float (1, k) x int8 (k, n) in quantize_dynamic's pattern.
+def measure_int8_gemv(k: int, n: int, threads: int | None = None, seconds: float = 1.0,
+                      m: int = 1) -> dict[str, Any]:
+    """An INT8 MatMul as the INT8 graphs run it: float (m, k) x int8 (k, n), weights warm.
 
-    DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (fused by ONNX Runtime into one
-    DynamicQuantizeMatMul), the kernel the INT8 GRU runs at each step. Median of consecutive calls.
+    The pattern quantize_dynamic writes (DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul, fused
+    by ONNX Runtime into one DynamicQuantizeMatMul); m = 1 is one batch-1 step of an INT8 recurrence.
+    Median of consecutive calls.
 
     Returns:
-        {"ms": median ms per call, "gb_per_s": int8 weight bytes / time, "k", "n", "threads"}.
+        {"ms": median ms per call, "gb_per_s": int8 weight bytes / time, "m", "k", "n", "threads"}.
     """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -286,12 +288,12 @@ def measure_int8_gemv(k: int, n: int, threads: int | None = None, seconds: float
              helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
              helper.make_node("Mul", ["xs", "w_scale"], ["s"]),
              helper.make_node("Mul", ["accf", "s"], ["y"])]
-    graph = helper.make_graph(nodes, "int8_gemv",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])],
+    graph = helper.make_graph(nodes, "int8_matmul",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    feed = {"x": rng.standard_normal((1, k)).astype(np.float32)}
+    feed = {"x": rng.standard_normal((m, k)).astype(np.float32)}
     sec = _ort_median_seconds(model, feed, threads, seconds)
-    return {"ms": sec * 1e3, "gb_per_s": k * n / sec / 1e9, "k": k, "n": n, "threads": threads,
+    return {"ms": sec * 1e3, "gb_per_s": k * n / sec / 1e9, "m": m, "k": k, "n": n, "threads": threads,
             "device": "cpu"}

@@ -285,7 +285,7 @@ def merge_recurrent(fp32: onnx.ModelProto) -> onnx.ModelProto:
 
 
 @contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
+def quiet_quantizer() -> Iterator[None]:
     """onnxruntime.quantization logs a pre-processing hint on the root logger at every call."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
@@ -303,7 +303,7 @@ def quantize_nodes(model: onnx.ModelProto, nodes: Sequence[str], per_channel: bo
         out = onnx.ModelProto()
         out.CopyFrom(model)
         return out
-    with tempfile.TemporaryDirectory(prefix="vsrn-int8-") as tmp, _quiet_quantizer():
+    with tempfile.TemporaryDirectory(prefix="vsrn-int8-") as tmp, quiet_quantizer():
         path = Path(tmp) / "q.onnx"
         quantize_dynamic(
             model,
