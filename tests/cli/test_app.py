@@ -70,6 +70,26 @@ def test_failed_check_exits_1():
     assert "parity missed" in result.output
 
 
+def _raised_from_interrupt() -> ImportError:
+    """What onnxruntime's import raises when Ctrl-C lands inside it."""
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+    except ImportError as exc:
+        return exc
+
+
+def test_an_error_a_library_raised_from_ctrl_c_is_an_interrupt():
+    result = CliRunner().invoke(_app_with(_raised_from_interrupt()), ["fail"])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip() == "error: interrupted; nothing half-written was kept"
+    # the same error without an interrupt behind it is a bug, traceback kept
+    result = CliRunner().invoke(_app_with(ImportError("initialization failed")), ["fail"])
+    assert result.exit_code == 1 and isinstance(result.exception, ImportError)
+
+
 def test_bugs_keep_their_traceback():
     result = CliRunner().invoke(_app_with(ZeroDivisionError("boom")), ["fail"])
     assert result.exit_code != 0

@@ -25,6 +25,19 @@ def _wait_for(condition, proc, timeout: float = 120.0, what: str = "") -> None:
         time.sleep(0.02)
 
 
+def _mid_export(parent: Path) -> bool:
+    """The export is half-way: its staging folder holds the FP32 graph but not yet the INT8 one.
+
+    (A staging folder alone is not enough: it stays, emptied, for a moment after the commit, and a
+    signal landing then finds the export already done.)
+    """
+    for p in parent.iterdir():
+        if p.name.endswith(".tmp") and p.is_dir():
+            names = {q.name for q in p.iterdir()}
+            return "image_encoder.onnx" in names and "image_encoder.int8.onnx" not in names
+    return False
+
+
 def _interrupt(proc, signum: int = signal.SIGINT) -> tuple[int, str]:
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
@@ -48,8 +61,7 @@ def test_interrupted_export_keeps_the_previous_export(world, tmp_path, signum):
     before = snapshot(tmp_path)
     # precision all and a larger max batch: long enough to be interrupted half-way
     proc = run_module("export", world["ckpt"], "--out", out, "--precision", "all", "--max-batch", "64")
-    _wait_for(lambda: any(p.name.endswith(".tmp") and p.is_dir() for p in tmp_path.iterdir()), proc,
-              what="the export started writing")
+    _wait_for(lambda: _mid_export(tmp_path), proc, what="the export wrote its FP32 graphs")
     code, text = _interrupt(proc, signum)
     assert code == 130 and "Traceback" not in text, text
     assert [line for line in text.splitlines() if line.startswith("error:")] == [

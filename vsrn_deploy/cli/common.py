@@ -27,19 +27,41 @@ def describe_os_error(exc: OSError) -> str:
     return f"{subject}; check the path, its permissions and the free space, then run again"
 
 
+def _from_interrupt(exc: BaseException) -> bool:
+    """Whether `exc` was raised because of a KeyboardInterrupt (Ctrl-C, or SIGTERM: see app.py).
+
+    Some libraries turn an interrupt that lands inside them into their own error: onnxruntime's
+    import raises `ImportError: initialization failed` from it. That is still the user's Ctrl-C.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def handle_errors(fn: F) -> F:
     """Turn `VsrnError` into one 'error: ...' line and exit 2, `CheckFailed` into exit 1.
 
     Every command function is wrapped in this, so `CliRunner().invoke(app, ...)` sees the same
     exit codes as the console script. A command that reaches for torch where it is not installed
-    (the package alone installs none) gets the one-line install hint and exit 2. Other exceptions
-    are bugs and keep their traceback.
+    (the package alone installs none) gets the one-line install hint and exit 2. Ctrl-C (and any
+    error a library raised because of it) ends with one line and exit 130. Other exceptions are
+    bugs and keep their traceback.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if _from_interrupt(exc):  # Ctrl-C that a library re-raised as its own error
+                    raise KeyboardInterrupt from exc
+                raise
         except (VsrnError, CheckFailed) as exc:
             typer.echo(f"error: {one_line(str(exc))}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
