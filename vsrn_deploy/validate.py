@@ -304,9 +304,9 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
     if wanted:
         raise torch_missing(f"validate with {', '.join(wanted)} (or compare non-torch backends only, the "
                             "first as the reference: --backends ort,ort-fp16)")
-    if cfg.backends[0] == "ort-fp16":
+    if cfg.backends[0] in ("ort-fp16", "ort-int8"):
         raise VsrnError("without torch the first backend is the reference: list an FP32 one first, "
-                        "e.g. --backends ort,ort-fp16")
+                        f"e.g. --backends ort,{cfg.backends[0]}")
     config = read_export_manifest(cfg.onnx_dir).get("config") or {}
     try:
         sizes = {key: int(config[key]) for key in ("num_regions", "img_dim", "vocab_size")}

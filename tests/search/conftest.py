@@ -11,7 +11,8 @@ REGIONS, FEATURE_DIM = 8, 24
 
 
 def make_search_export(root: Path) -> dict[str, Path]:
-    """Synthetic data (40 test images, 8 regions of 24 dims, boxes) + a tiny model exported (fp32)."""
+    """Synthetic data (40 test images, 8 regions of 24 dims, boxes) + a tiny model exported (all
+    precisions: FP32, FP16 and INT8)."""
     import torch
 
     from vsrn_deploy.checkpoint import save_checkpoint
@@ -29,7 +30,7 @@ def make_search_export(root: Path) -> dict[str, Path]:
     model = VSRN(VSRNConfig.tiny(vocab_size=len(vocab), num_regions=REGIONS, img_dim=FEATURE_DIM),
                  with_caption=False).eval()
     ckpt = save_checkpoint(root / "model.pt", model, vocab=vocab)
-    export_model(ckpt, root / "export", ExportConfig(precision="fp32", vocab=str(vocab_path),
+    export_model(ckpt, root / "export", ExportConfig(precision="all", vocab=str(vocab_path),
                                                      max_batch=8, retrieval_images=20))
     return {"export": root / "export", "images": data / "test_ims.npy", "boxes": data / "test_boxes.npy",
             "captions": data / "test_caps.txt", "root": root}

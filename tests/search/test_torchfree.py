@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +79,35 @@ def test_index_and_search_run_without_torch(search_export, built_index, tmp_path
                                 "--backends", "ort", "--synthetic", "10"],
                                capture_output=True, text=True, timeout=120)
     assert validated.returncode == 0, validated.stderr
+
+
+@pytest.mark.torchfree
+def test_int8_index_and_validate_without_torch(search_export, built_index, tmp_path):
+    from vsrn_deploy.contract import PARITY
+
+    cli = _torchfree("vsrn-deploy")
+    out = tmp_path / "index8"
+    built = subprocess.run([cli, "index", "--onnx-dir", str(search_export["export"]), "--images",
+                            str(search_export["images"]), "--backend", "ort-int8", "--out", str(out),
+                            "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    assert json.loads((out / "index.json").read_text())["backend"] == "ort-int8"
+    int8, fp32 = np.load(out / "image_embeddings.npy"), np.load(built_index / "image_embeddings.npy")
+    assert not np.array_equal(int8, fp32)  # the INT8 graph, not the FP32 one
+    assert ((int8 * fp32).sum(1)).min() >= PARITY["int8"].min_cosine  # both l2-normalised
+    found = subprocess.run([cli, "search", "--index", str(out), "--text", "a red dog", "--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0 and len(json.loads(found.stdout)) == 10, found.stderr
+    validated = subprocess.run([cli, "validate", "--onnx-dir", str(search_export["export"]),
+                                "--backends", "ort,ort-int8", "--synthetic", "10"],
+                               capture_output=True, text=True, timeout=120)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    refused = subprocess.run([cli, "validate", "--onnx-dir", str(search_export["export"]),
+                              "--backends", "ort-int8,ort", "--synthetic", "10"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        "error: without torch the first backend is the reference: list an FP32 one first, "
+        "e.g. --backends ort,ort-int8"], refused.stderr
 
 
 @pytest.mark.torchfree

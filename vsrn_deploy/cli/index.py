@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
             help="Region boxes .npy (images, regions, 4) (x1, y1, x2, y2), for attention maps.")] = None,
         captions: Annotated[Path | None, typer.Option(
             help="Captions, one per line, to search images -> captions.")] = None,
-        backend: Annotated[str, typer.Option(help="ort, ort-fp16 or trt (no torch).")] = "ort",
+        backend: Annotated[str, typer.Option(
+            help="ort, ort-fp16, ort-int8 (CPU) or trt (no torch).")] = "ort",
         engine_dir: Annotated[Path, typer.Option(help="TensorRT plans (--backend trt).")] = Path("engines"),
         batch: Annotated[int, typer.Option(help="Images (captions) per encoder call.")] = 64,
         kind: Annotated[str, typer.Option(help="flat (exact), ivfpq or hnsw (approximate; recall@10 "

@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
                  "(--image-id) into this folder.")] = None,
         onnx_dir: Annotated[Path | None, typer.Option(
             help="The export to encode queries with (default: the one the index was built from).")] = None,
-        backend: Annotated[str | None, typer.Option(help="ort, ort-fp16 or trt (default: as indexed).")]
-        = None,
+        backend: Annotated[str | None, typer.Option(
+            help="ort, ort-fp16, ort-int8 or trt (default: as indexed).")] = None,
         engine_dir: Annotated[Path, typer.Option(help="TensorRT plans (--backend trt).")] = Path("engines"),
     ) -> None:
         """Search an index: scores are inner products of l2-normalised embeddings, ties by lower id."""

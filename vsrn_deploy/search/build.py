@@ -55,7 +55,7 @@ class IndexConfig:
         out: the index folder to write.
         boxes: region boxes .npy [n, k, 4] (x1, y1, x2, y2), for attention maps.
         captions: captions, one per line, to search images -> captions.
-        backend: ort, ort-fp16 or trt.
+        backend: ort, ort-fp16, ort-int8 or trt.
         engine_dir: TensorRT plans (trt).
         batch: images (captions) per encoder call.
         kind: flat (exact), ivfpq or hnsw.

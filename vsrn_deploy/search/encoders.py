@@ -1,4 +1,5 @@
-"""Encoding for the index: the exported graphs through the runners (ort, ort-fp16, trt), never torch.
+"""Encoding for the index: the exported graphs through the runners (ort, ort-fp16, ort-int8, trt), never
+torch.
 
 `ExportEncoders` opens an export folder (its manifest, its vocabulary) and encodes region features
 and captions in batches; `FeatureFile` opens a `.npy` of region features memory-mapped (a
@@ -20,7 +21,7 @@ from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
 
 #: Backends that run exported graphs without torch.
-INDEX_BACKENDS = ("ort", "ort-fp16", "trt")
+INDEX_BACKENDS = ("ort", "ort-fp16", "ort-int8", "trt")
 
 
 def finite_rows(batch: np.ndarray, first: int, source: str) -> None:
@@ -113,7 +114,7 @@ class ExportEncoders:
 
     Args:
         onnx_dir: the export folder (manifest.json, vocab.json, the graphs).
-        backend: ort, ort-fp16 or trt.
+        backend: ort, ort-fp16, ort-int8 or trt.
         engine_dir: the TensorRT plans (trt only).
         threads: ONNX Runtime intra-op threads.
     Raises:

@@ -73,7 +73,7 @@ class Index:
             path: the folder `vsrn-deploy index --out` wrote.
             onnx_dir: the export to encode queries with (default: the one the index was built
                 from); it must be that export (same manifest sha256).
-            backend: ort, ort-fp16 or trt (default: the one used at build time).
+            backend: ort, ort-fp16, ort-int8 or trt (default: the one used at build time).
             engine_dir: TensorRT plans (trt).
             threads: ONNX Runtime threads.
             verify: also check every file's sha256 (reads the whole folder); sizes are always checked.
