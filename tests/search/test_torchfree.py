@@ -43,6 +43,12 @@ def _torchfree(tool: str) -> str:
     return str(path)
 
 
+def _cli(*args: object) -> subprocess.CompletedProcess:
+    """The torch-free venv's vsrn-deploy with `args`."""
+    return subprocess.run([_torchfree("vsrn-deploy"), *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
 @pytest.mark.torchfree
 def test_torchfree_venv_has_no_torch():
     code = "import importlib.util, sys; print(importlib.util.find_spec('torch') is None)"
@@ -72,12 +78,10 @@ def test_index_and_search_run_without_torch(search_export, built_index, tmp_path
     assert [h["image"] for h in hits] == [h.id for h in want]
     assert [h["score"] for h in hits] == pytest.approx([h.score for h in want], abs=1e-6)
     assert len(list((tmp_path / "att").glob("*.png"))) == 10
-    captions = subprocess.run([cli, "search", "--index", str(out), "--image-id", "0", "--json"],
-                              capture_output=True, text=True, timeout=120)
+    captions = _cli("search", "--index", out, "--image-id", 0, "--json")
     assert captions.returncode == 0 and len(json.loads(captions.stdout)) == 10, captions.stderr
-    validated = subprocess.run([cli, "validate", "--onnx-dir", str(search_export["export"]),
-                                "--backends", "ort", "--synthetic", "10"],
-                               capture_output=True, text=True, timeout=120)
+    validated = _cli("validate", "--onnx-dir", search_export["export"], "--backends", "ort",
+                     "--synthetic", 10)
     assert validated.returncode == 0, validated.stderr
 
 
@@ -85,26 +89,19 @@ def test_index_and_search_run_without_torch(search_export, built_index, tmp_path
 def test_int8_index_and_validate_without_torch(search_export, built_index, tmp_path):
     from vsrn_deploy.contract import PARITY
 
-    cli = _torchfree("vsrn-deploy")
-    out = tmp_path / "index8"
-    built = subprocess.run([cli, "index", "--onnx-dir", str(search_export["export"]), "--images",
-                            str(search_export["images"]), "--backend", "ort-int8", "--out", str(out),
-                            "--no-progress"], capture_output=True, text=True, timeout=120)
+    export, out = search_export["export"], tmp_path / "index8"
+    built = _cli("index", "--onnx-dir", export, "--images", search_export["images"], "--backend", "ort-int8",
+                 "--out", out, "--no-progress")
     assert built.returncode == 0, built.stderr
     assert json.loads((out / "index.json").read_text())["backend"] == "ort-int8"
     int8, fp32 = np.load(out / "image_embeddings.npy"), np.load(built_index / "image_embeddings.npy")
     assert not np.array_equal(int8, fp32)  # the INT8 graph, not the FP32 one
     assert ((int8 * fp32).sum(1)).min() >= PARITY["int8"].min_cosine  # both l2-normalised
-    found = subprocess.run([cli, "search", "--index", str(out), "--text", "a red dog", "--json"],
-                           capture_output=True, text=True, timeout=120)
+    found = _cli("search", "--index", out, "--text", "a red dog", "--json")
     assert found.returncode == 0 and len(json.loads(found.stdout)) == 10, found.stderr
-    validated = subprocess.run([cli, "validate", "--onnx-dir", str(search_export["export"]),
-                                "--backends", "ort,ort-int8", "--synthetic", "10"],
-                               capture_output=True, text=True, timeout=120)
+    validated = _cli("validate", "--onnx-dir", export, "--backends", "ort,ort-int8", "--synthetic", 10)
     assert validated.returncode == 0, validated.stdout + validated.stderr
-    refused = subprocess.run([cli, "validate", "--onnx-dir", str(search_export["export"]),
-                              "--backends", "ort-int8,ort", "--synthetic", "10"],
-                             capture_output=True, text=True, timeout=120)
+    refused = _cli("validate", "--onnx-dir", export, "--backends", "ort-int8,ort", "--synthetic", 10)
     assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
         "error: without torch the first backend is the reference: list an FP32 one first, "
         "e.g. --backends ort,ort-int8"], refused.stderr

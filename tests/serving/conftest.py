@@ -11,17 +11,26 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "export"))
 
 
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory) -> Path:
-    """A tiny FP32 export (graphs, vocab.json, test_vectors/, manifest.json), max batch 8."""
+def _export(root: Path, precision: str, seed: int) -> Path:
     from export_helpers import tiny_model, write_vocab
 
     from vsrn_deploy.export import ExportConfig, export_loaded
     from vsrn_deploy.vocab import load_vocab
 
-    root = tmp_path_factory.mktemp("serving")
-    model = tiny_model(0)
+    model = tiny_model(seed)
     vocab = load_vocab(write_vocab(root / "vocab.json", model.config.vocab_size))
     out = root / "export"
-    export_loaded(model, vocab, out, ExportConfig(precision="fp32", max_batch=8))
+    export_loaded(model, vocab, out, ExportConfig(precision=precision, max_batch=8))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> Path:
+    """A tiny FP32 export (graphs, vocab.json, test_vectors/, manifest.json), max batch 8."""
+    return _export(tmp_path_factory.mktemp("serving"), "fp32", 0)
+
+
+@pytest.fixture(scope="session")
+def int8_export(tmp_path_factory) -> Path:
+    """A tiny INT8 export (the FP32 and INT8 graphs, ...), max batch 8."""
+    return _export(tmp_path_factory.mktemp("serving_int8"), "int8", 2)

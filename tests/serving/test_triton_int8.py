@@ -19,20 +19,6 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def int8_export(tmp_path_factory):
-    from export_helpers import tiny_model, write_vocab
-
-    from vsrn_deploy.export import ExportConfig, export_loaded
-
-    root = tmp_path_factory.mktemp("serving_int8")
-    model = tiny_model(2)
-    vocab = load_vocab(write_vocab(root / "vocab.json", model.config.vocab_size))
-    out = root / "export"
-    export_loaded(model, vocab, out, ExportConfig(precision="int8", max_batch=8))
-    return out
-
-
-@pytest.fixture(scope="module")
 def server(int8_export, tmp_path_factory):
     from vsrn_deploy.triton_server import start_server
 
