@@ -35,13 +35,9 @@ def read_region_features(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         VsrnError: missing file, not a .npy array, or not 3-D floats.
     """
-    from vsrn_deploy.io.inputs import require_file
+    from vsrn_deploy.io.inputs import load_npy
 
-    path = require_file(path, "region-feature file")
-    try:
-        feats = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise VsrnError(f"{path} is not a readable .npy array ({str(exc).splitlines()[0][:200]})") from None
+    feats = load_npy(path, "region-feature file")
     if not isinstance(feats, np.ndarray) or feats.ndim != 3:
         shape = getattr(feats, "shape", None)
         raise VsrnError(f"{path}: region features must be [images, regions, feature_dim] (got shape {shape})")

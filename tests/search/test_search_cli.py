@@ -201,6 +201,14 @@ def test_bad_feature_files(search_export, tmp_path):
     one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--backend": "torch"})), "torch-free")
     one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--onnx-dir": tmp_path})),
                    "manifest.json")
+    # not a .npy, an object array, a folder: one line each, and never numpy's "allow_pickle" advice
+    (tmp_path / "text.npy").write_text("region features, honestly\n")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name, says in (("text.npy", "lacks the NumPy header"), ("objects.npy", "never unpickles"),
+                       ("", "is a folder")):
+        result = run(*index_args(search_export, tmp_path / "i", **{"--images": tmp_path / name}))
+        one_error_line(result, says)
+        assert "allow_pickle" not in result.output
 
 
 def test_progress_bar_goes_to_stderr_only(search_export, tmp_path, capfd):

@@ -36,13 +36,11 @@ DEV_CAPTIONS = 5000
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
     """Memory-map a .npy file (no pickles), turning numpy's errors into a clear VsrnError."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise VsrnError(f"{what} file {path} does not exist") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise VsrnError(f"{what} file {path} is not a readable .npy array ({exc}); "
-                        "re-download or regenerate it") from None
+    from vsrn_deploy.io.inputs import load_npy
+
+    if not Path(path).exists():
+        raise VsrnError(f"{what} file {path} does not exist")
+    return load_npy(path, f"{what} file", fix="re-download or regenerate it")
 
 
 def read_captions(path: Path) -> list[str]:

@@ -31,7 +31,7 @@ from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_v
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
 from vsrn_deploy.export.validation import Validator, check_io
-from vsrn_deploy.io.inputs import check_finite_features, require_file
+from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
 from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
 
 PRECISIONS = ("fp32", "fp16", "int8", "all")
@@ -140,11 +140,7 @@ def _session(path_or_model: Path | onnx.ModelProto, threads: int = 2):
 
 
 def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarray:
-    p = require_file(path, "--calibration")
-    try:
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise VsrnError(f"--calibration {path} is not a readable .npy array ({exc})") from None
+    arr = load_npy(path, "--calibration")
     want = (cfg.num_regions, cfg.img_dim)
     if arr.ndim != 3 or tuple(arr.shape[1:]) != want or arr.shape[0] < 1:
         raise VsrnError(

@@ -46,6 +46,43 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     return p
 
 
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file
+
+
+def load_npy(path: str | os.PathLike, what: str, *, mmap: bool = True,
+             fix: str = "is it truncated? write it again with numpy.save") -> np.ndarray:
+    """A user's .npy array, memory-mapped (or read whole), never unpickled.
+
+    numpy's own messages for a bad file are replaced by one that says what to do; in particular an
+    object array is refused without the advice numpy gives (load it with allow_pickle=True), which
+    would run whatever the file holds.
+
+    Args:
+        path: the .npy file.
+        what: how the message names it, e.g. "--calibration" or "region features".
+        mmap: memory-map it (read-only) instead of reading it whole.
+        fix: the advice for an unreadable file.
+    Raises:
+        VsrnError: missing, not a .npy file, an object array, or unreadable (e.g. truncated).
+    """
+    p = require_file(path, what)
+    with open(p, "rb") as handle:
+        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise VsrnError(f"{what} {path} is not a .npy file (it lacks the NumPy header); write the "
+                            "array with numpy.save")
+    try:
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "python objects" in str(exc).lower():
+            raise VsrnError(f"{what} {path} holds Python objects (dtype object), which vsrn-deploy never "
+                            "unpickles; save a numeric array instead") from None
+        reason = exc
+    except (OSError, EOFError) as exc:
+        reason = exc
+    first = (str(reason).splitlines() or [type(reason).__name__])[0][:200]
+    raise VsrnError(f"{what} {path} is not a readable .npy array ({first}); {fix}")
+
+
 def check_finite_features(features: np.ndarray, source: str, *, chunk: int = 256) -> None:
     """Refuse region features holding NaN or Inf (one such row would match every caption best).
 

@@ -19,6 +19,7 @@ import numpy as np
 from vsrn_deploy.contract import IMAGE, MANIFEST_NAME, TEXT, UNK_ID, VOCAB_NAME
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
+from vsrn_deploy.io.inputs import load_npy
 
 #: Backends that run exported graphs without torch.
 INDEX_BACKENDS = ("ort", "ort-fp16", "ort-int8", "trt")
@@ -56,12 +57,7 @@ class FeatureFile:
     def __init__(self, path: str | os.PathLike, num_regions: int | None = None,
                  feature_dim: int | None = None) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise VsrnError(f"region features not found: {self.path}")
-        try:
-            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise VsrnError(f"cannot read {self.path} as a .npy array ({exc}); is it truncated?") from None
+        self.array = load_npy(self.path, "region features")
         if self.array.ndim != 3 or not np.issubdtype(self.array.dtype, np.floating):
             raise VsrnError(f"{self.path} must hold float region features [images, regions, dims]; got "
                             f"{self.array.dtype} {self.array.shape}")
@@ -97,10 +93,7 @@ class FeatureFile:
 def open_boxes(path: str | os.PathLike, n: int, k: int) -> np.ndarray:
     """Region boxes [n, k, 4] from a .npy, memory-mapped; their count must equal the regions'."""
     path = Path(path)
-    try:
-        boxes = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise VsrnError(f"cannot read boxes {path} ({exc}); is it truncated?") from None
+    boxes = load_npy(path, "boxes")
     if boxes.ndim != 3 or boxes.shape[2] != 4:
         raise VsrnError(f"{path} must hold boxes [images, regions, 4], got shape {boxes.shape}")
     if boxes.shape[0] != n or boxes.shape[1] != k:

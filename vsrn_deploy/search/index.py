@@ -274,8 +274,6 @@ class Index:
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise VsrnError(f"cannot read {path} ({exc}); it is truncated or not an index file: rebuild the "
-                        "index") from None
+    from vsrn_deploy.io.inputs import load_npy
+
+    return load_npy(path, "index file", fix="it is truncated or not an index file: rebuild the index")

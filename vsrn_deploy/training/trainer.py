@@ -36,6 +36,7 @@ from vsrn_deploy.data.batching import Batch, CaptionDataset, GroupBatchSampler, 
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json
+from vsrn_deploy.io.inputs import load_npy
 from vsrn_deploy.model.vsrn import VSRN
 from vsrn_deploy.training.config import TrainConfig
 from vsrn_deploy.training.distributed import DistInfo, barrier, init_distributed, shutdown
@@ -269,10 +270,7 @@ def _group_sampler(cfg: TrainConfig, split: PrecompSplit) -> GroupBatchSampler:
     if not path.is_file():
         raise VsrnError(f"--group-batches needs {path} (int group id per image; "
                         "`vsrn-deploy make-data` writes it); it does not exist")
-    try:
-        groups = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise VsrnError(f"{path} is not a readable .npy array of group ids ({exc})") from None
+    groups = load_npy(path, "group ids", mmap=False, fix="regenerate it with vsrn-deploy make-data")
     if groups.ndim != 1 or groups.shape[0] < split.n_images or groups.dtype.kind not in "iu":
         raise VsrnError(f"{path} must hold one integer group id per image ({split.n_images}); "
                         f"got {groups.dtype} {groups.shape}")
