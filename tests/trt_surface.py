@@ -33,7 +33,7 @@ import importlib.util
 import re
 import sys
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,45 +113,41 @@ class Signature:
 _OPEN, _CLOSE = "([{<", ")]}>"
 
 
-def _split_top(text: str, sep: str = ",") -> list[str]:
-    """Split at `sep` outside brackets and quotes ("->" is not a closing bracket)."""
-    parts, depth, quote, start, i = [], 0, "", 0, 0
-    while i < len(text):
+def _outside_quotes(text: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(index, bracket depth after it) of each character of `text` from `start` that is outside
+    quotes; "->" does not close a bracket."""
+    depth, quote = 0, ""
+    for i in range(start, len(text)):
         ch = text[i]
         if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
+            quote = "" if ch == quote else quote
+            continue
+        if ch in "'\"":
             quote = ch
-        elif ch in _OPEN:
+            continue
+        if ch in _OPEN:
             depth += 1
         elif ch in _CLOSE and not (ch == ">" and i > 0 and text[i - 1] == "-"):
             depth -= 1
-        elif depth == 0 and text.startswith(sep, i):
+        yield i, depth
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """Split at `sep` outside brackets and quotes."""
+    parts, start = [], 0
+    for i, depth in _outside_quotes(text):
+        if depth == 0 and i >= start and text[i] not in _OPEN + _CLOSE and text.startswith(sep, i):
             parts.append(text[start:i])
             start = i + len(sep)
-            i += len(sep)
-            continue
-        i += 1
     parts.append(text[start:])
     return [p.strip() for p in parts]
 
 
 def _closing_paren(text: str, start: int) -> int:
-    depth, quote = 0, ""
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE and not (ch == ">" and text[i - 1] == "-"):
-            depth -= 1
-            if depth == 0:
-                return i
+    """The index of the bracket that closes the one at `start`."""
+    for i, depth in _outside_quotes(text, start):
+        if depth == 0 and text[i] in _CLOSE:
+            return i
     raise ValueError(f"unbalanced signature: {text!r}")
 
 
