@@ -2,12 +2,15 @@
 // C++ API, and checks the result against the test vectors the export wrote beside the graphs.
 //
 //   vsrn_embed EXPORT_DIR [--tolerance 1e-5] [--threads N]
+//              [--image-graph image_encoder.onnx] [--text-graph text_encoder.onnx]
 //
-// Reads EXPORT_DIR/image_encoder.onnx, EXPORT_DIR/text_encoder.onnx and EXPORT_DIR/test_vectors/
+// Reads EXPORT_DIR/image_encoder.onnx, EXPORT_DIR/text_encoder.onnx (or the graphs named by
+// --image-graph / --text-graph, e.g. image_encoder.int8.onnx) and EXPORT_DIR/test_vectors/
 // (index.txt: one line `<name> <dtype> <rank> <dims...>` per array, the data in <name>.bin as raw
 // little-endian C-order values). Runs region_features through the image graph and token_ids +
 // lengths through the text graph, and compares every output with the expected one (computed by
-// ONNX Runtime in Python at export).
+// ONNX Runtime in Python at export, on the FP32 graphs: the FP16 and INT8 graphs differ from them by
+// their precision, so give those a tolerance to match).
 //
 // Exit status: 0 all outputs within the tolerance, 1 an output differs by more, 2 bad usage or
 // unreadable files (one `error:` line).
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
   std::string export_dir;
   double tol = 1e-5;
   int threads = 1;
+  std::string image_graph = "image_encoder.onnx", text_graph = "text_encoder.onnx";
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
@@ -152,13 +156,20 @@ int main(int argc, char** argv) {
         tol = std::stod(argv[++i]);
       } else if (arg == "--threads" && i + 1 < argc) {
         threads = std::stoi(argv[++i]);
+      } else if (arg == "--image-graph" && i + 1 < argc) {
+        image_graph = argv[++i];
+      } else if (arg == "--text-graph" && i + 1 < argc) {
+        text_graph = argv[++i];
       } else if (arg.rfind("--", 0) != 0 && export_dir.empty()) {
         export_dir = arg;
       } else {
         throw UsageError("unknown argument " + arg);
       }
     }
-    if (export_dir.empty()) throw UsageError("usage: vsrn_embed EXPORT_DIR [--tolerance 1e-5] [--threads N]");
+    if (export_dir.empty()) {
+      throw UsageError("usage: vsrn_embed EXPORT_DIR [--tolerance 1e-5] [--threads N] "
+                       "[--image-graph image_encoder.onnx] [--text-graph text_encoder.onnx]");
+    }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
@@ -170,9 +181,9 @@ int main(int argc, char** argv) {
     Ort::SessionOptions options;
     options.SetIntraOpNumThreads(threads);
     std::cout << "ONNX Runtime " << Ort::GetVersionString() << " (headers: C API " << ORT_API_VERSION << ")\n";
-    const bool image_ok = check_graph(env, options, export_dir + "/image_encoder.onnx", arrays, {"region_features"},
+    const bool image_ok = check_graph(env, options, export_dir + "/" + image_graph, arrays, {"region_features"},
                                       {"image_embedding", "region_embeddings"}, tol);
-    const bool text_ok = check_graph(env, options, export_dir + "/text_encoder.onnx", arrays,
+    const bool text_ok = check_graph(env, options, export_dir + "/" + text_graph, arrays,
                                      {"token_ids", "lengths"}, {"text_embedding"}, tol);
     const bool ok = image_ok && text_ok;
     std::cout << (ok ? "PASS" : "FAIL") << ": C++ embeddings " << (ok ? "match" : "differ from") << " Python's\n";

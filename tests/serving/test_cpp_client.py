@@ -81,3 +81,33 @@ def test_cpp_client_refuses_a_truncated_vector_file(vsrn_embed, tiny_export, tmp
     result = _run(vsrn_embed, export)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith("error: ") and "region_features.bin" in result.stderr
+
+
+def test_cpp_client_runs_the_int8_graphs_as_python_does(vsrn_embed, int8_export):
+    """The INT8 graphs (MatMulInteger, Loop) through the C++ API give what ONNX Runtime gives in Python:
+    the same distance from the FP32 test vectors, output by output."""
+    import onnxruntime as ort
+
+    from vsrn_deploy.contract import IMAGE, TEXT, onnx_name
+    from vsrn_deploy.export.test_vectors import read_test_vectors
+
+    vectors = read_test_vectors(int8_export)
+    python = {}
+    for spec in (IMAGE, TEXT):
+        sess = ort.InferenceSession(str(int8_export / onnx_name(spec.graph, "int8")),
+                                    providers=["CPUExecutionProvider"])
+        got = sess.run(list(spec.output_names), {n: vectors[n] for n in spec.input_names})
+        for name, array in zip(spec.output_names, got, strict=True):
+            python[name] = float(np.abs(array.astype(np.float64) - vectors[name]).max())
+    assert max(python.values()) > 1e-5  # INT8 is not FP32: the default tolerance would fail
+    tolerance = 2 * max(python.values())
+    graphs = ["--image-graph", onnx_name(IMAGE.graph, "int8"), "--text-graph", onnx_name(TEXT.graph, "int8")]
+    result = subprocess.run([str(vsrn_embed), str(int8_export), *graphs, "--tolerance", f"{tolerance:.6g}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "PASS" in result.stdout, result.stdout + result.stderr
+    for name, diff in python.items():
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{name}: max_abs_diff="))
+        cpp = float(line.split("=", 1)[1].split()[0])
+        assert cpp == pytest.approx(diff, rel=1e-3, abs=1e-7), (name, cpp, diff)
+    strict = _run(vsrn_embed, int8_export)  # the FP32 graphs by default: they match at 1e-5
+    assert strict.returncode == 0, strict.stdout + strict.stderr
