@@ -80,3 +80,15 @@ def test_without_a_vocabulary_the_text_inputs_are_synthetic(exported, tmp_path):
     names = [line.split()[0] for line in (out / FOLDER / "index.txt").read_text().splitlines()
              if not line.startswith("#")]
     assert "caption_token_ids" not in names and {"token_ids", "lengths", "text_embedding"} <= set(names)
+
+
+def test_an_export_without_a_vocabulary_has_vectors_without_tokeniser_cases(tmp_path):
+    from export_helpers import tiny_model
+
+    from vsrn_deploy.export import ExportConfig, export_loaded
+
+    out = tmp_path / "export"
+    export_loaded(tiny_model(1), None, out, ExportConfig(precision="fp32", max_batch=2))
+    v = read_test_vectors(out)
+    assert "captions" not in v and not (out / FOLDER / "captions.txt").exists()
+    assert v["region_features"].shape[0] >= 1 and v["text_embedding"].shape[0] == v["token_ids"].shape[0]

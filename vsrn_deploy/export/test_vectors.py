@@ -81,7 +81,8 @@ def _index_line(name: str, array: np.ndarray) -> str:
 
 
 def read_test_vectors(export_dir: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of `<export_dir>/test_vectors` by name (and `captions` as a list of str)."""
+    """The arrays of `<export_dir>/test_vectors` by name (and `captions` as a list of str, when the
+    export had a vocabulary to write the tokeniser cases with)."""
     folder = Path(export_dir) / FOLDER
     arrays: dict[str, Any] = {}
     for line in (folder / INDEX_NAME).read_text(encoding="utf-8").splitlines():
@@ -92,7 +93,8 @@ def read_test_vectors(export_dir: str | Path) -> dict[str, np.ndarray]:
         assert len(shape) == int(rank), line
         data = np.fromfile(folder / f"{name}.bin", dtype=np.dtype(dtype).newbyteorder("<"))
         arrays[name] = data.reshape(shape).astype(dtype)
-    arrays["captions"] = (folder / CAPTIONS_NAME).read_text(encoding="utf-8").split("\n")
+    if (folder / CAPTIONS_NAME).is_file():
+        arrays["captions"] = (folder / CAPTIONS_NAME).read_text(encoding="utf-8").split("\n")
     return arrays
 
 
