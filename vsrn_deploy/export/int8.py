@@ -251,6 +251,8 @@ def merge_recurrent(fp32: onnx.ModelProto) -> onnx.ModelProto:
     b_n = numpy_helper.to_array(inits[GRU_BH_N]).reshape(-1)
     d2, d = w_rz.shape[1], w_n.shape[1]
     n_matmuls = {n.input[0]: n for n in graph.node if n.op_type == "MatMul" and n.input[1] == GRU_WH_N}
+    if not n_matmuls:  # one region: h0 = 0 is the only state, no recurrent MatMul to merge
+        return out
     bias_adds = {n.input[0]: n for n in graph.node if n.op_type == "Add" and n.input[1] == GRU_BH_N}
     nodes: list[onnx.NodeProto] = []
     merged: set[str] = set()
