@@ -24,6 +24,7 @@ def _session(model: onnx.ModelProto) -> ort.InferenceSession:
         {},
         {"fc_norm": False, "final_bn": True, "data_name": "f30k_precomp"},
         {"gcn_layers": 0, "img_pool": "mean"},
+        {"num_regions": 1},
     ],
 )
 def test_image_graph_has_no_recurrent_or_batchnorm_nodes(overrides):
@@ -38,6 +39,8 @@ def test_image_graph_has_no_recurrent_or_batchnorm_nodes(overrides):
     if model.config.img_pool == "gru":
         steps = {n.name.split("/")[1] for n in graph.graph.node if n.name.startswith("gru/step")}
         assert len(steps) == model.config.num_regions
+    used = {i for n in graph.graph.node for i in n.input}
+    assert [i.name for i in graph.graph.initializer if i.name not in used] == []  # no dead weights
 
 
 def test_graph_checks_flag_a_gru_with_the_wrong_reset_semantics():

@@ -147,7 +147,6 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
     b.nodes.append(helper.make_node("Identity", [regions], [out_regions], name=out_regions))
 
     if cfg.img_pool == "gru":
-        ones_k = b.const("split_k", np.ones(k, dtype=np.int64))
         split_rz = b.const("split_2d", np.array([d, d], dtype=np.int64))
         x_rz = b.op("MatMul", [regions, b.const("gru.wi_rz", _np(deploy.gru_wi_rz))], "gru/input_rz/MatMul")
         x_rz = b.op(
@@ -156,12 +155,14 @@ def build_image_graph(deploy: ImageEncoderDeploy, opset: int = DEFAULT_OPSET) ->
         x_n = b.op("MatMul", [regions, b.const("gru.wi_n", _np(deploy.gru_wi_n))], "gru/input_n/MatMul")
         x_n = b.op("Add", [x_n, b.const("gru.bi_n", _np(deploy.gru_bi_n))], "gru/input_n/Add")  # (B, k, D)
         if k > 1:
+            ones_k = b.const("split_k", np.ones(k, dtype=np.int64))
             xs_rz = b.node("Split", [x_rz, ones_k], "gru/input_rz/Split", n_out=k, axis=1)  # k x (B, 1, 2D)
             xs_n = b.node("Split", [x_n, ones_k], "gru/input_n/Split", n_out=k, axis=1)  # k x (B, 1, D)
         else:
             xs_rz, xs_n = [x_rz], [x_n]
-        wh_rz = b.const(GRU_WH_RZ, _np(deploy.gru_wh_rz))
-        wh_n = b.const(GRU_WH_N, _np(deploy.gru_wh_n))
+        if k > 1:  # one region: h0 = 0 is the only state, no recurrent matmul (and no unused weights)
+            wh_rz = b.const(GRU_WH_RZ, _np(deploy.gru_wh_rz))
+            wh_n = b.const(GRU_WH_N, _np(deploy.gru_wh_n))
         bh_n = b.const(GRU_BH_N, _np(deploy.gru_bh_n))
         h = None  # (B, 1, D) throughout the recurrence
         for t in range(k):
