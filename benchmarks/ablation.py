@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vsrn_deploy.bench.report import write_atomic, write_json
 from vsrn_deploy.checkpoint import load_checkpoint
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.data.synthetic import generate_dataset
@@ -187,10 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    out.with_suffix(".json").write_text(json.dumps({"command": command.strip(), "machine": machine,
-                                                    "args": vars(args), "rows": rows}, indent=2) + "\n")
+    write_atomic(out, "\n".join(lines))
+    write_json({"command": command.strip(), "machine": machine, "args": vars(args), "rows": rows},
+               out.with_suffix(".json"))
     print("\n".join(lines))
     return 0
 

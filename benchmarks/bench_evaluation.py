@@ -14,7 +14,6 @@ Usage (about 1.5-2 minutes on 2 cores, almost all of it the reference loop):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vsrn_deploy import evaluation as ev
+from vsrn_deploy.bench.report import write_atomic, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -201,11 +201,8 @@ def main() -> None:
     if args.no_save:
         return
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / ("evaluation_cpu" if default else f"evaluation_cpu_{args.images}x{args.dim}d")
-    tmp = stem.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, stem.with_suffix(".json"))
+    write_json(result, stem.with_suffix(".json"))
     vec = result["vectorised"]["recall_report_s"]
     md = [
         "# Recall evaluation: authors' per-query loop vs vectorised" if ref_total is not None else
@@ -250,9 +247,7 @@ def main() -> None:
         "```",
         "",
     ]
-    tmp = stem.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(md))
-    os.replace(tmp, stem.with_suffix(".md"))
+    write_atomic(stem.with_suffix(".md"), "\n".join(md))
     print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
 
 

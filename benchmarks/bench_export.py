@@ -11,7 +11,6 @@ hits both alike. Reports p50/p90/p99 latency and items/s; writes JSON and Markdo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -72,6 +71,7 @@ def main() -> None:
 
     import onnxruntime as ort
 
+    from vsrn_deploy.bench.report import write_atomic, write_json
     from vsrn_deploy.config import VSRNConfig
     from vsrn_deploy.export.exporter import ExportConfig, export_loaded
     from vsrn_deploy.model import VSRN
@@ -166,8 +166,7 @@ def main() -> None:
         "results": rows,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(report, out.with_suffix(".json"))
     lines = [
         f"# Export benchmark ({args.variant}, paper sizes, FP32, {args.threads} threads)",
         "",
@@ -197,7 +196,7 @@ def main() -> None:
         "",
         "Command: `.venv/bin/python benchmarks/bench_export.py --out benchmarks/results/export_bench`",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

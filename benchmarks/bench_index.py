@@ -199,10 +199,10 @@ def main() -> None:
     text = to_markdown(report)
     print(text)
     if not args.no_save:
-        from vsrn_deploy.io.files import atomic_write_json, atomic_write_text
+        from vsrn_deploy.bench.report import write_atomic, write_json
 
-        atomic_write_json(args.out + ".json", report)
-        atomic_write_text(args.out + ".md", text)
+        write_json(report, args.out + ".json")
+        write_atomic(args.out + ".md", text)
 
 
 if __name__ == "__main__":

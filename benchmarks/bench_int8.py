@@ -361,7 +361,6 @@ def main(argv: list[str] | None = None) -> int:
         f"image MatMuls {fl['image_floor_ms']:.1f} ms, text {fl['text_floor_ms']:.1f} ms")
 
     out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = "int8_cpu" + ("_tiny" if args.tiny else "")
     write_atomic(out_dir / f"{stem}.json", json.dumps(report, indent=2, default=float) + "\n")
     write_atomic(out_dir / f"{stem}.md", to_markdown(report))

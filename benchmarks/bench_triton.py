@@ -103,6 +103,7 @@ def main() -> None:
     import tritonclient.http as th
 
     from vsrn_deploy.bench.machine import load_average, machine_info
+    from vsrn_deploy.bench.report import write_atomic, write_json
     from vsrn_deploy.export.test_vectors import read_test_vectors
     from vsrn_deploy.triton_repo import CAPTION_ENCODER, CAPTIONS, TritonRepoConfig, build_model_repository
     from vsrn_deploy.triton_server import start_server
@@ -208,8 +209,7 @@ def main() -> None:
         "mean_batch_per_execution": {k: round(float(np.median(v)), 2) for k, v in batching.items()},
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(result, out.with_suffix(".json"))
     lines = [
         f"# Triton (CPU, python backend) vs direct ONNX Runtime: {result['model']}",
         "",
@@ -242,7 +242,7 @@ def main() -> None:
         f"Command: `.venv/bin/python benchmarks/bench_triton.py --out {args.out}"
         + (" --tiny" if args.tiny else "") + "`",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

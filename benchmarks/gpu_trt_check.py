@@ -221,8 +221,9 @@ def main() -> int:
         report["error"] = f"{type(exc).__name__}: {exc}"
         _say(report["error"])
     report["total_s"] = time.perf_counter() - t_start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    from vsrn_deploy.bench.report import write_atomic
+
+    write_atomic(out, json.dumps(report, indent=2, default=str) + "\n")
     _say(f"wrote {out} ({report['total_s']:.0f} s, passed={report['passed']})")
     return 0 if report["passed"] else 1
 
