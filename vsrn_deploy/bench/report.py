@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.io.files import atomic_write_bytes
+from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_json
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -18,8 +17,9 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
 
 
 def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write the report as indented JSON (atomically)."""
-    return write_atomic(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    """Write the report as indented JSON (atomically), creating parent folders."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(path, report)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
