@@ -5,10 +5,12 @@ Nothing here records the host name or user: results files are committed and shar
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "vsrn-deploy")
@@ -128,6 +130,46 @@ def machine_info(threads: int | None = None, device: str = "cpu") -> dict[str, A
     }
 
 
+def _timed_calls(call: Callable[[], Any], seconds: float, *, warmup: int, min_calls: int,
+                 max_calls: int) -> list[float]:
+    """Seconds of consecutive calls of `call` after `warmup` untimed ones: at least `min_calls`, then
+    more while the time budget `seconds` lasts (at most `max_calls`); sorted, fastest first."""
+    for _ in range(warmup):
+        call()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_calls or (time.perf_counter() - start < seconds and len(times) < max_calls):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` (None: left as they are) for the block."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _ort_session(model: Any, threads: int | None) -> Any:
+    """An ONNX Runtime CPU session of the ModelProto `model` with `threads` intra-op threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
 def measure_matmul_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0,
                         device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
     """Measure a square matmul's FLOP rate on this machine: the 'peak' of the roofline columns.
@@ -148,28 +190,18 @@ def measure_matmul_peak(threads: int | None = None, n: int = 2048, seconds: floa
     """
     import torch
 
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with _torch_threads(threads):
         gen = torch.Generator().manual_seed(0)
         a = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
         b = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
         sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-        for _ in range(2):
-            torch.mm(a, b)
-        sync()
-        times: list[float] = []
-        start = time.perf_counter()
-        while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 200):
-            t0 = time.perf_counter()
+
+        def call() -> None:
             torch.mm(a, b)
             sync()
-            times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(previous)
+
+        times = _timed_calls(call, seconds, warmup=2, min_calls=3, max_calls=200)
     flops = 2.0 * n**3
-    times.sort()
     return {"gflops": flops / times[0] / 1e9, "median_gflops": flops / times[len(times) // 2] / 1e9,
             "n": n, "dtype": dtype, "threads": threads, "device": device}
 
@@ -187,7 +219,6 @@ def measure_int8_matmul_peak(
         {"gops": best GOP/s, "median_gops", "n", "dtype": "int8", "threads", "device": "cpu"}.
     """
     import numpy as np
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -196,45 +227,12 @@ def measure_int8_matmul_peak(
         [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8_gemm",
         [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
         [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])], initializer=[weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    a = rng.integers(0, 256, (n, n), dtype=np.uint8)
-    for _ in range(2):
-        sess.run(None, {"a": a})
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 200):
-        t0 = time.perf_counter()
-        sess.run(None, {"a": a})
-        times.append(time.perf_counter() - t0)
+    sess = _ort_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), threads)
+    feed = {"a": rng.integers(0, 256, (n, n), dtype=np.uint8)}
+    times = _timed_calls(lambda: sess.run(None, feed), seconds, warmup=2, min_calls=3, max_calls=200)
     ops = 2.0 * n**3
-    times.sort()
     return {"gops": ops / times[0] / 1e9, "median_gops": ops / times[len(times) // 2] / 1e9, "n": n,
             "dtype": "int8", "threads": threads, "device": "cpu"}
-
-
-def _ort_median_seconds(model: Any, feed: dict[str, Any], threads: int | None, seconds: float) -> float:
-    """Median seconds of one call of `model` (warmed up; consecutive calls, caches warm)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    for _ in range(3):
-        sess.run(None, feed)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < seconds and len(times) < 2000):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def measure_read_bandwidth(nbytes: int, threads: int | None = None, seconds: float = 1.0) -> dict[str, Any]:
@@ -245,22 +243,9 @@ def measure_read_bandwidth(nbytes: int, threads: int | None = None, seconds: flo
     """
     import torch
 
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with _torch_threads(threads):
         x = torch.ones(max(1, nbytes // 4), dtype=torch.float32)
-        for _ in range(3):
-            x.sum()
-        times: list[float] = []
-        start = time.perf_counter()
-        while len(times) < 5 or (time.perf_counter() - start < seconds and len(times) < 2000):
-            t0 = time.perf_counter()
-            x.sum()
-            times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(previous)
-    times.sort()
+        times = _timed_calls(x.sum, seconds, warmup=3, min_calls=5, max_calls=2000)
     return {"bytes": 4 * x.numel(), "gb_per_s": 4 * x.numel() / times[len(times) // 2] / 1e9,
             "threads": threads, "device": "cpu"}
 
@@ -293,7 +278,9 @@ def measure_int8_gemv(k: int, n: int, threads: int | None = None, seconds: float
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    sess = _ort_session(model, threads)
     feed = {"x": rng.standard_normal((m, k)).astype(np.float32)}
-    sec = _ort_median_seconds(model, feed, threads, seconds)
+    times = _timed_calls(lambda: sess.run(None, feed), seconds, warmup=3, min_calls=5, max_calls=2000)
+    sec = times[len(times) // 2]
     return {"ms": sec * 1e3, "gb_per_s": k * n / sec / 1e9, "m": m, "k": k, "n": n, "threads": threads,
             "device": "cpu"}
