@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from vsrn_deploy.backend.onnxrt import cpu_session
 from vsrn_deploy.bench import flops as _flops
 from vsrn_deploy.bench.core import image_feed, random_model, text_feed
 from vsrn_deploy.bench.machine import (
@@ -59,15 +60,6 @@ TARGETS = [  # (encoder, batch, candidate, baseline, minimum ratio of p50)
     ("text", 1, "ort-int8", "ort", 1.0),
     ("text", 1, "ort-int8", "ort", 2.0),  # the goal
 ]
-
-
-def _session(path: Path | str, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _weight_bytes_per_call(model: onnx.ModelProto, steps: int = 1) -> int:
@@ -255,18 +247,18 @@ def main(argv: list[str] | None = None) -> int:
                   and n.endswith("MatMul")]
     static_q = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qop.onnx", "QOperator")
     static_qdq = _static_qoperator(fp32_image, int8_nodes, calib, work / "image_static_qdq.onnx", "QDQ")
-    sess_static = _session(static_q, args.threads)
+    sess_static = cpu_session(static_q, args.threads)
     try:
         chosen = report["export"]["int8"]["graphs"]["image_encoder"]["int8_weights"]
         int4 = _int4_recurrent(fp32_image, chosen, work / "image_int4_recurrent.onnx")
-        sess_int4 = _session(int4, args.threads)
+        sess_int4 = cpu_session(int4, args.threads)
     except ImportError as exc:  # onnxruntime's MatMulNBits quantizer needs onnx-ir (the dev extra)
         sess_int4 = None
         report["skipped"].append({"backend": "ort-int4-recurrent",
                                   "reason": f"{exc}; .venv/bin/pip install -e '.[dev]'"})
     loop32 = work / "text_loop_fp32.onnx"
     onnx.save(build_text_loop(onnx.load(str(fp32_text))), str(loop32))
-    sess_loop32 = _session(loop32, args.threads)
+    sess_loop32 = cpu_session(loop32, args.threads)
 
     def ort_fn(runner):
         return lambda feed: runner.infer(feed)

@@ -30,6 +30,20 @@ _PROVIDERS = {
 }
 
 
+def cpu_session(model: Any, threads: int | None = 2) -> Any:
+    """An ONNX Runtime CPU session (all graph optimisations, warnings only) of a graph file or a
+    ModelProto, with `threads` intra-op threads (None: ONNX Runtime's default): what the export's
+    checks, the INT8 search and the benchmarks' probes run graphs with."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    data = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
 def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32") -> Path:
     """Where the export put `encoder`'s graph of `precision` ("fp32", "fp16" or "int8").
 

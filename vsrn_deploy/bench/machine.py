@@ -159,17 +159,6 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _ort_session(model: Any, threads: int | None) -> Any:
-    """An ONNX Runtime CPU session of the ModelProto `model` with `threads` intra-op threads."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
 def measure_matmul_peak(threads: int | None = None, n: int = 2048, seconds: float = 1.0,
                         device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
     """Measure a square matmul's FLOP rate on this machine: the 'peak' of the roofline columns.
@@ -227,7 +216,9 @@ def measure_int8_matmul_peak(
         [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8_gemm",
         [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])],
         [helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])], initializer=[weight])
-    sess = _ort_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), threads)
+    from vsrn_deploy.backend.onnxrt import cpu_session
+
+    sess = cpu_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), threads)
     feed = {"a": rng.integers(0, 256, (n, n), dtype=np.uint8)}
     times = _timed_calls(lambda: sess.run(None, feed), seconds, warmup=2, min_calls=3, max_calls=200)
     ops = 2.0 * n**3
@@ -278,7 +269,9 @@ def measure_int8_gemv(k: int, n: int, threads: int | None = None, seconds: float
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    sess = _ort_session(model, threads)
+    from vsrn_deploy.backend.onnxrt import cpu_session
+
+    sess = cpu_session(model, threads)
     feed = {"x": rng.standard_normal((m, k)).astype(np.float32)}
     times = _timed_calls(lambda: sess.run(None, feed), seconds, warmup=3, min_calls=5, max_calls=2000)
     sec = times[len(times) // 2]

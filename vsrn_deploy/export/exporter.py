@@ -25,6 +25,7 @@ import onnx
 import torch
 
 from vsrn_deploy import compare, contract, synthetic_inputs
+from vsrn_deploy.backend.onnxrt import cpu_session
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
@@ -127,16 +128,6 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-def _session(path_or_model: Path | onnx.ModelProto, threads: int = 2):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    data = str(path_or_model) if isinstance(path_or_model, Path) else path_or_model.SerializeToString()
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarray:
@@ -301,7 +292,7 @@ def _check_fp32(tmp: Path, models: dict[str, onnx.ModelProto], eager: _Eager, pr
         path = tmp / contract.onnx_name(spec.graph, "fp32")
         _write_model(models[spec.graph], path)
         written[spec.graph] = path
-        sess = _session(path)
+        sess = cpu_session(path)
         io = spec.io_spec(mcfg)
         val.problems += check_io(sess, io["inputs"], io["outputs"], path.name)
         feeds, ref = (probe.image, eager.image) if spec is contract.IMAGE else (probe.text, eager.text)
@@ -362,7 +353,7 @@ def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Val
     """Stage 3 (checks): the FP16 files in ONNX Runtime and the strict FP16 executor, per batch and
     on a synthetic retrieval set (N images, 5 captions each). Returns the retrieval summary."""
     img_name, txt_name = contract.IMAGE.graph, contract.TEXT.graph
-    sessions = {name: _session(path) for name, path in written.items()}
+    sessions = {name: cpu_session(path) for name, path in written.items()}
     m16s = {name: onnx.load(str(path)) for name, path in written.items()}
     runtimes: dict[str, dict[str, Callable[[dict], dict]]] = {
         "ort": {n: (lambda feed, s=s: _run(s, feed)) for n, s in sessions.items()},

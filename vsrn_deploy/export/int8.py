@@ -48,6 +48,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from vsrn_deploy.backend.onnxrt import cpu_session
 from vsrn_deploy.contract import PARITY
 from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ
 
@@ -132,21 +133,9 @@ class Int8Graph:
 # --- measuring ------------------------------------------------------------------------------------
 
 
-def session(model: onnx.ModelProto | str | Path, threads: int | None = 2):
-    """An ONNX Runtime CPU session (all graph optimisations, so the INT8 patterns get fused)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-
-
 def run_all(model: onnx.ModelProto | Any, feeds: Sequence[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
     """Every output of `model` (a ModelProto or a session) on each feed."""
-    sess = session(model) if isinstance(model, onnx.ModelProto) else model
+    sess = cpu_session(model) if isinstance(model, onnx.ModelProto) else model
     return [sess.run(None, feed) for feed in feeds]
 
 
@@ -610,7 +599,7 @@ def export_int8(
         path = out_dir / onnx_name(name, "int8")
         write(g.model, path)
         paths[name] = path
-        sessions[name] = session(path)
+        sessions[name] = cpu_session(path)
         n_int8 = sum(1 for d in g.groups.values() if d["int8"])
         all_int8 = "not measured" if g.loss_all is None else f"{g.loss_all:.3g}"
         say(f"{name}: {n_int8} of {len(g.groups)} weight groups INT8, {len(g.fp32_nodes)} MatMul/weights "

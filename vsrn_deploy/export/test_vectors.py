@@ -114,6 +114,7 @@ def write_test_vectors(export_dir: str | Path, vocab: Any, config: Any, *, seed:
     import onnxruntime as ort
 
     from vsrn_deploy import synthetic_inputs
+    from vsrn_deploy.backend.onnxrt import cpu_session
 
     export_dir = Path(export_dir)
     folder = export_dir / FOLDER
@@ -122,10 +123,7 @@ def write_test_vectors(export_dir: str | Path, vocab: Any, config: Any, *, seed:
     written: list[Path] = []
 
     def session(graph: str) -> Any:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        return ort.InferenceSession(str(export_dir / onnx_name(graph)), options,
-                                    providers=["CPUExecutionProvider"])
+        return cpu_session(export_dir / onnx_name(graph))
 
     images = 4 if config.num_regions * config.img_dim <= _SMALL_IMAGE else 2
     features = synthetic_inputs.region_features(images, config.num_regions, config.img_dim, seed=seed + 7000)
