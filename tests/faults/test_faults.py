@@ -52,16 +52,16 @@ def test_1_export_into_a_foreign_folder_loses_nothing(world, tmp_path):
     verify_export(out)
 
 
-def test_1_reexport_rewrites_only_its_own_files(world, tmp_path):
+@pytest.mark.parametrize("name", ["image_encoder.fp16.onnx", "image_encoder.int8.onnx"])
+def test_1_reexport_rewrites_only_its_own_files(world, tmp_path, name):
     out = tmp_path / "export"
     shutil.copytree(world["export"], out)
     (out / "README-mine.txt").write_text("keep me")
-    (out / "image_encoder.fp16.onnx").write_bytes(b"not the tool's")  # a name the next export writes
+    (out / name).write_bytes(b"not the tool's")  # a name the next export writes
     before = snapshot(tmp_path)
-    line = assert_refused(cli("export", world["ckpt"], "--out", out, "--precision", "all"), 2,
-                          "image_encoder.fp16.onnx")
+    line = assert_refused(cli("export", world["ckpt"], "--out", out, "--precision", "all"), 2, name)
     assert "--overwrite" in line and snapshot(tmp_path) == before
-    (out / "image_encoder.fp16.onnx").unlink()
+    (out / name).unlink()
     result = cli("export", world["ckpt"], "--out", out, "--precision", "all", "--max-batch", "8")
     assert result.exit_code == 0, result.output
     assert (out / "README-mine.txt").read_text() == "keep me"

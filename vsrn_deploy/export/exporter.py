@@ -101,6 +101,11 @@ class ExportConfig:
     def with_int8(self) -> bool:
         return self.precision in ("int8", "all")
 
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The graph precisions this export writes (FP32 always)."""
+        return ("fp32",) + (("fp16",) if self.fp16 else ()) + (("int8",) if self.with_int8 else ())
+
 
 @dataclass
 class ExportResult:
@@ -155,8 +160,7 @@ def _write_model(model: onnx.ModelProto, path: Path) -> None:
 
 def _entries(cfg: ExportConfig, with_vocab: bool) -> list[str]:
     """The files an export with `cfg` writes (the manifest aside)."""
-    precisions = ("fp32", "fp16") if cfg.fp16 else ("fp32",)
-    names = [contract.onnx_name(spec.graph, p) for p in precisions for spec in contract.ENCODERS.values()]
+    names = [contract.onnx_name(spec.graph, p) for p in cfg.precisions for spec in contract.ENCODERS.values()]
     names.append(test_vectors.FOLDER)
     return [*names, contract.VOCAB_NAME] if with_vocab else names
 
