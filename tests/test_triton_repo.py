@@ -20,7 +20,13 @@ from vsrn_deploy.engine.builder import save_engine
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.model import VSRN
-from vsrn_deploy.triton_repo import TritonRepoConfig, build_model_repository, render_config
+from vsrn_deploy.triton_repo import (
+    CAPTION_ENCODER,
+    TOKENIZER,
+    TritonRepoConfig,
+    build_model_repository,
+    render_config,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "export"))
 from export_helpers import write_vocab  # noqa: E402
@@ -295,3 +301,19 @@ def test_python_backend_runs_the_graphs_in_onnxruntime(export_dir, tmp_path):
 def test_too_small_max_tokens_is_refused(export_dir, tmp_path):
     result = _invoke("--onnx-dir", str(export_dir), "--out", str(tmp_path / "repo"), "--max-tokens", "2")
     assert result.exit_code == 2 and "--max-tokens must be >= 3" in result.output
+
+
+def test_rewriting_a_repository_replaces_the_tokenizer_and_ensemble_too(export_dir, tmp_path):
+    out = tmp_path / "repo"
+    assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--max-tokens", "40").exit_code == 0
+    assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--max-tokens", "24").exit_code == 0
+    params = parse_pbtxt((out / TOKENIZER / "config.pbtxt").read_text())["parameters"]
+    assert any(p["key"] == "max_tokens" and p["value"]["string_value"] == "24" for p in params), params
+    # into someone else's folder with --overwrite: the whole repository lands, their files stay
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    assert _invoke("--onnx-dir", str(export_dir), "--out", str(mine), "--overwrite").exit_code == 0
+    assert (mine / "keep.txt").read_text() == "mine"
+    for model in (TOKENIZER, CAPTION_ENCODER):
+        assert (mine / model / "config.pbtxt").is_file(), model

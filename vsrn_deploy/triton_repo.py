@@ -50,6 +50,7 @@ KINDS = ("gpu", "cpu")
 MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
 TOKENIZER = "tokenizer"  # python backend: captions -> token_ids + lengths
 CAPTION_ENCODER = "caption_encoder"  # ensemble: captions -> text_embedding
+REPO_ENTRIES = (*MODELS, TOKENIZER, CAPTION_ENCODER, "README.md")  # what a repository holds (+ its marker)
 CAPTIONS = "captions"  # the string input of both (TYPE_STRING, dims [1])
 PAD_TO_MULTIPLE = 8  # the tokenizer pads each request to a multiple of this (helps dynamic batching)
 DEFAULT_MAX_TOKENS = 256  # longest caption (ids incl. <start>/<end>) the tokenizer accepts
@@ -361,8 +362,10 @@ def _onnx_source(model: str, onnx_dir: Path, precision: str, manifest: dict[str,
 
 
 def _owned_entries(marker_data: dict[str, Any]) -> list[str]:
-    """What an earlier repository (its vsrn_repo.json) says this command wrote there."""
-    return [*(marker_data.get("models") or {}), "README.md"]
+    """What an earlier repository (its vsrn_repo.json) says this command wrote there (a marker with a
+    "tokenizer" entry comes from a version that wrote the tokenizer and the caption ensemble)."""
+    ensemble = [TOKENIZER, CAPTION_ENCODER] if "tokenizer" in marker_data else []
+    return [*(marker_data.get("models") or {}), *ensemble, "README.md"]
 
 
 def _needs(backend: str) -> str:
@@ -453,11 +456,10 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
     """
     say = progress or (lambda _msg: None)
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
-    entries = [*MODELS, "README.md"]
     inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
     # checked before anything is read or created: path, overlap with the inputs, ownership
-    OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=entries, overwrite=cfg.overwrite,
-                 input_dirs=inputs, owned_entries=_owned_entries)
+    folder = OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=REPO_ENTRIES,
+                          overwrite=cfg.overwrite, input_dirs=inputs, owned_entries=_owned_entries)
     manifest = verify_export(onnx_dir)
     for model in MODELS:
         if model not in manifest["graphs"]:
@@ -499,8 +501,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             raise VsrnError(f"--preferred-batch {','.join(map(str, preferred))} has sizes above "
                             f"--max-batch {max_batch}; Triton refuses such a configuration")
 
-    with OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=entries,
-                      overwrite=cfg.overwrite, input_dirs=inputs, owned_entries=_owned_entries) as folder:
+    with folder:  # locked; ownership checked again under the lock
         tmp = folder.staging
         for src in sources:
             version_dir = tmp / src.model / "1"
@@ -549,6 +550,6 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic_write_json(tmp / MARKER_NAME, marker)
-        folder.commit([*(s.model for s in sources), "README.md", MARKER_NAME])
+        folder.commit()  # every entry of REPO_ENTRIES, the marker last
     say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
     return out
