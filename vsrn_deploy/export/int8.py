@@ -48,6 +48,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from vsrn_deploy import compare
 from vsrn_deploy.backend.onnxrt import cpu_session
 from vsrn_deploy.contract import PARITY
 from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ
@@ -140,16 +141,12 @@ def run_all(model: onnx.ModelProto | Any, feeds: Sequence[dict[str, np.ndarray]]
 
 
 def output_loss(reference: list[list[np.ndarray]], got: list[list[np.ndarray]]) -> float:
-    """1 - the smallest row cosine over every output and feed (rows: the last axis)."""
+    """1 - the smallest row cosine (`compare.row_cosine`, the export checks' own measure) over every
+    output and feed (rows: the last axis)."""
     worst = 1.0
     for ref_outs, got_outs in zip(reference, got, strict=True):
         for a, b in zip(ref_outs, got_outs, strict=True):
-            a = a.reshape(-1, a.shape[-1]).astype(np.float64)
-            b = b.reshape(-1, b.shape[-1]).astype(np.float64)
-            den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-            with np.errstate(all="ignore"):
-                cos = np.where(den > 0, (a * b).sum(1) / np.maximum(den, 1e-300), 1.0)
-            cos = np.nan_to_num(cos, nan=-1.0)
+            cos = compare.row_cosine(a, b)
             worst = min(worst, float(cos.min()) if cos.size else 1.0)
     return 1.0 - worst
 
