@@ -225,3 +225,13 @@ def test_attention_needs_indexed_images(built_index, search_export, tmp_path):
                  "--attention", tmp_path / "a")
     one_error_line(result, "--attention draws indexed images")
     assert not (tmp_path / "a").exists()
+
+
+def test_index_never_replaces_an_input_inside_its_out(search_export, tmp_path):
+    out = tmp_path / "index"
+    assert run(*index_args(search_export, out)).exit_code == 0
+    feats = out / "features.npy"  # the user keeps the features inside the earlier index folder
+    shutil.copy(search_export["images"], feats)
+    before = feats.read_bytes()
+    one_error_line(run(*index_args(search_export, out, **{"--images": feats})), "would replace the input")
+    assert feats.read_bytes() == before and (out / "index.json").is_file()

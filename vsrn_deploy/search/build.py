@@ -31,6 +31,7 @@ import numpy as np
 
 from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, sha256_file, staging_folder, swap_in_folder
+from vsrn_deploy.io.outputs import output_lock, refuse_overlap
 from vsrn_deploy.search import layout
 from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes
 from vsrn_deploy.search.kinds import (
@@ -96,13 +97,18 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="item", leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
-def check_out_folder(out: Path) -> None:
-    """Refuse an `out` that is a file or a non-empty folder this tool did not write."""
+def check_out_folder(out: Path, cfg: IndexConfig | None = None) -> None:
+    """Refuse an `out` that is a file or a non-empty folder this tool did not write, or (given `cfg`)
+    one that is or holds an input: the build replaces the whole folder."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise VsrnError(f"{out} exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not layout.is_index_folder(out):
         raise VsrnError(f"{out} is a non-empty folder that vsrn-deploy index did not write; choose another "
                         "--out (or remove it yourself)")
+    if cfg is not None:
+        held = [p.name for p in out.iterdir()] if out.is_dir() else []
+        refuse_overlap(out, input_dirs=[cfg.onnx_dir, cfg.engine_dir if cfg.backend == "trt" else None],
+                       input_files=[cfg.images, cfg.boxes, cfg.captions], entries=held)
 
 
 def _copy_rows(src: np.ndarray, dst_path: Path, chunk: int = 65536) -> None:
@@ -164,7 +170,7 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
     if cfg.batch < 1:
         raise VsrnError(f"--batch must be >= 1, got {cfg.batch}")
     out = Path(cfg.out)
-    check_out_folder(out)
+    check_out_folder(out, cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
     with ExportEncoders(cfg.onnx_dir, cfg.backend, cfg.engine_dir, cfg.threads) as enc:
@@ -267,8 +273,9 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             atomic_write_json(stage / layout.MANIFEST, manifest)
-            check_out_folder(out)  # still ours (or absent) after the build
-            swap_in_folder(stage, out)
+            with output_lock(out):  # one writer at a time; still ours (or absent) after the build
+                check_out_folder(out, cfg)
+                swap_in_folder(stage, out)
     log(f"indexed {n} images" + (f" and {len(captions)} captions" if captions else "")
         + f" ({cfg.kind}, {enc.embed_dim}-d, {cfg.backend}) in {manifest['seconds']:.1f} s -> {out}")
     return manifest
