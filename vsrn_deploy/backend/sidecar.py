@@ -41,35 +41,32 @@ def read_sidecar(plan_path: str | os.PathLike) -> dict[str, Any]:
         VsrnError: missing, unreadable or incomplete sidecar (with the rebuild command).
     """
     path = sidecar_path(plan_path)
-    rebuild = rebuild_hint(plan_path)
     if not path.is_file():
         raise VsrnError(f"{plan_path} has no sidecar {path.name}, so its TensorRT version and GPU "
-                        f"are unknown; {rebuild}")
+                        f"are unknown; {rebuild_hint(plan_path)}")
     try:
         data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise VsrnError(f"{path} is not valid JSON ({exc}); {rebuild}") from None
+        raise VsrnError(f"{path} is not valid JSON ({exc}); {rebuild_hint(plan_path)}") from None
     if not isinstance(data, dict):
-        raise VsrnError(f"{path} is not a vsrn-deploy engine sidecar; {rebuild}")
+        raise VsrnError(f"{path} is not a vsrn-deploy engine sidecar; {rebuild_hint(plan_path)}")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
-        raise VsrnError(f"{path} lacks {missing}; {rebuild}")
+        raise VsrnError(f"{path} lacks {missing}; {rebuild_hint(plan_path)}")
     if data["format_version"] != SIDECAR_FORMAT:
         raise VsrnError(f"{path} has sidecar format {data['format_version']}, this vsrn-deploy reads "
-                        f"{SIDECAR_FORMAT}; {rebuild}")
+                        f"{SIDECAR_FORMAT}; {rebuild_hint(plan_path)}")
     return data
 
 
 def rebuild_hint(plan_path: str | os.PathLike) -> str:
     """The command that rebuilds the plan at `plan_path` on this machine, naming the export folder its
     sidecar records (the folder given to build-engine), else ONNX_DIR."""
-    import json
-
     plan_path = Path(plan_path)
     fp16 = " --fp16" if ".fp16." in plan_path.name else ""
     onnx_dir = "ONNX_DIR"
     try:
-        recorded = json.loads(plan_path.with_suffix(".json").read_text(encoding="utf-8")).get("onnx_dir")
+        recorded = json.loads(sidecar_path(plan_path).read_text(encoding="utf-8")).get("onnx_dir")
         onnx_dir = str(recorded) if recorded else onnx_dir
     except (OSError, ValueError, AttributeError, RecursionError):
         pass
