@@ -29,9 +29,9 @@ import numpy as np
 
 from vsrn_deploy.contract import PARITY, ParityBounds
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.evaluation import recall_report_from_sims
 
 RECALL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
-CAPTIONS_PER_IMAGE = 5
 
 
 def abs_error_stats(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
@@ -130,9 +130,11 @@ def unexplained_recall_flips(ref_sims: np.ndarray, got_sims: np.ndarray, near_ti
 
 def recall(images: np.ndarray, captions: np.ndarray) -> dict[str, float]:
     """R@1/5/10 both directions (percent) and rsum, per the authors' protocol."""
-    from vsrn_deploy.evaluation import recall_report
+    return _recall_of(similarities(images, captions))
 
-    rep = recall_report(images, captions)
+
+def _recall_of(sims: np.ndarray) -> dict[str, float]:
+    rep = recall_report_from_sims(sims)
     return {k: float(rep[k]) for k in (*RECALL_KEYS, "rsum")}
 
 
@@ -156,8 +158,8 @@ def compare_retrieval(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray,
     got = tuple(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) for x in got)  # such rows score 0
     ref_sims, got_sims = similarities(*ref), similarities(*got)
     top1 = top1_agreement(ref_sims, got_sims, near_tie)
-    ref_recall = ref_recall if ref_recall is not None else recall(*ref)
-    rec = recall(*got)
+    ref_recall = ref_recall if ref_recall is not None else _recall_of(ref_sims)
+    rec = _recall_of(got_sims)
     return {
         "near_tie": near_tie,
         "non_finite_rows": non_finite,

@@ -32,11 +32,11 @@ from vsrn_deploy import compare, synthetic_inputs
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
 from vsrn_deploy.contract import IMAGE, PARITY, TEXT, TRT_FP32_MAX_ABS
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.evaluation import CAPTIONS_PER_IMAGE
 from vsrn_deploy.io.inputs import check_finite_features
 
 REFERENCE = "torch"
 RECALL_KEYS = compare.RECALL_KEYS
-CAPTIONS_PER_IMAGE = compare.CAPTIONS_PER_IMAGE
 
 Log = Callable[[str], None]
 

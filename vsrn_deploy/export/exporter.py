@@ -24,10 +24,11 @@ import numpy as np
 import onnx
 import torch
 
-from vsrn_deploy import compare, contract, synthetic_inputs
+from vsrn_deploy import contract, synthetic_inputs
 from vsrn_deploy.backend.onnxrt import cpu_session
 from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import CheckFailed, VsrnError
+from vsrn_deploy.evaluation import CAPTIONS_PER_IMAGE
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
@@ -347,7 +348,7 @@ def _retrieval_set(eager: _Eager, mcfg: VSRNConfig, cfg: ExportConfig) -> tuple[
     images = synthetic_inputs.image_feed(
         synthetic_inputs.region_features(n, mcfg.num_regions, mcfg.img_dim, seed=cfg.seed + 3000))
     texts = synthetic_inputs.text_feed(synthetic_inputs.captions(
-        compare.CAPTIONS_PER_IMAGE * n, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 3001))
+        CAPTIONS_PER_IMAGE * n, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 3001))
     ref = (eager.image(images)[contract.IMAGE.embedding], eager.text(texts)[contract.TEXT.embedding])
     return images, texts, ref
 
@@ -371,7 +372,7 @@ def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Val
                              run[txt_name](probe.text[b]))
     images, texts, ref = retrieval_set()
     n = len(ref[0])
-    retrieval: dict[str, Any] = {"images": n, "captions": compare.CAPTIONS_PER_IMAGE * n}
+    retrieval: dict[str, Any] = {"images": n, "captions": CAPTIONS_PER_IMAGE * n}
     for runtime, run in runtimes.items():
         got = (_run_chunked(run[img_name], images, contract.IMAGE.embedding),
                run[txt_name](texts)[contract.TEXT.embedding])
