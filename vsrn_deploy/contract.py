@@ -130,7 +130,6 @@ TEXT = EncoderSpec(
     outputs=(TensorSpec("text_embedding", "float32", (BATCH, "embed_size")),),
 )
 ENCODERS: dict[str, EncoderSpec] = {IMAGE.key: IMAGE, TEXT.key: TEXT}
-BY_GRAPH: dict[str, EncoderSpec] = {IMAGE.graph: IMAGE, TEXT.graph: TEXT}
 
 # --- artifacts -------------------------------------------------------------------------------------
 

@@ -220,13 +220,12 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
     say = echo or (lambda _msg: None)
     if not 1 <= len(checkpoints) <= 2:
         raise VsrnError(f"evaluate takes one checkpoint, or two for an ensemble (got {len(checkpoints)})")
-    from vsrn_deploy.io.inputs import check_device, require_file
+    from vsrn_deploy.io.inputs import check_device, check_positive, require_file
 
     for ckpt in checkpoints:
         require_file(ckpt, "checkpoint")
     check_device(device, allow_auto=True)
-    if batch_size < 1:
-        raise VsrnError(f"--batch-size must be >= 1 (got {batch_size})")
+    check_positive(batch_size, "--batch-size", allow_none=False)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():

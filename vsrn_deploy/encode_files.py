@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.io.inputs import check_positive
 
 if TYPE_CHECKING:
     from vsrn_deploy.model import VSRN
@@ -54,11 +55,6 @@ def read_captions(path: str | os.PathLike[str]) -> list[str]:
     return read_caption_lines(path, "--captions")
 
 
-def _check_batch(batch_size: int) -> None:
-    if batch_size < 1:
-        raise VsrnError(f"--batch-size must be >= 1 (got {batch_size})")
-
-
 def encode_region_features(model: VSRN, features: np.ndarray, batch_size: int = 128,
                            device: str = "cpu") -> np.ndarray:
     """Image embeddings of region features.
@@ -73,7 +69,7 @@ def encode_region_features(model: VSRN, features: np.ndarray, batch_size: int = 
     """
     import torch
 
-    _check_batch(batch_size)
+    check_positive(batch_size, "--batch-size", allow_none=False)
     expected = model.config.img_dim
     if features.shape[-1] != expected:
         raise VsrnError(f"region features have {features.shape[-1]} values per region but the model "
@@ -102,7 +98,7 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
         float32 [M, D], l2-normalised.
     """
 
-    _check_batch(batch_size)
+    check_positive(batch_size, "--batch-size", allow_none=False)
     if len(vocab) != model.config.vocab_size:
         raise VsrnError(f"the vocabulary has {len(vocab)} words but the model was trained with "
                         f"{model.config.vocab_size}; pass the vocabulary it was trained with")
@@ -170,7 +166,7 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
 
     if images is None and captions is None:
         raise VsrnError("nothing to encode: pass --images FILE.npy and/or --captions FILE.txt")
-    _check_batch(batch_size)
+    check_positive(batch_size, "--batch-size", allow_none=False)
     check_device(device)
     require_file(checkpoint, "checkpoint")
     if vocab is not None:

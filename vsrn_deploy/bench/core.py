@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
+from vsrn_deploy.backend.onnxrt import PRECISION_OF
 from vsrn_deploy.bench import flops as _flops
 from vsrn_deploy.bench.machine import (
     load_average,
@@ -38,8 +39,7 @@ from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.errors import VsrnError
 
 SCHEMA = "vsrn-deploy.bench/1"
-ORT_BACKENDS = ("ort", "ort-fp16", "ort-int8")
-TORCH_BACKENDS = ("torch", "torch-deploy", "torch-compile")
+ORT_BACKENDS = tuple(PRECISION_OF)
 # The precision each backend computes in when the runner does not say (device -> precision).
 _DEFAULT_PRECISION = {
     "torch": {"cpu": "fp32", "cuda": "fp32"},
@@ -487,7 +487,7 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
     wanted = [b for b in bench.backends if b in ORT_BACKENDS]
     if not wanted:
         return None
-    precisions = {{"ort-fp16": "fp16", "ort-int8": "int8"}.get(b, "fp32") for b in wanted}
+    precisions = {PRECISION_OF[b] for b in wanted}
     source = None
     if bench.checkpoint:
         source = {"path": str(bench.checkpoint), "sha256": source_sha, "kind": report["model"].get("kind")}

@@ -18,7 +18,6 @@ is an index this tool wrote (or empty).
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -35,6 +34,7 @@ from vsrn_deploy.io.outputs import output_lock, refuse_overlap
 from vsrn_deploy.search import layout
 from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes
 from vsrn_deploy.search.kinds import (
+    IVFPQ_MIN_VECTORS,
     KINDS,
     KindParams,
     brute_force_top_k,
@@ -217,7 +217,8 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
                 finally:
                     bar.close()
                 cap_emb.flush()
-                caption_kind = cfg.kind if len(captions) >= 1000 or cfg.kind != "ivfpq" else "flat"
+                too_few = cfg.kind == "ivfpq" and len(captions) < IVFPQ_MIN_VECTORS
+                caption_kind = "flat" if too_few else cfg.kind
                 caption_index, caption_params = _fill(caption_kind, cap_emb, cfg.seed, "index captions",
                                                       cfg.progress)
                 _write_faiss(caption_index, stage / layout.CAPTION_INDEX)
@@ -279,8 +280,3 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
     log(f"indexed {n} images" + (f" and {len(captions)} captions" if captions else "")
         + f" ({cfg.kind}, {enc.embed_dim}-d, {cfg.backend}) in {manifest['seconds']:.1f} s -> {out}")
     return manifest
-
-
-def folder_bytes(path: str | os.PathLike) -> int:
-    """Total bytes of the files in an index folder."""
-    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
