@@ -150,6 +150,28 @@ def _load_calibration(path: str, cfg: VSRNConfig, limit: int = 256) -> np.ndarra
     return np.ascontiguousarray(arr[:limit], dtype=np.float32)
 
 
+@dataclass
+class _Calibration:
+    """What the FP16 ranges and the INT8 search calibrate on, made once per export."""
+
+    images: np.ndarray  # (N <= 256, k, F) float32: --calibration's first images, or synthetic ones
+    source: str  # how the manifest describes them
+    text: dict[str, np.ndarray]  # a text feed of 64 synthetic captions
+
+    @classmethod
+    def make(cls, cfg: ExportConfig, mcfg: VSRNConfig, loaded: np.ndarray | None) -> _Calibration:
+        if cfg.calibration:
+            images = loaded if loaded is not None else _load_calibration(cfg.calibration, mcfg)
+            source = cfg.calibration
+        else:
+            images = synthetic_inputs.region_features(cfg.calibration_samples, mcfg.num_regions, mcfg.img_dim,
+                                                      seed=cfg.seed + 1000)
+            source = f"synthetic ({cfg.calibration_samples} images, seed {cfg.seed + 1000})"
+        text = synthetic_inputs.text_feed(synthetic_inputs.captions(
+            64, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 2000))
+        return cls(images, source, text)
+
+
 def _write_model(model: onnx.ModelProto, path: Path) -> None:
     if model.ByteSize() >= _TWO_GB:
         raise VsrnError(
@@ -174,6 +196,7 @@ def export_loaded(
     *,
     source: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    calibration: np.ndarray | None = None,
 ) -> ExportResult:
     """Export an in-memory VSRN (see `export_model`, which loads a checkpoint and calls this).
 
@@ -193,8 +216,8 @@ def export_loaded(
     t_start = time.perf_counter()
     mcfg: VSRNConfig = model.config
     out_dir = Path(out_dir)
-    if cfg.calibration:  # refuse bad calibration data before anything is built
-        _load_calibration(cfg.calibration, mcfg)
+    if cfg.calibration and calibration is None:  # refuse bad calibration data before anything is built
+        calibration = _load_calibration(cfg.calibration, mcfg)
     entries = _entries(cfg, vocab is not None)
     inputs = [(source or {}).get("path"), cfg.vocab, cfg.calibration]
     model = model.float().eval()
@@ -202,7 +225,8 @@ def export_loaded(
 
     with OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=entries,
                       overwrite=cfg.overwrite, input_files=inputs) as folder:
-        result = _export_into(folder.staging, img_enc, txt_enc, vocab, mcfg, cfg, source, say)
+        result = _export_into(folder.staging, img_enc, txt_enc, vocab, mcfg, cfg, source, say,
+                              _Calibration.make(cfg, mcfg, calibration))
         folder.commit([*result.files, MANIFEST_NAME])
     result.out_dir = out_dir
     result.seconds = time.perf_counter() - t_start
@@ -306,7 +330,7 @@ def _check_fp32(tmp: Path, models: dict[str, onnx.ModelProto], eager: _Eager, pr
     return written
 
 
-def _calibrate_fp16(tmp: Path, models: dict[str, onnx.ModelProto], mcfg: VSRNConfig, cfg: ExportConfig,
+def _calibrate_fp16(tmp: Path, models: dict[str, onnx.ModelProto], calib: _Calibration, cfg: ExportConfig,
                     say: Callable[[str], None]) -> tuple[dict[str, Path], dict[str, dict[str, str]], str]:
     """Stage 3: FP16 graphs with FP32 islands chosen from calibration ranges, checked and written.
 
@@ -314,18 +338,11 @@ def _calibrate_fp16(tmp: Path, models: dict[str, onnx.ModelProto], mcfg: VSRNCon
         ({graph: written path}, {graph: {island node: reason}}, the calibration's description).
     """
     t1 = time.perf_counter()
-    if cfg.calibration:
-        calib = _load_calibration(cfg.calibration, mcfg)
-        calib_source = cfg.calibration
-    else:
-        calib = synthetic_inputs.region_features(cfg.calibration_samples, mcfg.num_regions, mcfg.img_dim,
-                                                 seed=cfg.seed + 1000)
-        calib_source = f"synthetic ({cfg.calibration_samples} images, seed {cfg.seed + 1000})"
+    calib_source = calib.source
     feeds = {
-        contract.IMAGE.graph: [synthetic_inputs.image_feed(calib[i : i + 16])
-                               for i in range(0, len(calib), 16)],
-        contract.TEXT.graph: [synthetic_inputs.text_feed(synthetic_inputs.captions(
-            64, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 2000))],
+        contract.IMAGE.graph: [synthetic_inputs.image_feed(calib.images[i : i + 16])
+                               for i in range(0, len(calib.images), 16)],
+        contract.TEXT.graph: [calib.text],
     }
     written, islands = {}, {}
     for name, m in models.items():
@@ -461,6 +478,7 @@ def _export_into(
     cfg: ExportConfig,
     source: dict[str, Any] | None,
     say: Callable[[str], None],
+    calib: _Calibration,
 ) -> ExportResult:
     """The export's stages, in order, into the staging folder `tmp`: build the graphs; write and
     check the FP32 ones; calibrate, write and check the FP16 ones; write vocab.json and the manifest."""
@@ -472,17 +490,13 @@ def _export_into(
     calib_source = retrieval = int8_made = None
     retrieval_set = functools.cache(lambda: _retrieval_set(eager, mcfg, cfg))
     if cfg.fp16:
-        written16, islands, calib_source = _calibrate_fp16(tmp, models, mcfg, cfg, say)
+        written16, islands, calib_source = _calibrate_fp16(tmp, models, calib, cfg, say)
         written.update({(name, "fp16"): path for name, path in written16.items()})
         retrieval = _check_fp16(written16, eager, probe, val, mcfg, retrieval_set)
     if cfg.with_int8:
         int8_made = int8.export_int8(
             models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
-            image_calibration=(_load_calibration(cfg.calibration, mcfg, limit=64) if cfg.calibration else
-                               synthetic_inputs.region_features(cfg.calibration_samples, mcfg.num_regions,
-                                                                mcfg.img_dim, seed=cfg.seed + 1000)),
-            text_calibration=synthetic_inputs.text_feed(synthetic_inputs.captions(
-                64, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 2000)),
+            image_calibration=calib.images[:64], text_calibration=calib.text,
             inputs=int8.CheckInputs(probe.batches, probe.image, probe.text, eager.image, eager.text,
                                     retrieval_set),
         )
@@ -542,12 +556,13 @@ def export_model(
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")
     vocab, _ = resolve_vocab(loaded, cfg.vocab)
-    if cfg.calibration:  # bad calibration data is refused before the first progress line
-        _load_calibration(cfg.calibration, loaded.config)
+    # bad calibration data is refused before the first progress line (and read only here)
+    calibration = _load_calibration(cfg.calibration, loaded.config) if cfg.calibration else None
     say(
         f"loaded {loaded.kind} checkpoint {path} ({loaded.config.variant} variant, "
         f"D={loaded.config.embed_size}) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
     source = {"path": str(path), "sha256": loaded.sha256, "kind": loaded.kind}
-    return export_loaded(loaded.model, vocab, out_dir, cfg, source=source, progress=progress)
+    return export_loaded(loaded.model, vocab, out_dir, cfg, source=source, progress=progress,
+                         calibration=calibration)
