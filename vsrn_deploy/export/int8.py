@@ -350,7 +350,10 @@ def _quantize_weight(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.n
 
 
 class _Builder:
-    """Nodes and initializers of one (sub)graph with readable names."""
+    """Nodes and initializers of one (sub)graph with readable names.
+
+    Like `graphs.GraphBuilder`, but a 0-d constant stays 0-d (the loop's scalar Gather index and
+    clamps need it); GraphBuilder.const widens it to shape (1,), which its FP32 graphs keep."""
 
     def __init__(self, inits: dict[str, onnx.TensorProto]) -> None:
         self.nodes: list[onnx.NodeProto] = []
