@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from vsrn_deploy.attention import save_attention_png
     from vsrn_deploy.export import ExportConfig, export_model
     from vsrn_deploy.search import Index, IndexConfig, build_index
+    from vsrn_deploy.search.attention import save_attention_png
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -46,10 +46,10 @@ def main() -> None:
     if checkpoint is None:
         import torch
 
-        from vsrn_deploy.checkpoint import save_checkpoint
-        from vsrn_deploy.config import VSRNConfig
+        from vsrn_deploy.data.vocab import load_vocab
         from vsrn_deploy.model import VSRN
-        from vsrn_deploy.vocab import load_vocab
+        from vsrn_deploy.model.checkpoint import save_checkpoint
+        from vsrn_deploy.model.config import VSRNConfig
 
         torch.manual_seed(args.seed)
         words = load_vocab(str(vocab))

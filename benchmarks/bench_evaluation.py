@@ -1,4 +1,4 @@
-"""Recall evaluation: the authors' per-query loop vs `vsrn_deploy.evaluation`, side by side in one run.
+"""Recall evaluation: the authors' per-query loop vs `vsrn_deploy.evaluation.recall`, side by side in one run.
 
 The reference below is written the way VSE++/VSRN's ``evaluation.py`` computes i2t and t2i: one
 ``numpy.argsort`` per query over float64 embeddings in the authors' layout (each image repeated 5
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vsrn_deploy import evaluation as ev
 from vsrn_deploy.bench.report import write_atomic, write_json
+from vsrn_deploy.evaluation import recall as ev
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

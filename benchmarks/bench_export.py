@@ -72,11 +72,11 @@ def main() -> None:
     import onnxruntime as ort
 
     from vsrn_deploy.bench.report import write_atomic, write_json
-    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.data.synthetic_inputs import captions, text_feed
+    from vsrn_deploy.data.synthetic_inputs import region_features as synthetic_region_features
     from vsrn_deploy.export.exporter import ExportConfig, export_loaded
     from vsrn_deploy.model import VSRN
-    from vsrn_deploy.synthetic_inputs import captions, text_feed
-    from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
+    from vsrn_deploy.model.config import VSRNConfig
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -50,7 +50,7 @@ from vsrn_deploy.bench.machine import (
     measure_read_bandwidth,
 )
 from vsrn_deploy.bench.report import write_atomic
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 
 TARGETS = [  # (encoder, batch, candidate, baseline, minimum ratio of p50)
     ("image", 1, "ort-int8", "ort", 4.0),

@@ -38,9 +38,9 @@ def _export(root: Path, tiny: bool) -> Path:
     from export_helpers import write_vocab
 
     from vsrn_deploy.bench.core import random_model
-    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_loaded
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.model.config import VSRNConfig
 
     cfg = VSRNConfig.tiny() if tiny else VSRNConfig()
     model = random_model(cfg)
@@ -104,10 +104,15 @@ def main() -> None:
 
     from vsrn_deploy.bench.machine import load_average, machine_info
     from vsrn_deploy.bench.report import write_atomic, write_json
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export.test_vectors import read_test_vectors
-    from vsrn_deploy.triton_repo import CAPTION_ENCODER, CAPTIONS, TritonRepoConfig, build_model_repository
-    from vsrn_deploy.triton_server import start_server
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.serving.triton_repo import (
+        CAPTION_ENCODER,
+        CAPTIONS,
+        TritonRepoConfig,
+        build_model_repository,
+    )
+    from vsrn_deploy.serving.triton_server import start_server
 
     load_before = load_average()
     tmp = Path(tempfile.mkdtemp(prefix="bench_triton."))

@@ -24,10 +24,10 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "export"))
 from export_helpers import tiny_model  # noqa: E402
 
+from vsrn_deploy.data.synthetic_inputs import captions, image_feed, region_features, text_feed  # noqa: E402
 from vsrn_deploy.export import emulate, fp16  # noqa: E402
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy  # noqa: E402
 from vsrn_deploy.export.graphs import build_image_graph, build_text_graph  # noqa: E402
-from vsrn_deploy.synthetic_inputs import captions, image_feed, region_features, text_feed  # noqa: E402
 
 
 def _round_trips(model: onnx.ModelProto) -> list[str]:

@@ -41,9 +41,9 @@ from vsrn_deploy.bench.core import SCHEMA, add_roofline, image_feed, latency_sta
 from vsrn_deploy.bench.machine import machine_info, measure_matmul_peak
 from vsrn_deploy.bench.plot import plot_report
 from vsrn_deploy.bench.report import speedups, to_markdown, write_atomic, write_json
-from vsrn_deploy.config import VSRNConfig
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
+from vsrn_deploy.model.config import VSRNConfig
 
 BASELINE = "torch"
 GRAPH = "torch-deploy-fp16-cudagraph"

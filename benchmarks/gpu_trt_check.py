@@ -72,10 +72,10 @@ def _make_checkpoint(variant: str, folder: Path, tiny: bool = False, gcn_std: fl
     """A random paper-size model in the authors' checkpoint layout (no released weights needed)."""
     import torch
 
-    from vsrn_deploy.checkpoint import save_authors_checkpoint
-    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.data.vocab import Vocabulary, build_vocab
+    from vsrn_deploy.model.checkpoint import save_authors_checkpoint
+    from vsrn_deploy.model.config import VSRNConfig
     from vsrn_deploy.model.vsrn import VSRN
-    from vsrn_deploy.vocab import Vocabulary, build_vocab
 
     torch.manual_seed(0)
     cfg = VSRNConfig.flickr30k() if variant == "f30k" else VSRNConfig()
@@ -130,11 +130,11 @@ def main() -> int:
     args = ap.parse_args()
 
     from vsrn_deploy.backend.registry import make_runner
+    from vsrn_deploy.core.errors import CheckFailed, VsrnError
+    from vsrn_deploy.data.synthetic_inputs import captions, image_feed, region_features, text_feed
     from vsrn_deploy.engine.builder import BuildSettings, build_engines
     from vsrn_deploy.engine.profiles import ProfileSpec
-    from vsrn_deploy.errors import CheckFailed, VsrnError
-    from vsrn_deploy.synthetic_inputs import captions, image_feed, region_features, text_feed
-    from vsrn_deploy.validate import ValidateConfig, format_report, run_validation
+    from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation
 
     t_start = time.perf_counter()
     out_dir = Path(os.environ.get("OUT", "."))
@@ -190,7 +190,7 @@ def main() -> int:
         # 4. time TensorRT against torch-deploy FP16 on the same GPU
         import torch
 
-        from vsrn_deploy.checkpoint import load_model
+        from vsrn_deploy.model.checkpoint import load_model
 
         manifest = json.loads((export / "manifest.json").read_text())
         mcfg = manifest["config"]

@@ -17,16 +17,16 @@ from authors_reference import as_numpy, image_forward, randomize_, text_forward 
 from hostile_payloads import CreatesFile, RunsShell
 
 from vsrn_deploy import load_model  # noqa: E402
-from vsrn_deploy.checkpoint import (  # noqa: E402
+from vsrn_deploy.core.errors import VsrnError  # noqa: E402
+from vsrn_deploy.data.vocab import Vocabulary  # noqa: E402
+from vsrn_deploy.model import VSRN  # noqa: E402
+from vsrn_deploy.model.checkpoint import (  # noqa: E402
     find_authors_vocab,
     load_checkpoint,
     save_authors_checkpoint,
     save_checkpoint,
 )
-from vsrn_deploy.config import VSRNConfig  # noqa: E402
-from vsrn_deploy.errors import VsrnError  # noqa: E402
-from vsrn_deploy.model import VSRN  # noqa: E402
-from vsrn_deploy.vocab import Vocabulary  # noqa: E402
+from vsrn_deploy.model.config import VSRNConfig  # noqa: E402
 
 SERIALISATIONS = {
     "zip": {},
@@ -231,7 +231,7 @@ def test_train_state_must_be_plain(tmp_path):
 
 
 def test_authors_vocab_found_beside_the_checkpoint(tmp_path):
-    from vsrn_deploy.vocab import save_authors_pickle
+    from vsrn_deploy.data.vocab import save_authors_pickle
 
     cfg = VSRNConfig.tiny(data_name="mini_precomp")
     (tmp_path / "vocab").mkdir()
@@ -307,9 +307,9 @@ def test_authors_checkpoint_finds_the_shared_vocabulary(tmp_path, shared_vocab_d
 
 
 def test_resolve_vocab_one_order_for_every_command(tmp_path):
-    from vsrn_deploy.checkpoint import LoadedCheckpoint, resolve_vocab
-    from vsrn_deploy.config import VSRNConfig
-    from vsrn_deploy.vocab import build_vocab
+    from vsrn_deploy.data.vocab import build_vocab
+    from vsrn_deploy.model.checkpoint import LoadedCheckpoint, resolve_vocab
+    from vsrn_deploy.model.config import VSRNConfig
 
     vocab = build_vocab(["a dog runs on grass"], threshold=1)
     other = build_vocab(["a cat sits"], threshold=1)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from vsrn_deploy.compare import (
+from vsrn_deploy.core.contract import PARITY
+from vsrn_deploy.evaluation.compare import (
     compare_retrieval,
     retrieval_failures,
     row_cosine,
     top1_agreement,
     unexplained_recall_flips,
 )
-from vsrn_deploy.contract import PARITY
 
 
 def test_top1_and_recall_flips_ignore_near_ties_only():

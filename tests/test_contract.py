@@ -1,4 +1,4 @@
-"""The export contract, and every consumer's view of it derived from `vsrn_deploy.contract`.
+"""The export contract, and every consumer's view of it derived from `vsrn_deploy.core.contract`.
 
 Each test below reads a consumer's view (graph I/O, manifest entries, runner names, feed checks,
 TensorRT profiles, Triton configs, file names, parity bounds) and compares it with what the
@@ -16,9 +16,9 @@ import numpy as np
 import onnx
 import pytest
 
-from vsrn_deploy import contract
-from vsrn_deploy.config import VSRNConfig
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.model.config import VSRNConfig
 
 CFG = VSRNConfig.tiny()
 
@@ -118,7 +118,7 @@ def test_file_lookups_use_the_declared_names(tmp_path):
 
 
 def test_triton_configs_name_the_declared_tensors():
-    from vsrn_deploy.triton_repo import MODELS, render_config
+    from vsrn_deploy.serving.triton_repo import MODELS, render_config
 
     assert MODELS == tuple(spec.graph for spec in contract.ENCODERS.values())
     for spec in contract.ENCODERS.values():
@@ -129,7 +129,7 @@ def test_triton_configs_name_the_declared_tensors():
 
 
 def test_both_comparisons_judge_with_the_declared_bounds():
-    from vsrn_deploy.validate import thresholds
+    from vsrn_deploy.jobs.validate import thresholds
 
     th = thresholds()
     fp16 = contract.PARITY["fp16"]
@@ -140,7 +140,7 @@ def test_both_comparisons_judge_with_the_declared_bounds():
 
 
 def test_python_m_contract_prints_the_declaration():
-    out = subprocess.run([sys.executable, "-m", "vsrn_deploy.contract"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "vsrn_deploy.core.contract"], capture_output=True, text=True,
                          check=True).stdout
     for spec in contract.ENCODERS.values():
         assert all(name in out for name in spec.input_names + spec.output_names)

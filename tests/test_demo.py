@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vsrn_deploy import demo
+from vsrn_deploy.jobs import demo
 
 pytestmark = pytest.mark.export
 
@@ -14,7 +14,7 @@ TINY = {"n_train": 20, "n_dev": 10, "n_test": 12, "num_regions": 36, "feature_di
 
 
 def test_demo_fails_when_training_stays_at_chance(tmp_path):
-    from vsrn_deploy.errors import CheckFailed
+    from vsrn_deploy.core.errors import CheckFailed
 
     cfg = demo.DemoConfig(out=str(tmp_path / "run"), epochs=1, bench=False, recall_gate=1e9, **TINY)
     with pytest.raises(CheckFailed, match="near chance"):

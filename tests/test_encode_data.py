@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from vsrn_deploy import evaluation
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.batching import CaptionDataset
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.data.synthetic import default_vocab_path, generate_dataset
-from vsrn_deploy.encode_data import encode_split
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.data.vocab import Vocabulary, load_vocab
+from vsrn_deploy.evaluation import recall as evaluation
+from vsrn_deploy.jobs.encode_data import encode_split
 from vsrn_deploy.model import VSRN
-from vsrn_deploy.vocab import Vocabulary, load_vocab
+from vsrn_deploy.model.config import VSRNConfig
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vsrn_deploy.synthetic_inputs import captions, region_features, text_feed
+from vsrn_deploy.data.synthetic_inputs import captions, region_features, text_feed
 
 
 def test_synthetic_inputs_look_like_region_features():
@@ -17,7 +17,7 @@ def test_synthetic_inputs_look_like_region_features():
 
 
 def test_captions_draw_words_from_a_vocabulary_and_pad_into_the_text_feed():
-    from vsrn_deploy.vocab import build_vocab
+    from vsrn_deploy.data.vocab import build_vocab
 
     vocab = build_vocab(["a dog runs on the grass"], threshold=1)
     caps = captions(6, len(vocab), max_tokens=8, seed=2, vocab=vocab)

@@ -1,4 +1,4 @@
-"""vsrn_deploy.tokens: the self-contained tokenisation the Triton tokenizer carries is the package's."""
+"""vsrn_deploy.core.tokens: the self-contained tokenisation the Triton tokenizer carries is the package's."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from vsrn_deploy import tokens
-from vsrn_deploy.vocab import Vocabulary
+from vsrn_deploy.core import tokens
+from vsrn_deploy.data.vocab import Vocabulary
 
 
 def test_encode_is_vocabulary_encode(tmp_path):

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT
 from vsrn_deploy.cli.app import app
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.engine.builder import save_engine
-from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.model import VSRN
-from vsrn_deploy.triton_repo import (
+from vsrn_deploy.model.config import VSRNConfig
+from vsrn_deploy.serving.triton_repo import (
     CAPTION_ENCODER,
     TOKENIZER,
     TritonRepoConfig,
@@ -77,8 +77,8 @@ def parse_pbtxt(text: str) -> dict:
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory) -> Path:
     """A tiny FP32 + FP16 export, written once."""
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_loaded
-    from vsrn_deploy.vocab import load_vocab
 
     root = tmp_path_factory.mktemp("triton")
     torch.manual_seed(0)
@@ -260,7 +260,7 @@ def test_every_flavour_has_the_tokenizer_and_the_caption_ensemble(export_dir, tm
     assert tok["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
     # the tokenizer carries its own copy of the package's tokenisation and the export's vocabulary
     assert (out / "tokenizer" / "1" / "vsrn_tokens.py").read_bytes() == \
-        (Path(__file__).parents[1] / "vsrn_deploy" / "tokens.py").read_bytes()
+        (Path(__file__).parents[1] / "vsrn_deploy" / "core" / "tokens.py").read_bytes()
     assert (out / "tokenizer" / "1" / "vocab.json").read_bytes() == (export_dir / "vocab.json").read_bytes()
     model_py = (out / "tokenizer" / "1" / "model.py").read_text()
     assert "class TritonPythonModel" in model_py and "import torch" not in model_py

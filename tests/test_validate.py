@@ -15,9 +15,9 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 from vsrn_deploy.cli.app import app
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
-from vsrn_deploy.validate import ValidateConfig, run_validation
+from vsrn_deploy.jobs.validate import ValidateConfig, run_validation
 
 pytestmark = pytest.mark.export
 
@@ -25,11 +25,11 @@ pytestmark = pytest.mark.export
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny vsrn-deploy checkpoint and its FP32 + FP16 export (exported once per session)."""
-    from vsrn_deploy.checkpoint import save_checkpoint
-    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.data.vocab import build_vocab
     from vsrn_deploy.export import ExportConfig, export_model
+    from vsrn_deploy.model.checkpoint import save_checkpoint
+    from vsrn_deploy.model.config import VSRNConfig
     from vsrn_deploy.model.vsrn import VSRN
-    from vsrn_deploy.vocab import build_vocab
 
     root = tmp_path_factory.mktemp("validate")
     torch.manual_seed(0)

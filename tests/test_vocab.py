@@ -12,8 +12,8 @@ import pytest
 from hostile_payloads import CreatesFile, RunsShell
 
 from vsrn_deploy import load_vocab
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.vocab import PAD, START, UNK, Vocabulary, build_vocab, save_authors_pickle
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data.vocab import PAD, START, UNK, Vocabulary, build_vocab, save_authors_pickle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_authors_pickle_is_readable_by_the_authors_script(tmp_path):
 
 
 def test_vocab_never_imports_torch():
-    code = ("import sys; from vsrn_deploy.vocab import load_vocab, Vocabulary; "
+    code = ("import sys; from vsrn_deploy.data.vocab import load_vocab, Vocabulary; "
             "Vocabulary().encode('a dog'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO)

@@ -22,13 +22,13 @@ def load_model(path: str, map_location: str = "cpu") -> Any:
     Returns:
         The model, with `encode_images` and `encode_texts`.
     """
-    from vsrn_deploy.checkpoint import load_model as _load_model
+    from vsrn_deploy.model.checkpoint import load_model as _load_model
 
     return _load_model(path, map_location=map_location)
 
 
 def load_vocab(path: str) -> Any:
     """Read an authors' vocabulary pickle (safely) or vsrn-deploy's `vocab.json`."""
-    from vsrn_deploy.vocab import load_vocab as _load_vocab
+    from vsrn_deploy.data.vocab import load_vocab as _load_vocab
 
     return _load_vocab(path)

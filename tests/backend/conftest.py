@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 from vsrn_deploy.model.vsrn import VSRN
 
 
@@ -22,10 +22,10 @@ def tiny_model() -> VSRN:
 @pytest.fixture(scope="session")
 def tiny_graphs(tiny_model: VSRN, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """FP32 and FP16 graphs of the tiny model, written by the exporter's graph builders."""
+    from vsrn_deploy.data.synthetic_inputs import captions, region_features, text_feed
     from vsrn_deploy.export import fp16
     from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
     from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
-    from vsrn_deploy.synthetic_inputs import captions, region_features, text_feed
 
     out = tmp_path_factory.mktemp("tiny_graphs")
     cfg = tiny_model.config
@@ -42,7 +42,7 @@ def tiny_graphs(tiny_model: VSRN, tmp_path_factory: pytest.TempPathFactory) -> P
 
 @pytest.fixture()
 def image_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
-    from vsrn_deploy.synthetic_inputs import region_features
+    from vsrn_deploy.data.synthetic_inputs import region_features
 
     cfg = tiny_model.config
     return {"region_features": region_features(3, cfg.num_regions, cfg.img_dim, seed=5)}
@@ -50,7 +50,7 @@ def image_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
 
 @pytest.fixture()
 def text_feed(tiny_model: VSRN) -> dict[str, np.ndarray]:
-    from vsrn_deploy.synthetic_inputs import captions, text_feed
+    from vsrn_deploy.data.synthetic_inputs import captions, text_feed
 
     caps = captions(5, tiny_model.config.vocab_size, min_tokens=3, seed=5)  # mixed lengths
     return text_feed(caps)

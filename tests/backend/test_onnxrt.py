@@ -10,7 +10,7 @@ import pytest
 from vsrn_deploy.backend.feeds import check_feed
 from vsrn_deploy.backend.onnxrt import OrtRunner, graph_path
 from vsrn_deploy.backend.registry import make_runner
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 
 def test_graph_path_prefers_manifest_names(tmp_path):

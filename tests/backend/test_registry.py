@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vsrn_deploy.backend.registry import make_runner
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 
 def test_unknown_backend_and_encoder():

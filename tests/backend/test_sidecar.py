@@ -7,8 +7,8 @@ import json
 import pytest
 
 from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT, check_sidecar, read_sidecar, sidecar_path
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.engine.builder import save_engine
-from vsrn_deploy.errors import VsrnError
 
 GPU = {"name": "NVIDIA L4", "compute_capability": "8.9"}
 

@@ -11,8 +11,8 @@ import pytest
 from vsrn_deploy.backend import cuda
 from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT
 from vsrn_deploy.backend.trt import TrtRunner, plan_path
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.engine.builder import save_engine
-from vsrn_deploy.errors import VsrnError
 
 
 def _plan(tmp_path, precision="fp16", version="10.13.0"):
@@ -70,10 +70,10 @@ def _tensorrt_or_skip():
 def test_real_build_and_run_matches_ort(tiny_model, tmp_path, image_feed, text_feed, precision):
     _tensorrt_or_skip()
     from vsrn_deploy.backend.registry import make_runner
+    from vsrn_deploy.data.vocab import build_vocab
     from vsrn_deploy.engine.builder import BuildSettings, build_engines
     from vsrn_deploy.engine.profiles import ProfileSpec
     from vsrn_deploy.export import ExportConfig, export_loaded
-    from vsrn_deploy.vocab import build_vocab
 
     vocab = build_vocab([f"w{i}" for i in range(tiny_model.config.vocab_size - 4)], threshold=1)
     export = tmp_path / "export"

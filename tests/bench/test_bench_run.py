@@ -16,7 +16,7 @@ from vsrn_deploy.bench import (
     write_markdown,
 )
 from vsrn_deploy.bench.core import _export_matches, add_roofline, image_feed
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 
 ROW_KEYS = {"encoder", "backend", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "iters",
             "items_per_s", "flops_per_item", "gflops", "pct_of_peak"}
@@ -139,7 +139,7 @@ def test_an_export_of_other_sizes_or_checkpoint_does_not_match(tmp_path):
 
 def test_a_checkpoint_is_benchmarked_and_named(tmp_path):
     from vsrn_deploy.bench.core import random_model
-    from vsrn_deploy.checkpoint import save_checkpoint
+    from vsrn_deploy.model.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "m.pt", random_model(VSRNConfig.tiny(embed_size=12)))
     cfg = BenchConfig(encoders=("text",), backends=("torch",), batches=(2,), warmup=0, iters=1, seconds=None,

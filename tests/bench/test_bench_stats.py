@@ -7,8 +7,8 @@ import pytest
 
 from vsrn_deploy.backend.base import Runner
 from vsrn_deploy.bench.core import BenchConfig, image_feed, latency_stats, text_feed, time_runner
-from vsrn_deploy.config import VSRNConfig
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.model.config import VSRNConfig
 
 
 def test_percentiles_match_hand_values_and_numpy():

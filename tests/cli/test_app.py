@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.errors import CheckFailed, VsrnError
+from vsrn_deploy.core.errors import CheckFailed, VsrnError
 
 HEAVY = ("torch", "onnxruntime", "tensorrt", "polygraphy", "pycuda", "matplotlib", "cuda")
 

@@ -14,8 +14,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from vsrn_deploy import demo
 from vsrn_deploy.cli.app import app
+from vsrn_deploy.jobs import demo
 
 pytestmark = pytest.mark.export
 

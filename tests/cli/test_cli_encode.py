@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
 from authors_reference import as_numpy, image_forward, randomize_, text_forward  # noqa: E402
 
-from vsrn_deploy.checkpoint import save_authors_checkpoint, save_checkpoint  # noqa: E402
 from vsrn_deploy.cli.app import app  # noqa: E402
-from vsrn_deploy.config import VSRNConfig  # noqa: E402
+from vsrn_deploy.data.vocab import Vocabulary  # noqa: E402
 from vsrn_deploy.model import VSRN  # noqa: E402
-from vsrn_deploy.vocab import Vocabulary  # noqa: E402
+from vsrn_deploy.model.checkpoint import save_authors_checkpoint, save_checkpoint  # noqa: E402
+from vsrn_deploy.model.config import VSRNConfig  # noqa: E402
 
 WORDS = ["<pad>", "<start>", "<end>", "<unk>", "a", "dog", "cat", "runs", "on", "grass", "sits"]
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.batching import CaptionDataset, collate_batch, make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.vocab import build_vocab
+from vsrn_deploy.data.vocab import build_vocab
 
 CAPTIONS = ["a dog", "a red dog runs", "dog", "a cat", "the red cat sits here", "cat"]
 

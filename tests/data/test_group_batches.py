@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data import synthetic
 from vsrn_deploy.data.batching import GroupBatchSampler, make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.vocab import load_vocab
+from vsrn_deploy.data.vocab import load_vocab
 
 
 def test_group_batches_hold_whole_groups_once_per_image() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.precomp import DEV_CAPTIONS, PrecompSplit, read_captions
-from vsrn_deploy.errors import VsrnError
 
 
 def write_split(folder: Path, split: str, n_images: int, n_caps: int, k: int = 3, dim: int = 4,

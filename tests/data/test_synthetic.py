@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data import synthetic
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.vocab import load_vocab
+from vsrn_deploy.data.vocab import load_vocab
 
 
 def _make(out: Path, seed: int = 0, **kw) -> Path:

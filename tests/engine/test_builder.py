@@ -10,9 +10,9 @@ import types
 import pytest
 from fake_tensorrt import write_manifest
 
+from vsrn_deploy.core.errors import CheckFailed, VsrnError
 from vsrn_deploy.engine import builder as B
 from vsrn_deploy.engine.profiles import ProfileSpec
-from vsrn_deploy.errors import CheckFailed, VsrnError
 
 
 def _flags(trt, method="set_flag"):

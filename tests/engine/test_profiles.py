@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from vsrn_deploy.backend.trt import fits
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.engine.profiles import ProfileSpec, input_shapes, parse_triple
-from vsrn_deploy.errors import VsrnError
 
 
 def test_parse_and_validate_triples():

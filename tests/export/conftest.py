@@ -11,7 +11,7 @@ from export_helpers import tiny_model, write_vocab
 @pytest.fixture(scope="session")
 def authors_ckpt(tmp_path_factory) -> dict:
     """A tiny COCO-variant model saved in the authors' layout, plus a matching vocab.json."""
-    from vsrn_deploy.checkpoint import save_authors_checkpoint
+    from vsrn_deploy.model.checkpoint import save_authors_checkpoint
 
     root = tmp_path_factory.mktemp("ckpt")
     model = tiny_model(0)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.model import VSRN
+from vsrn_deploy.model.config import VSRNConfig
 
 
 def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
@@ -29,7 +29,7 @@ def calibrate_batchnorm(model: VSRN, batches: int = 4, batch_size: int = 16, see
     Random running means would add channel-constant offsets 100x the signal to every GCN layer,
     a model no training produces (and one that loses FP32 digits in the region normalisation).
     """
-    from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
+    from vsrn_deploy.data.synthetic_inputs import region_features as synthetic_region_features
 
     gen = torch.Generator().manual_seed(seed)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
@@ -57,7 +57,7 @@ def tiny_model(seed: int = 0, **overrides) -> VSRN:
 
 def write_vocab(path: Path, size: int) -> Path:
     """Write a vocab.json of `size` words (the four special tokens first)."""
-    from vsrn_deploy.vocab import Vocabulary
+    from vsrn_deploy.data.vocab import Vocabulary
 
     words = ["<pad>", "<start>", "<end>", "<unk>"] + [f"word{i}" for i in range(size - 4)]
     Vocabulary.from_words(words).save_json(path)

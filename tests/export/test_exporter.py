@@ -10,12 +10,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from vsrn_deploy import contract
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data.synthetic_inputs import captions, text_feed
+from vsrn_deploy.data.synthetic_inputs import region_features as synthetic_region_features
 from vsrn_deploy.export.manifest import read_manifest, verify_files
 from vsrn_deploy.io.files import sha256_file
-from vsrn_deploy.synthetic_inputs import captions, text_feed
-from vsrn_deploy.synthetic_inputs import region_features as synthetic_region_features
 
 pytestmark = pytest.mark.export
 

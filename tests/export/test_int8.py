@@ -12,12 +12,12 @@ import pytest
 import torch
 from export_helpers import tiny_model
 
-from vsrn_deploy.contract import PARITY, onnx_name
-from vsrn_deploy.errors import CheckFailed
+from vsrn_deploy.core.contract import PARITY, onnx_name
+from vsrn_deploy.core.errors import CheckFailed
+from vsrn_deploy.data.synthetic_inputs import captions, region_features, text_feed
 from vsrn_deploy.export import ExportConfig, export_loaded, graphs, int8
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import read_manifest, verify_files
-from vsrn_deploy.synthetic_inputs import captions, region_features, text_feed
 
 pytestmark = pytest.mark.export
 
@@ -224,8 +224,8 @@ def test_f30k_authors_checkpoint_exports_int8_through_the_cli(tmp_path):
     from export_helpers import calibrate_batchnorm, write_vocab
     from typer.testing import CliRunner
 
-    from vsrn_deploy.checkpoint import save_authors_checkpoint
     from vsrn_deploy.cli.app import app
+    from vsrn_deploy.model.checkpoint import save_authors_checkpoint
 
     model = tiny_model(2, fc_norm=False, final_bn=True, data_name="f30k_precomp")
     calibrate_batchnorm(model)

@@ -64,7 +64,7 @@ def test_without_polygraphy_the_check_says_not_run(graphs, monkeypatch):
 
 
 def test_check_export_fails_on_a_failing_graph(graphs):
-    from vsrn_deploy.errors import CheckFailed
+    from vsrn_deploy.core.errors import CheckFailed
     from vsrn_deploy.export.polygraphy_lint import check_export
 
     lines = []

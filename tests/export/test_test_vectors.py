@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vsrn_deploy.data.vocab import load_vocab
 from vsrn_deploy.export.manifest import read_manifest, sha256_file
 from vsrn_deploy.export.test_vectors import FOLDER, read_test_vectors, tokenizer_cases
-from vsrn_deploy.vocab import load_vocab
 
 pytestmark = pytest.mark.export
 
@@ -73,7 +73,7 @@ def test_without_a_vocabulary_the_text_inputs_are_synthetic(exported, tmp_path):
     out = tmp_path / "export"
     shutil.copytree(exported["out"], out)
     shutil.rmtree(out / FOLDER)
-    from vsrn_deploy.config import VSRNConfig
+    from vsrn_deploy.model.config import VSRNConfig
 
     entries = write_test_vectors(out, None, VSRNConfig.from_dict(read_manifest(out)["config"]))
     assert f"{FOLDER}/captions.txt" not in entries and f"{FOLDER}/token_ids.bin" in entries

@@ -15,12 +15,12 @@ def world(tmp_path_factory) -> dict[str, Path]:
     model of other sizes, and an FP32 export of the first, made once for the whole suite."""
     import torch
 
-    from vsrn_deploy.checkpoint import save_checkpoint
-    from vsrn_deploy.config import VSRNConfig
     from vsrn_deploy.data.synthetic import default_vocab_path, generate_dataset
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_model
     from vsrn_deploy.model import VSRN
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.model.checkpoint import save_checkpoint
+    from vsrn_deploy.model.config import VSRNConfig
 
     root = tmp_path_factory.mktemp("faults")
     data = generate_dataset(root / "data", n_train=24, n_dev=12, n_test=12, num_regions=6, feature_dim=24,

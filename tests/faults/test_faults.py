@@ -192,7 +192,7 @@ def test_4_user_errors_are_one_line_exit_2(world, tmp_path, name):
 
 def test_4_any_oserror_becomes_one_line(world, tmp_path, monkeypatch):
     """The one place in the command line that catches what no specific check foresaw."""
-    import vsrn_deploy.encode_files as emb
+    import vsrn_deploy.jobs.encode_files as emb
 
     def full_disk(*_a, **_k):
         raise OSError(28, "No space left on device", str(tmp_path / "emb" / "image_embeddings.npy"))
@@ -230,7 +230,7 @@ def test_5_non_finite_features_are_refused_naming_the_image(world, tmp_path):
                        "--data", data, "--backends", "torch", "--vocab", world["vocab"]), 2, "image 4", "NaN")
     assert snapshot(tmp_path) == before
 
-    from vsrn_deploy.errors import VsrnError
+    from vsrn_deploy.core.errors import VsrnError
     from vsrn_deploy.io.inputs import check_finite_features
 
     big = np.zeros((1000, 2, 3), np.float32)
@@ -275,7 +275,7 @@ def test_7_a_changed_or_unlisted_export_is_refused_before_use(world, tmp_path):
                    2, "manifest.json not found", f"--out {export}")
     assert snapshot(tmp_path) == before
 
-    from vsrn_deploy.errors import VsrnError
+    from vsrn_deploy.core.errors import VsrnError
     from vsrn_deploy.io.inputs import verify_export
 
     with pytest.raises(VsrnError, match="my-export"):  # build-engine and index use the same check
@@ -297,7 +297,7 @@ def test_8_bom_and_crlf_captions_encode_like_plain_ones(world, tmp_path):
     np.testing.assert_array_equal(outs["plain"], outs["bom"])
 
     from vsrn_deploy.data.precomp import read_captions
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.data.vocab import load_vocab
 
     vocab = load_vocab(world["vocab"])
     first = read_captions(bom)[0]
@@ -349,7 +349,7 @@ def test_10_failures_leave_no_leftovers(world, tmp_path, monkeypatch):
     # train: a missing data folder is found before anything is created
     assert_refused(cli("train", "--data", tmp_path / "nodata", "--out", tmp_path / "run2", *TRAIN_SIZES), 2)
     # encode: a vocabulary of another size fails after the checkpoint is read: no --out appears
-    from vsrn_deploy.vocab import Vocabulary
+    from vsrn_deploy.data.vocab import Vocabulary
 
     small = Vocabulary.from_words(["<pad>", "<start>", "<end>", "<unk>", "a"])
     small.save_json(tmp_path / "small_vocab.json")

@@ -71,7 +71,7 @@ def test_interrupted_export_keeps_the_previous_export(world, tmp_path, signum):
 
 
 def test_sigint_during_train_leaves_a_loadable_last_checkpoint(world, tmp_path):
-    from vsrn_deploy.checkpoint import load_checkpoint
+    from vsrn_deploy.model.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
     proc = run_module("train", "--data", world["data"], "--out", run, "--epochs", "1000", "--vocab",

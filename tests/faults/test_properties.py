@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data.vocab import Vocabulary
 from vsrn_deploy.io.inputs import read_caption_lines
-from vsrn_deploy.vocab import Vocabulary
 
 pytestmark = pytest.mark.faults
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.inputs import load_npy
 
 

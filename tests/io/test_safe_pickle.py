@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.safe_pickle import decode_py2_str, restricted_loads
 
 

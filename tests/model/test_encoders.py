@@ -7,8 +7,8 @@ import pytest
 import torch
 from authors_reference import as_numpy, image_forward, randomize_, text_forward
 
-from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.model import VSRN, RsGCN, l2norm
+from vsrn_deploy.model.config import VSRNConfig
 
 ATOL = 1e-5
 

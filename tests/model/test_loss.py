@@ -6,8 +6,8 @@ import pytest
 import torch
 from authors_reference import randomize_
 
-from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.model import VSRN, contrastive_loss, masked_nll_loss
+from vsrn_deploy.model.config import VSRNConfig
 
 
 def _naive_contrastive(images, captions, margin, max_violation):

@@ -15,12 +15,12 @@ def make_search_export(root: Path) -> dict[str, Path]:
     precisions: FP32, FP16 and INT8)."""
     import torch
 
-    from vsrn_deploy.checkpoint import save_checkpoint
-    from vsrn_deploy.config import VSRNConfig
     from vsrn_deploy.data.synthetic import generate_dataset
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_model
     from vsrn_deploy.model import VSRN
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.model.checkpoint import save_checkpoint
+    from vsrn_deploy.model.config import VSRNConfig
 
     data = generate_dataset(root / "data", n_train=120, n_dev=4, n_test=40, num_regions=REGIONS,
                             feature_dim=FEATURE_DIM, seed=3)

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from vsrn_deploy.attention import attention_map, boxes_in_pixels, region_ranks, render_attention
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.search.attention import attention_map, boxes_in_pixels, region_ranks, render_attention
 
 
 def naive_map(regions, image, boxes, height, width, lam=50.0):

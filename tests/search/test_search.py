@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import FEATURE_DIM, REGIONS
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.search import Index, IndexConfig, build_index
 from vsrn_deploy.search.encoders import ExportEncoders
 from vsrn_deploy.search.kinds import (
@@ -122,7 +122,7 @@ def test_ivfpq_needs_enough_vectors():
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
 def test_build_reports_recall_of_an_approximate_kind(kind, search_export, tmp_path):
-    from vsrn_deploy.synthetic_inputs import region_features
+    from vsrn_deploy.data.synthetic_inputs import region_features
 
     images = search_export["images"]
     if kind == "ivfpq":  # ivfpq trains on >= 1000 vectors
@@ -145,7 +145,7 @@ def test_build_reports_recall_of_an_approximate_kind(kind, search_export, tmp_pa
 
 
 def test_attention_of_a_hit_is_the_rule_on_the_exports_outputs(built_index, search_export):
-    from vsrn_deploy.attention import render_attention
+    from vsrn_deploy.search.attention import render_attention
 
     feats = np.load(search_export["images"])
     boxes = np.load(search_export["boxes"])
@@ -157,7 +157,7 @@ def test_attention_of_a_hit_is_the_rule_on_the_exports_outputs(built_index, sear
 def test_demo_search_stage(search_export):
     from PIL import Image
 
-    from vsrn_deploy.demo import search_demo
+    from vsrn_deploy.jobs.demo import search_demo
 
     lines = []
     root = search_export["root"]

@@ -21,8 +21,9 @@ TORCHFREE = REPO / ".venv" / "torchfree" / "bin"
 def test_search_path_imports_no_torch(built_index):
     code = f"""
 import sys
-import vsrn_deploy, vsrn_deploy.cli.app, vsrn_deploy.search, vsrn_deploy.attention, vsrn_deploy.vocab
-import vsrn_deploy.backend.onnxrt, vsrn_deploy.backend.trt, vsrn_deploy.triton_repo, vsrn_deploy.contract
+import vsrn_deploy, vsrn_deploy.cli.app, vsrn_deploy.search, vsrn_deploy.search.attention
+import vsrn_deploy.data.vocab, vsrn_deploy.backend.onnxrt, vsrn_deploy.backend.trt
+import vsrn_deploy.serving.triton_repo, vsrn_deploy.core.contract
 from vsrn_deploy.search import Index
 with Index.open({str(built_index)!r}) as index:
     hits = index.search_text("a red dog to the left of a blue car", k=3)
@@ -87,7 +88,7 @@ def test_index_and_search_run_without_torch(search_export, built_index, tmp_path
 
 @pytest.mark.torchfree
 def test_int8_index_and_validate_without_torch(search_export, built_index, tmp_path):
-    from vsrn_deploy.contract import PARITY
+    from vsrn_deploy.core.contract import PARITY
 
     export, out = search_export["export"], tmp_path / "index8"
     built = _cli("index", "--onnx-dir", export, "--images", search_export["images"], "--backend", "ort-int8",

@@ -14,8 +14,8 @@ sys.path.insert(0, str(REPO / "tests" / "export"))
 def _export(root: Path, precision: str, seed: int) -> Path:
     from export_helpers import tiny_model, write_vocab
 
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_loaded
-    from vsrn_deploy.vocab import load_vocab
 
     model = tiny_model(seed)
     vocab = load_vocab(write_vocab(root / "vocab.json", model.config.vocab_size))

@@ -88,7 +88,7 @@ def test_cpp_client_runs_the_int8_graphs_as_python_does(vsrn_embed, int8_export)
     the same distance from the FP32 test vectors, output by output."""
     import onnxruntime as ort
 
-    from vsrn_deploy.contract import IMAGE, TEXT, onnx_name
+    from vsrn_deploy.core.contract import IMAGE, TEXT, onnx_name
     from vsrn_deploy.export.test_vectors import read_test_vectors
 
     vectors = read_test_vectors(int8_export)

@@ -7,11 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vsrn_deploy.contract import IMAGE, TEXT, onnx_name
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.contract import IMAGE, TEXT, onnx_name
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data.vocab import load_vocab
 from vsrn_deploy.export.test_vectors import read_test_vectors
-from vsrn_deploy.triton_repo import CAPTION_ENCODER, CAPTIONS, TritonRepoConfig, build_model_repository
-from vsrn_deploy.vocab import load_vocab
+from vsrn_deploy.serving.triton_repo import (
+    CAPTION_ENCODER,
+    CAPTIONS,
+    TritonRepoConfig,
+    build_model_repository,
+)
 
 pytestmark = pytest.mark.triton
 
@@ -20,7 +25,7 @@ TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def server(int8_export, tmp_path_factory):
-    from vsrn_deploy.triton_server import start_server
+    from vsrn_deploy.serving.triton_server import start_server
 
     repo = build_model_repository(TritonRepoConfig(
         onnx_dir=int8_export, out=tmp_path_factory.mktemp("triton_int8") / "repo", backend="python",

@@ -10,17 +10,17 @@ import time
 import numpy as np
 import pytest
 
-from vsrn_deploy.contract import IMAGE, TEXT
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.contract import IMAGE, TEXT
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data.vocab import load_vocab
 from vsrn_deploy.export.test_vectors import read_test_vectors
-from vsrn_deploy.triton_repo import (
+from vsrn_deploy.serving.triton_repo import (
     CAPTION_ENCODER,
     CAPTIONS,
     TOKENIZER,
     TritonRepoConfig,
     build_model_repository,
 )
-from vsrn_deploy.vocab import load_vocab
 
 pytestmark = pytest.mark.triton
 
@@ -32,7 +32,7 @@ PROTOCOLS = ("http-json", "http-binary", "grpc")
 @pytest.fixture(scope="module")
 def server(tiny_export, tmp_path_factory):
     """tritonserver on a python-backend repository of the tiny export; stopped by pid at teardown."""
-    from vsrn_deploy.triton_server import start_server
+    from vsrn_deploy.serving.triton_server import start_server
 
     repo = build_model_repository(TritonRepoConfig(
         onnx_dir=tiny_export, out=tmp_path_factory.mktemp("triton") / "repo", backend="python", kind="cpu",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vsrn_deploy.checkpoint import load_checkpoint
+from vsrn_deploy.model.checkpoint import load_checkpoint
 
 
 @pytest.mark.ddp

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.training import TrainConfig, train
 
 TINY = {"embed_size": 16, "word_dim": 8, "caption_hidden": 12, "gcn_layers": 1, "batch_size": 8,

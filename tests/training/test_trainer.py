@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from vsrn_deploy.checkpoint import load_checkpoint
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.batching import make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.data.vocab import load_vocab
+from vsrn_deploy.model.checkpoint import load_checkpoint
 from vsrn_deploy.model.vsrn import VSRN
 from vsrn_deploy.training import TrainConfig, train
 from vsrn_deploy.training.trainer import BEST_NAME, LAST_NAME, TrainStep, learning_rate, model_config_for
-from vsrn_deploy.vocab import load_vocab
 
 TINY = {"embed_size": 16, "word_dim": 8, "caption_hidden": 12, "gcn_layers": 1, "batch_size": 16,
         "workers": 0, "progress": False, "tensorboard": False, "device": "cpu", "log_every": 1}

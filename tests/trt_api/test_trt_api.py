@@ -17,8 +17,8 @@ import pytest
 from trt_behaviour import derived_trt
 from trt_surface import ApiMismatch, installed_versions, load_real, signatures
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.engine import builder as B
-from vsrn_deploy.errors import VsrnError
 
 pytestmark = pytest.mark.trt_api
 MAJORS = (10, 11)

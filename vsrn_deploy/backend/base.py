@@ -6,8 +6,8 @@ A runner serves one encoder of one backend. It is built cheaply, does its heavy 
     with make_runner("ort", "image", onnx_dir="export") as runner:
         outputs = runner.infer({"region_features": features})
 
-Inputs and outputs are numpy arrays named, typed and shaped as `vsrn_deploy.contract` declares
-them (`python -m vsrn_deploy.contract` prints the declaration).
+Inputs and outputs are numpy arrays named, typed and shaped as `vsrn_deploy.core.contract` declares
+them (`python -m vsrn_deploy.core.contract` prints the declaration).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy import contract
+from vsrn_deploy.core import contract
 
 BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "ort-int8", "trt")
 ENCODERS = tuple(contract.ENCODERS)

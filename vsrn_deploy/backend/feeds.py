@@ -1,4 +1,4 @@
-"""Checking a runner's input feed against `vsrn_deploy.contract` (numpy only: no torch here).
+"""Checking a runner's input feed against `vsrn_deploy.core.contract` (numpy only: no torch here).
 
 Every runner calls `check_feed` first, so a wrong name, rank or dtype fails the same way on every
 backend: a `VsrnError` that says what was expected.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vsrn_deploy import contract
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import VsrnError
 
 
 def check_feed(encoder: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy import contract
 from vsrn_deploy.backend.base import INPUT_NAMES, OUTPUT_NAMES, Runner
 from vsrn_deploy.backend.feeds import check_feed
-from vsrn_deploy.errors import VsrnError, import_optional
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import VsrnError, import_optional
 
 MANIFEST_NAME = contract.MANIFEST_NAME
 # backend name -> the graph precision it runs

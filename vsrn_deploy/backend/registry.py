@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 TORCH_BACKENDS = ("torch", "torch-deploy", "torch-compile")
 

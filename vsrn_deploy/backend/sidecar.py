@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
 
 SIDECAR_FORMAT = 1

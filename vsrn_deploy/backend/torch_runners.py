@@ -16,7 +16,7 @@ from torch import nn
 
 from vsrn_deploy.backend.base import OUTPUT_NAMES, Runner
 from vsrn_deploy.backend.feeds import check_feed
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 _DTYPES = {None: torch.float32, "fp32": torch.float32, "float32": torch.float32,
            "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16,

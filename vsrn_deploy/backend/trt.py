@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy import contract
 from vsrn_deploy.backend import cuda
 from vsrn_deploy.backend.base import INPUT_NAMES, OUTPUT_NAMES, Runner
 from vsrn_deploy.backend.feeds import check_feed
 from vsrn_deploy.backend.sidecar import check_sidecar, read_sidecar, rebuild_hint
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import VsrnError
 
 Shape = tuple[int, ...]
 

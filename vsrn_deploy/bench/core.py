@@ -35,8 +35,8 @@ from vsrn_deploy.bench.machine import (
     measure_int8_matmul_peak,
     measure_matmul_peak,
 )
-from vsrn_deploy.config import VSRNConfig
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.model.config import VSRNConfig
 
 SCHEMA = "vsrn-deploy.bench/1"
 ORT_BACKENDS = tuple(PRECISION_OF)
@@ -164,8 +164,8 @@ def latency_stats(samples_ms: Sequence[float]) -> dict[str, float]:
 
 
 def image_feed(cfg: VSRNConfig, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """`batch` images of `vsrn_deploy.synthetic_inputs` region features: {"region_features": (B, k, F)}."""
-    from vsrn_deploy import synthetic_inputs
+    """`batch` images of `synthetic_inputs` region features: {"region_features": (B, k, F)}."""
+    from vsrn_deploy.data import synthetic_inputs
 
     return synthetic_inputs.image_feed(
         synthetic_inputs.region_features(batch, cfg.num_regions, cfg.img_dim, seed))
@@ -176,12 +176,12 @@ def text_feed(cfg: VSRNConfig, batch: int, seed: int = 0, min_tokens: int = 8,
     """`batch` captions of realistic, mixed lengths, padded to the longest, as a serving batcher would.
 
     COCO captions have 10-14 words on average; lengths (with `<start>` and `<end>`) are drawn
-    uniformly from [min_tokens, max_tokens] (`vsrn_deploy.synthetic_inputs.captions`).
+    uniformly from [min_tokens, max_tokens] (`vsrn_deploy.data.synthetic_inputs.captions`).
 
     Returns:
         {"token_ids": (batch, T) int64, "lengths": (batch,) int64}.
     """
-    from vsrn_deploy import synthetic_inputs
+    from vsrn_deploy.data import synthetic_inputs
 
     return synthetic_inputs.text_feed(synthetic_inputs.captions(
         batch, cfg.vocab_size, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed + 1, extremes=False))
@@ -427,7 +427,7 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
 
     model_info: dict[str, Any]
     if bench.checkpoint:
-        from vsrn_deploy.checkpoint import load_checkpoint
+        from vsrn_deploy.model.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(bench.checkpoint)
         model, cfg = loaded.model, loaded.config

@@ -15,7 +15,7 @@ embedding is a gather): 28.9 MFLOP per token at W=300, D=2048.
 
 from __future__ import annotations
 
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 
 
 def _gru_flops(input_size: int, hidden: int, steps: int) -> int:

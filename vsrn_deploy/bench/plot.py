@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vsrn_deploy.bench.report import machine_line, write_atomic
-from vsrn_deploy.errors import import_optional
+from vsrn_deploy.core.errors import import_optional
 
 
 def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -32,8 +32,13 @@ def register(app: typer.Typer) -> None:
         """Heat map of the regions the image embedding correlates with, top regions outlined."""
         import numpy as np
 
-        from vsrn_deploy.attention import check_png_target, region_ranks, render_attention, save_attention_png
-        from vsrn_deploy.errors import VsrnError
+        from vsrn_deploy.core.errors import VsrnError
+        from vsrn_deploy.search.attention import (
+            check_png_target,
+            region_ranks,
+            render_attention,
+            save_attention_png,
+        )
         from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes
 
         check_png_target(out)  # before any work: a user's file of that name is never replaced

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
@@ -73,7 +73,7 @@ def bench(
         if path is not None:  # a bad output path fails now, not after the run
             check_out_path(path, want="file", flag=flag)
     if plot is not None:  # fail before the run, not after it, when matplotlib is missing
-        from vsrn_deploy.errors import import_optional
+        from vsrn_deploy.core.errors import import_optional
 
         import_optional("matplotlib", "bench", "--plot")
     report = run_benchmark(cfg)
@@ -91,7 +91,7 @@ def bench(
         typer.echo(f"wrote {plot}")
     if report["skipped"] or not report["results"]:
         # a measurement the user asked for and did not get is a failed run, never a success
-        from vsrn_deploy.errors import CheckFailed
+        from vsrn_deploy.core.errors import CheckFailed
 
         missed = "; ".join(f"{s['backend']} ({s['encoder']}" + (f", batch {s['batch']}" if s["batch"] else "")
                            + f"): {s['reason']}" for s in report["skipped"]) or "no measurement was made"

@@ -41,9 +41,9 @@ def build_engine(
     verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
 ) -> None:
     """Build one TensorRT engine per encoder, checked against the export's manifest and inspected."""
+    from vsrn_deploy.core.errors import VsrnError
     from vsrn_deploy.engine.builder import BuildSettings, build_engines
     from vsrn_deploy.engine.profiles import DEFAULT_TOKENS, ProfileSpec
-    from vsrn_deploy.errors import VsrnError
 
     tokens = (min_tokens, opt_tokens, max_tokens if max_tokens is not None else DEFAULT_TOKENS[2])
     if profile:

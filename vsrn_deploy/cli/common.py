@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from vsrn_deploy.errors import CheckFailed, VsrnError, torch_missing
+from vsrn_deploy.core.errors import CheckFailed, VsrnError, torch_missing
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -20,6 +20,6 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed of data, model and training.")] = 0,
     ) -> None:
         """Generate data, train, evaluate, round-trip an authors' checkpoint, export, validate, bench."""
-        from vsrn_deploy.demo import DemoConfig, run_demo
+        from vsrn_deploy.jobs.demo import DemoConfig, run_demo
 
         run_demo(DemoConfig(out=out, epochs=epochs, bench=bench, seed=seed), say=typer.echo)

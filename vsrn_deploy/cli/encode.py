@@ -29,7 +29,7 @@ def encode(
         "--overwrite", help="Replace same-named files in --out that vsrn-deploy did not write.")] = False,
 ) -> None:
     """Write l2-normalised embeddings; with both inputs, print each caption's best-matching image."""
-    from vsrn_deploy.encode_files import encode_files
+    from vsrn_deploy.jobs.encode_files import encode_files
 
     result = encode_files(checkpoint, out, images=images, captions=captions, vocab=vocab,
                           batch_size=batch_size, device=device, overwrite=overwrite)

@@ -1,6 +1,6 @@
 """`vsrn-deploy evaluate`: recall of one checkpoint, or a two-model ensemble, on a precomp split.
 
-The work is done by `vsrn_deploy.encode_data.run_evaluation`; the command only parses options,
+The work is done by `vsrn_deploy.jobs.encode_data.run_evaluation`; the command only parses options,
 prints the table and writes the JSON report.
 """
 
@@ -35,7 +35,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
 ) -> None:
     """R@1/5/10, medr, meanr and rsum in both directions, with the authors' protocol."""
-    from vsrn_deploy.encode_data import run_evaluation
+    from vsrn_deploy.jobs.encode_data import run_evaluation
 
     if out is not None:  # a bad --out fails now, not after the evaluation
         from vsrn_deploy.io.outputs import check_out_path
@@ -44,7 +44,7 @@ def evaluate(
     report = run_evaluation(checkpoints, data, split=split, fold5=fold5, vocab=vocab,
                             batch_size=batch_size, device=device, max_images=max_images,
                             echo=lambda msg: typer.echo(msg, err=True))
-    from vsrn_deploy.evaluation import format_table
+    from vsrn_deploy.evaluation.recall import format_table
 
     typer.echo(format_table(report))
     if out is not None:

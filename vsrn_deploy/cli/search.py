@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 
 def register(app: typer.Typer) -> None:
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
                         _show(hits, "caption", False, idx)
                 shown = []
             if attention is not None:
-                from vsrn_deploy.attention import check_png_target, save_attention_png
+                from vsrn_deploy.search.attention import check_png_target, save_attention_png
 
                 targets = [attention / f"{rank:02d}_image_{image}.png" for rank, image in enumerate(shown, 1)]
                 for target in targets:  # every name is checked before the first picture is written

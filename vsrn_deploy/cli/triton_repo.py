@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.triton_repo import DEFAULT_MAX_TOKENS
+from vsrn_deploy.serving.triton_repo import DEFAULT_MAX_TOKENS
 
 
 def triton_repo(
@@ -43,7 +43,7 @@ def triton_repo(
         = False,
 ) -> None:
     """Write a Triton model repository: image_encoder, text_encoder, tokenizer and caption_encoder."""
-    from vsrn_deploy.triton_repo import TritonRepoConfig, build_model_repository, parse_batches
+    from vsrn_deploy.serving.triton_repo import TritonRepoConfig, build_model_repository, parse_batches
 
     cfg = TritonRepoConfig(
         onnx_dir=onnx_dir, out=out, backend=backend, precision=precision, engine_dir=engine_dir,

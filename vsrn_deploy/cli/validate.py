@@ -39,11 +39,11 @@ def validate(
     """Encode the same images and captions with each backend; compare errors and recall with torch FP32.
 
     Exits 1 when any backend misses the parity bounds of its precision (FP32: max abs error; FP16:
-    min row cosine, R@1/5/10 change, top-1 agreement); `python -m vsrn_deploy.contract` prints them.
+    min row cosine, R@1/5/10 change, top-1 agreement); `python -m vsrn_deploy.core.contract` prints them.
     """
-    from vsrn_deploy.errors import CheckFailed
+    from vsrn_deploy.core.errors import CheckFailed
     from vsrn_deploy.io.outputs import check_out_path
-    from vsrn_deploy.validate import ValidateConfig, format_report, run_validation, write_report
+    from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation, write_report
 
     if out is not None:  # a bad --out fails now, not after the run
         check_out_path(out, want="file")

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
 
 REGION_ORDERS = ("given", "box", "random")
 
@@ -82,7 +82,7 @@ class CaptionDataset(Dataset):
 
     Args:
         split: the precomp split to read.
-        vocab: anything with ``encode(caption) -> list[int]`` (a `vsrn_deploy.vocab.Vocabulary`).
+        vocab: anything with ``encode(caption) -> list[int]`` (a `vsrn_deploy.data.vocab.Vocabulary`).
         region_order: ``given``, ``box`` (largest box first; needs boxes) or ``random``.
         seed: base seed of the ``random`` region order (mixed with the caption index and the
             epoch set by `set_epoch`, so the order is reproducible and differs per epoch).

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 #: The authors' dev truncation: model selection uses the first 5000 dev captions.
 DEV_CAPTIONS = 5000

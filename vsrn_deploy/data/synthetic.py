@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, staging_folder, swap_in_folder
 
 NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
@@ -79,7 +79,7 @@ def check_words_in_authors_vocab(path: str | Path | None = None) -> list[str]:
     path = Path(path) if path else _authors_vocab_path()
     if path is None:
         return []
-    from vsrn_deploy.vocab import load_vocab
+    from vsrn_deploy.data.vocab import load_vocab
 
     vocab = load_vocab(str(path))
     return [w for w in WORDS if w not in vocab.word2idx]
@@ -197,7 +197,7 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
     ``{split}_caps.txt`` (5 captions per image), ``{split}_boxes.npy`` (when `boxes`),
     ``{split}_groups.npy`` (int64 [n]: the group of 4 look-alike images each image belongs to) and
     ``<out_dir>/vocab/<data_name>_vocab.json`` (built from the training captions with
-    `vsrn_deploy.vocab.build_vocab`). The data folder appears complete or not at all.
+    `vsrn_deploy.data.vocab.build_vocab`). The data folder appears complete or not at all.
 
     Args:
         out_dir: parent folder (the authors' ``--data_path``).
@@ -249,7 +249,7 @@ def _is_synthetic(folder: Path) -> bool:
 
 def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev: int, n_test: int,
                    num_regions: int, feature_dim: int, seed: int, boxes: bool, vocab_threshold: int) -> Path:
-    from vsrn_deploy.vocab import build_vocab
+    from vsrn_deploy.data.vocab import build_vocab
 
     rng = np.random.default_rng(seed)
     world = _World(rng, feature_dim)

@@ -31,10 +31,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy import contract
 from vsrn_deploy.backend.sidecar import SIDECAR_FORMAT, write_sidecar
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import CheckFailed, VsrnError
 from vsrn_deploy.engine.profiles import ProfileSpec, input_shapes
-from vsrn_deploy.errors import CheckFailed, VsrnError
 from vsrn_deploy.io.files import atomic_write_bytes, sha256_bytes, sha256_file
 
 PRECISIONS = ("fp32", "fp16")

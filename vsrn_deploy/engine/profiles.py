@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vsrn_deploy import contract
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import VsrnError
 
 Triple = tuple[int, int, int]
 Shape = tuple[int, ...]
@@ -66,7 +66,7 @@ class ProfileSpec:
 
 def input_shapes(encoder: str, spec: ProfileSpec, *, num_regions: int,
                  feature_dim: int) -> dict[str, tuple[Shape, Shape, Shape]]:
-    """Per-input (min, opt, max) shapes of one profile, for the inputs `vsrn_deploy.contract` declares.
+    """Per-input (min, opt, max) shapes of one profile, for the inputs `vsrn_deploy.core.contract` declares.
 
     Args:
         encoder: "image" or "text".

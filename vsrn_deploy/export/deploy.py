@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 from vsrn_deploy.model.encoders import ImageEncoder, TextEncoder
 
 

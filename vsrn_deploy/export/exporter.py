@@ -24,17 +24,18 @@ import numpy as np
 import onnx
 import torch
 
-from vsrn_deploy import contract, synthetic_inputs
 from vsrn_deploy.backend.onnxrt import cpu_session
-from vsrn_deploy.config import VSRNConfig
-from vsrn_deploy.errors import CheckFailed, VsrnError
-from vsrn_deploy.evaluation import CAPTIONS_PER_IMAGE
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.errors import CheckFailed, VsrnError
+from vsrn_deploy.data import synthetic_inputs
+from vsrn_deploy.evaluation.recall import CAPTIONS_PER_IMAGE
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
 from vsrn_deploy.export.validation import Validator, check_io
 from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
 from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
+from vsrn_deploy.model.config import VSRNConfig
 
 PRECISIONS = ("fp32", "fp16", "int8", "all")
 _TWO_GB = 2 * 1024**3
@@ -202,7 +203,7 @@ def export_loaded(
 
     Args:
         model: the eval-mode VSRN (its `img_enc` and `txt_enc` are the eager reference).
-        vocab: a `vsrn_deploy.vocab.Vocabulary` (written as vocab.json), or None to skip.
+        vocab: a `vsrn_deploy.data.vocab.Vocabulary` (written as vocab.json), or None to skip.
         out_dir: the export folder.
         cfg: export options.
         source: {path, sha256, kind} of the checkpoint, for the manifest.
@@ -537,7 +538,7 @@ def export_model(
         VsrnError: missing/hostile/unrelated checkpoint, vocabulary mismatch, bad options (exit 2).
         CheckFailed: a graph or parity check missed (exit 1); nothing is written then.
     """
-    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
+    from vsrn_deploy.model.checkpoint import load_checkpoint, resolve_vocab
 
     cfg = cfg or ExportConfig()
     path = require_file(checkpoint, "checkpoint")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import onnx
 
-from vsrn_deploy.errors import CheckFailed
+from vsrn_deploy.core.errors import CheckFailed
 
 FORBIDDEN_IMAGE_OPS = frozenset({"GRU", "LSTM", "RNN", "Loop", "Scan", "If", "BatchNormalization"})
 

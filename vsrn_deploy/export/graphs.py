@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from vsrn_deploy.contract import IMAGE, TEXT, EncoderSpec
+from vsrn_deploy.core.contract import IMAGE, TEXT, EncoderSpec
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 DEFAULT_OPSET = 17
@@ -43,7 +43,7 @@ def _finish(b: GraphBuilder, spec: EncoderSpec, feats: str, cfg, opset: int, doc
 
 
 def value_infos(spec: EncoderSpec, config) -> tuple[list, list]:
-    """The graph's input and output value infos, as `vsrn_deploy.contract` declares them."""
+    """The graph's input and output value infos, as `vsrn_deploy.core.contract` declares them."""
     def info(t):
         return helper.make_tensor_value_info(t.name, getattr(TensorProto, t.onnx_dtype), t.shape(config))
 

@@ -48,9 +48,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from vsrn_deploy import compare
 from vsrn_deploy.backend.onnxrt import cpu_session
-from vsrn_deploy.contract import PARITY
+from vsrn_deploy.core.contract import PARITY
+from vsrn_deploy.evaluation import compare
 from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ
 
 DEFAULT_NODE_SHARE = 0.05
@@ -570,7 +570,7 @@ def export_int8(
     The checks go into `validator` (the export's `validation.Validator`, which fails the export),
     judged by `PARITY["int8"]`: graph hygiene; every row's cosine with eager FP32 at each batch size;
     on the synthetic retrieval set, R@1/5/10 changed beyond near-ties and the tie-aware top-1
-    agreement (`vsrn_deploy.compare`).
+    agreement (`vsrn_deploy.evaluation.compare`).
 
     Returns:
         {"paths": {graph: written path}, "manifest": the manifest's "int8" entry,
@@ -580,7 +580,7 @@ def export_int8(
 
     from onnxruntime import __version__ as ort_version
 
-    from vsrn_deploy.contract import IMAGE, TEXT, onnx_name
+    from vsrn_deploy.core.contract import IMAGE, TEXT, onnx_name
     from vsrn_deploy.export import graph_checks
 
     t0 = time.perf_counter()

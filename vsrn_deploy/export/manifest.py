@@ -4,7 +4,7 @@ Keys: format_version, config (asdict VSRNConfig), source {path, sha256, kind}, f
 bytes}}, graphs {image_encoder|text_encoder: {fp32, fp16?, int8?, inputs, outputs, dynamic_axes}},
 opset, precision, fp32_islands {graph: [node names]}, fp32_island_reasons, int8 (settings, per-weight
 decisions, FP32 nodes and why; `vsrn_deploy.export.int8`), parity, versions, trt_lint, created. The
-I/O entries and file names come from `vsrn_deploy.contract`. Readers (runners, build-engine,
+I/O entries and file names come from `vsrn_deploy.core.contract`. Readers (runners, build-engine,
 validate) call `read_manifest` then `verify_files` before trusting a file.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.contract import MANIFEST_NAME
+from vsrn_deploy.core.contract import MANIFEST_NAME
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
 from vsrn_deploy.io.inputs import EXPORT_FORMAT_VERSION
 

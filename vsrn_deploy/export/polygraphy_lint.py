@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.errors import CheckFailed
+from vsrn_deploy.core.errors import CheckFailed
 
 # One child for all graphs: polygraphy.tools.main() reads sys.argv; each run writes its JSON report.
 _RUN = """

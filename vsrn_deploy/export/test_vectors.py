@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.contract import IMAGE, TEXT, onnx_name
+from vsrn_deploy.core.contract import IMAGE, TEXT, onnx_name
 from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_text, sha256_file
 
 FOLDER = "test_vectors"
@@ -113,8 +113,8 @@ def write_test_vectors(export_dir: str | Path, vocab: Any, config: Any, *, seed:
     """
     import onnxruntime as ort
 
-    from vsrn_deploy import synthetic_inputs
     from vsrn_deploy.backend.onnxrt import cpu_session
+    from vsrn_deploy.data import synthetic_inputs
 
     export_dir = Path(export_dir)
     folder = export_dir / FOLDER

@@ -17,7 +17,7 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto
 
-from vsrn_deploy.errors import CheckFailed
+from vsrn_deploy.core.errors import CheckFailed
 
 TRT_VERSION = "10.15"
 TRT_DOC = "https://github.com/onnx/onnx-tensorrt/blob/main/docs/operators.md"

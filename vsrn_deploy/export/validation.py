@@ -1,17 +1,17 @@
 """Export-time validation: the written graphs against the eager training model.
 
 Every check yields one line (graph, precision, runtime, batch, output, metric, value, bound) and the
-export fails with `CheckFailed` if any line misses. Inputs come from `vsrn_deploy.synthetic_inputs`
+export fails with `CheckFailed` if any line misses. Inputs come from `vsrn_deploy.data.synthetic_inputs`
 (sparse non-negative region features at real magnitudes; captions of mixed lengths in shuffled
 order including the shortest, <start><end>, and the longest); every measure is
-`vsrn_deploy.compare`'s, the one `vsrn-deploy validate` uses.
+`vsrn_deploy.evaluation.compare`'s, the one `vsrn-deploy validate` uses.
 
 FP32: names, shapes, dtypes, then the max abs error at batch 1, 3, 5 and the largest claimed.
 FP16: every row's cosine with eager FP32, in ONNX Runtime and in the strict FP16 executor
 (`emulate.run_strict`, which rounds every FP16 node's output the way an FP16 engine does); on a
 synthetic retrieval set (5 captions per image), R@1/5/10 in both directions and top-1 agreement.
 INT8 (`vsrn_deploy.export.int8`): the same row-cosine and retrieval checks with the int8 bounds.
-The bounds are `vsrn_deploy.contract.PARITY` (`python -m vsrn_deploy.contract` prints them).
+The bounds are `vsrn_deploy.core.contract.PARITY` (`python -m vsrn_deploy.core.contract` prints them).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vsrn_deploy import compare
-from vsrn_deploy.contract import PARITY
+from vsrn_deploy.core.contract import PARITY
+from vsrn_deploy.evaluation import compare
 
 
 @dataclass(frozen=True)

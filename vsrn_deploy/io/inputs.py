@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.contract import MANIFEST_NAME
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.contract import MANIFEST_NAME
+from vsrn_deploy.core.errors import VsrnError
 
 BOM = "\ufeff"
 EXPORT_FORMAT_VERSION = 1  # the newest export manifest format this version reads (and writes)

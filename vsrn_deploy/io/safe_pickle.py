@@ -12,7 +12,7 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 __all__ = ["RestrictedUnpickler", "restricted_loads", "decode_py2_str"]
 

@@ -1,8 +1,19 @@
-"""PyTorch VSRN: encoders, caption generator, losses."""
+"""PyTorch VSRN: encoders, caption generator, losses (torch), its config (`config`, no torch) and
+checkpoints (`checkpoint`). The torch modules load on first use, so `vsrn_deploy.model.config`
+imports without torch."""
 
-from vsrn_deploy.model.encoders import ImageEncoder, RsGCN, TextEncoder, l2norm
-from vsrn_deploy.model.loss import contrastive_loss, masked_nll_loss
-from vsrn_deploy.model.vsrn import VSRN
+from __future__ import annotations
 
-__all__ = ["VSRN", "ImageEncoder", "TextEncoder", "RsGCN", "l2norm", "contrastive_loss",
-           "masked_nll_loss"]
+from typing import Any
+
+_LAZY = {"VSRN": "vsrn", "ImageEncoder": "encoders", "TextEncoder": "encoders", "RsGCN": "encoders",
+         "l2norm": "encoders", "contrastive_loss": "loss", "masked_nll_loss": "loss"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"vsrn_deploy.model.{_LAZY[name]}"), name)
+    raise AttributeError(name)

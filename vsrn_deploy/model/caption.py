@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 
 
 class Attention(nn.Module):

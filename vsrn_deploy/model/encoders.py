@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vsrn_deploy.config import VSRNConfig
+from vsrn_deploy.model.config import VSRNConfig
 
 
 def l2norm(x: torch.Tensor, dim: int, eps: float = 1e-12) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vsrn_deploy.config import VSRNConfig
 from vsrn_deploy.model.caption import CaptionGenerator
+from vsrn_deploy.model.config import VSRNConfig
 from vsrn_deploy.model.encoders import ImageEncoder, TextEncoder
 from vsrn_deploy.model.loss import contrastive_loss, masked_nll_loss
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, sha256_file, staging_folder, swap_in_folder
 from vsrn_deploy.io.outputs import output_lock, refuse_overlap
 from vsrn_deploy.search import layout

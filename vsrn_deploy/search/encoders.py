@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.contract import IMAGE, MANIFEST_NAME, TEXT, UNK_ID, VOCAB_NAME
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.contract import IMAGE, MANIFEST_NAME, TEXT, UNK_ID, VOCAB_NAME
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.io.inputs import load_npy
 
@@ -145,7 +145,7 @@ class ExportEncoders:
     @property
     def vocab(self) -> Any:
         if self._vocab is None:
-            from vsrn_deploy.vocab import load_vocab
+            from vsrn_deploy.data.vocab import load_vocab
 
             if not self.vocab_path.is_file():
                 raise VsrnError(f"{self.vocab_path} not found; the export writes it (vsrn-deploy export "

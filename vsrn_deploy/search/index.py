@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.contract import MANIFEST_NAME
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.contract import MANIFEST_NAME
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.search import layout
 from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, read_json
@@ -263,7 +263,7 @@ class Index:
     def attention_png(self, image_id: int, picture: str | os.PathLike | None = None, *, top: int = 3,
                       title: str | None = None) -> bytes:
         """The attention map of indexed image `image_id` as PNG bytes (needs the index's boxes)."""
-        from vsrn_deploy.attention import render_attention
+        from vsrn_deploy.search.attention import render_attention
 
         if self.boxes is None:
             raise VsrnError(f"the index {self.path} has no boxes; build it with --boxes BOXES.npy for "

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError, import_optional
+from vsrn_deploy.core.errors import VsrnError, import_optional
 
 KINDS = ("flat", "ivfpq", "hnsw")
 #: ivfpq needs this many vectors to train its 256-centroid codebooks and coarse quantiser.

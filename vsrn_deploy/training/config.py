@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from vsrn_deploy.config import dataclass_from_dict
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.model.config import dataclass_from_dict
 
 IMG_POOLS = ("gru", "mean")
 REGION_ORDERS = ("given", "box", "random")

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsrn_deploy.config import F30K_DATA_NAME, VSRNConfig
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.batching import Batch, CaptionDataset, GroupBatchSampler, make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json
 from vsrn_deploy.io.inputs import load_npy
+from vsrn_deploy.model.config import F30K_DATA_NAME, VSRNConfig
 from vsrn_deploy.model.vsrn import VSRN
 from vsrn_deploy.training.config import TrainConfig
 from vsrn_deploy.training.distributed import DistInfo, barrier, init_distributed, shutdown
@@ -195,8 +195,8 @@ def validate(model: VSRN, dataset: CaptionDataset, batch_size: int, device: torc
     Returns:
         `vsrn_deploy.evaluation.recall_report` of the split.
     """
-    from vsrn_deploy.encode_data import encode_split
-    from vsrn_deploy.evaluation import recall_report
+    from vsrn_deploy.evaluation.recall import recall_report
+    from vsrn_deploy.jobs.encode_data import encode_split
 
     was_training = model.training
     model.eval()
@@ -211,7 +211,7 @@ def validate(model: VSRN, dataset: CaptionDataset, batch_size: int, device: torc
 
 def _save(path: Path, model: VSRN, vocab: Any, vocab_path: Path, cfg: TrainConfig, state: _State,
           optimizer: torch.optim.Optimizer, scaler: Any, epoch_done: bool) -> None:
-    from vsrn_deploy.checkpoint import save_checkpoint
+    from vsrn_deploy.model.checkpoint import save_checkpoint
 
     train_state = {
         "epoch": state.epoch + 1 if epoch_done else state.epoch,
@@ -228,7 +228,7 @@ def _save(path: Path, model: VSRN, vocab: Any, vocab_path: Path, cfg: TrainConfi
 
 def _resume(cfg: TrainConfig, model: VSRN, optimizer: torch.optim.Optimizer, scaler: Any,
             device: torch.device) -> _State:
-    from vsrn_deploy.checkpoint import load_checkpoint
+    from vsrn_deploy.model.checkpoint import load_checkpoint
 
     path = Path(cfg.resume or "")
     if path.is_dir():
@@ -289,8 +289,8 @@ def train(cfg: TrainConfig, *, on_log: Callable[[dict[str, Any]], None] | None =
     """
     import contextlib
 
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.io.outputs import check_run_folder, run_folder_guard
-    from vsrn_deploy.vocab import load_vocab
 
     # before anything is created: a run folder holding a model needs --resume or --overwrite
     check_run_folder(cfg.out, resume=bool(cfg.resume), overwrite=cfg.overwrite)

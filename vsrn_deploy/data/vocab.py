@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.core.tokens import END, PAD, SPECIAL_TOKENS, START, UNK, pad_ids, tokenize  # noqa: F401
+from vsrn_deploy.core.tokens import encode as _encode
 from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_text
 from vsrn_deploy.io.safe_pickle import decode_py2_str, restricted_loads
-from vsrn_deploy.tokens import END, PAD, SPECIAL_TOKENS, START, UNK, pad_ids, tokenize  # noqa: F401
-from vsrn_deploy.tokens import encode as _encode
 
 __all__ = ["PAD", "START", "END", "UNK", "SPECIAL_TOKENS", "Vocabulary", "load_vocab", "build_vocab",
            "save_authors_pickle", "tokenize", "VOCAB_JSON_FORMAT"]

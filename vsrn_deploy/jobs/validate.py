@@ -1,18 +1,18 @@
 """Cross-backend validation: every backend against the eager FP32 model on the same inputs.
 
 For each backend, both encoders run on the same images and captions as the reference (`torch`,
-the training model in FP32), and `vsrn_deploy.compare` (the comparator export-time validation uses
+the training model in FP32), and `vsrn_deploy.evaluation.compare` (the comparator export-time validation uses
 too) measures, per backend: the abs error of every output (max / mean / p99), the row cosine of
 the embeddings (min / mean), top-1 agreement in both directions (raw and near-tie aware), and
 R@1/5/10 in both directions (the authors' protocol) with the raw deltas to the reference's and the
 points that changed beyond near-ties.
 
-Pass/fail (exit 1 on a miss) is `vsrn_deploy.contract.PARITY` of the backend's precision: FP32
+Pass/fail (exit 1 on a miss) is `vsrn_deploy.core.contract.PARITY` of the backend's precision: FP32
 backends bound the max abs error (`TRT_FP32_MAX_ABS` for TensorRT FP32 plans, whose kernels sum in
 a different order than the CPU); FP16 backends bound the min row cosine, the R@K points changed
 beyond near-ties (each direction and K) and the tie-aware top-1 agreement. A near-tie is a fixed
 per-precision bound (`near_tie`), never scaled by the backend's own error.
-`python -m vsrn_deploy.contract` prints the bounds.
+`python -m vsrn_deploy.core.contract` prints the bounds.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy import compare, synthetic_inputs
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
-from vsrn_deploy.contract import IMAGE, PARITY, TEXT, TRT_FP32_MAX_ABS
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.evaluation import CAPTIONS_PER_IMAGE
+from vsrn_deploy.core.contract import IMAGE, PARITY, TEXT, TRT_FP32_MAX_ABS
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data import synthetic_inputs
+from vsrn_deploy.evaluation import compare
+from vsrn_deploy.evaluation.recall import CAPTIONS_PER_IMAGE
 from vsrn_deploy.io.inputs import check_finite_features
 
 REFERENCE = "torch"
@@ -104,7 +105,7 @@ class Inputs:
 
 def load_inputs(cfg: ValidateConfig, model_config: Any, vocab: Any) -> Inputs:
     """The images and captions to compare on: a precomp split or synthetic ones
-    (`vsrn_deploy.synthetic_inputs`; captions of 3..24 tokens, from the vocabulary's words when
+    (`vsrn_deploy.data.synthetic_inputs`; captions of 3..24 tokens, from the vocabulary's words when
     there is one)."""
     if cfg.data:
         from vsrn_deploy.data.precomp import PrecompSplit
@@ -251,7 +252,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
         if any(b.startswith("ort") for b in cfg.backends):
             verify_export(cfg.onnx_dir)  # no model to hold it against: its own manifest only
     else:
-        from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
+        from vsrn_deploy.model.checkpoint import load_checkpoint, resolve_vocab
 
         if model is None:
             checkpoint = _resolve_checkpoint(cfg)
@@ -296,9 +297,9 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
     import types
 
     from vsrn_deploy.backend.registry import TORCH_BACKENDS
-    from vsrn_deploy.errors import torch_missing
+    from vsrn_deploy.core.errors import torch_missing
+    from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.io.inputs import read_export_manifest
-    from vsrn_deploy.vocab import load_vocab
 
     wanted = [b for b in cfg.backends if b in TORCH_BACKENDS] or (["--checkpoint"] if cfg.checkpoint else [])
     if wanted:

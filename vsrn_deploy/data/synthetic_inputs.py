@@ -11,7 +11,7 @@ calibration, `vsrn-deploy validate --synthetic`, the benchmark feeds and the tes
   the vocabulary's words (and encoded by it, so the tokenizer runs) when one is given. Captions are
   always lists of ids; `text_feed` pads them into the text encoder's inputs.
 
-The special ids and input names come from `vsrn_deploy.contract`.
+The special ids and input names come from `vsrn_deploy.core.contract`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.contract import END_ID, IMAGE, START_ID, TEXT, UNK_ID
+from vsrn_deploy.core.contract import END_ID, IMAGE, START_ID, TEXT, UNK_ID
 
 
 def region_features(n: int, num_regions: int, feature_dim: int, seed: int = 0) -> np.ndarray:
@@ -90,7 +90,7 @@ def image_feed(features: np.ndarray) -> dict[str, np.ndarray]:
 
 def text_feed(caption_ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
     """The text encoder's inputs: {"token_ids": (B, T) int64 padded with 0, "lengths": (B,) int64}."""
-    from vsrn_deploy.vocab import pad_ids
+    from vsrn_deploy.data.vocab import pad_ids
 
     ids, lengths = pad_ids(caption_ids)
     return dict(zip(TEXT.input_names, (ids, lengths), strict=True))

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 #: Captions per image in COCO and Flickr30K.
 CAPTIONS_PER_IMAGE = 5

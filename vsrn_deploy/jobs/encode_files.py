@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.inputs import check_positive
 
 if TYPE_CHECKING:
+    from vsrn_deploy.data.vocab import Vocabulary
     from vsrn_deploy.model import VSRN
-    from vsrn_deploy.vocab import Vocabulary
 
 __all__ = ["IMAGE_EMBEDDINGS", "TEXT_EMBEDDINGS", "read_region_features", "read_captions",
            "encode_region_features", "encode_captions", "save_array", "EncodeResult", "encode_files"]
@@ -104,7 +104,7 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
                         f"{model.config.vocab_size}; pass the vocabulary it was trained with")
     if not captions:
         return np.zeros((0, model.config.embed_size), np.float32)
-    from vsrn_deploy.encode_data import encode_captions as encode_batches
+    from vsrn_deploy.jobs.encode_data import encode_captions as encode_batches
 
     return encode_batches(model, list(captions), vocab, batch_size=batch_size, device=device)
 
@@ -159,10 +159,10 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
     Returns:
         An EncodeResult.
     """
-    from vsrn_deploy.checkpoint import load_checkpoint, resolve_vocab
     from vsrn_deploy.io.files import atomic_write_json, sha256_file
     from vsrn_deploy.io.inputs import check_device, check_finite_features, require_file
     from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
+    from vsrn_deploy.model.checkpoint import load_checkpoint, resolve_vocab
 
     if images is None and captions is None:
         raise VsrnError("nothing to encode: pass --images FILE.npy and/or --captions FILE.txt")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vsrn_deploy.errors import VsrnError, import_optional
+from vsrn_deploy.core.errors import VsrnError, import_optional
 
 #: Side of the blank canvas used for boxes given as fractions of the image (all coordinates in [0, 1]).
 NORMALISED_CANVAS = 512

@@ -22,13 +22,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
 
 # where .ci/setup.d/30-triton.sh puts the server of the nvidia-pytriton wheel, from the checkout root
 PYTRITON_SERVER = Path(".venv") / "triton" / "pytriton" / "tritonserver"
 # the Python the stub embeds (numpy < 2: the 2.51 stub garbles string tensors under numpy 2)
 STUB_PYTHON = Path(".venv") / "triton-python" / "bin" / "python"
-_CHECKOUT = Path(__file__).resolve().parents[1]
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

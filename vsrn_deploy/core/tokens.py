@@ -1,6 +1,6 @@
 """Caption -> token ids, the authors' rule, in one self-contained file (numpy and nltk only).
 
-`vsrn_deploy.vocab.Vocabulary` tokenises through these functions, and `vsrn-deploy triton-repo`
+`vsrn_deploy.data.vocab.Vocabulary` tokenises through these functions, and `vsrn-deploy triton-repo`
 copies this very file beside the Triton `tokenizer` model, so a server without vsrn-deploy installed
 tokenises exactly like the package. Hence: no import of the package here, standard library, numpy
 and nltk only.
@@ -54,7 +54,7 @@ def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
 def read_word2idx(path: str | Path) -> dict[str, int]:
     """word -> id of a vsrn-deploy `vocab.json` (``{"words": [...]}``, id = position).
 
-    The full reader with checks and the authors' pickles is `vsrn_deploy.vocab.load_vocab`; this one
+    The full reader with checks and the authors' pickles is `vsrn_deploy.data.vocab.load_vocab`; this one
     serves a Triton model reading the vocab.json that `triton-repo` checked when it copied it.
     """
     words = json.loads(Path(path).read_text(encoding="utf-8"))["words"]

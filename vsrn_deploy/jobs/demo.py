@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.errors import CheckFailed
+from vsrn_deploy.core.errors import CheckFailed
 from vsrn_deploy.io.files import atomic_write_json
 
 SUMMARY = "demo_summary.json"
@@ -61,7 +61,7 @@ class DemoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from vsrn_deploy.errors import VsrnError
+        from vsrn_deploy.core.errors import VsrnError
 
         low = {"n_train": 1, "n_dev": 1, "n_test": 10, "num_regions": 4, "feature_dim": 16, "embed_size": 1,
                "word_dim": 1, "epochs": 1, "batch_size": 2}
@@ -81,19 +81,19 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     """
     import numpy as np
 
-    from vsrn_deploy.checkpoint import load_checkpoint, load_model, save_authors_checkpoint
     from vsrn_deploy.data.precomp import PrecompSplit
     from vsrn_deploy.data.synthetic import generate_dataset
-    from vsrn_deploy.encode_data import encode_split
-    from vsrn_deploy.evaluation import format_table, recall_report
+    from vsrn_deploy.evaluation.recall import format_table, recall_report
     from vsrn_deploy.export import ExportConfig, export_model
     from vsrn_deploy.io.outputs import check_out_path, marker, read_owned_manifest
+    from vsrn_deploy.jobs.encode_data import encode_split
+    from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation
+    from vsrn_deploy.model.checkpoint import load_checkpoint, load_model, save_authors_checkpoint
     from vsrn_deploy.training import TrainConfig, train
-    from vsrn_deploy.validate import ValidateConfig, format_report, run_validation
 
     out = check_out_path(cfg.out, want="folder")
     if out.is_dir() and any(out.iterdir()) and read_owned_manifest(out, SUMMARY, "demo") is None:
-        from vsrn_deploy.errors import VsrnError
+        from vsrn_deploy.core.errors import VsrnError
 
         raise VsrnError(f"--out {cfg.out} is a non-empty folder that no earlier demo wrote; choose another "
                         "--out (the demo rewrites its own run folder only)")
@@ -165,7 +165,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     done("export", files=sorted(result.files), parity=result.parity)
 
     # INT8's recall bound is meaningful only where one image's flip fits in it (>= 200 test images)
-    from vsrn_deploy.contract import PARITY
+    from vsrn_deploy.core.contract import PARITY
 
     backends = ("torch", "ort", "ort-fp16")
     if 100.0 / cfg.n_test <= PARITY["int8"].recall_delta:
@@ -208,8 +208,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
 def search_demo(out: Path, data: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Index the test split with the export (ort), search its first caption, draw the top hit's
     attention map (`<out>/attention/`). Returns what it found."""
-    from vsrn_deploy.attention import save_attention_png
     from vsrn_deploy.search import Index, IndexConfig, build_index
+    from vsrn_deploy.search.attention import save_attention_png
 
     clock = time.perf_counter()
     index_dir = out / "index"

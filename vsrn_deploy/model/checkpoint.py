@@ -32,12 +32,12 @@ from typing import Any
 
 import torch
 
-from vsrn_deploy.config import F30K_DATA_NAME, VSRNConfig
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.data.vocab import Vocabulary, load_vocab
 from vsrn_deploy.io.files import atomic_writer, sha256_file
 from vsrn_deploy.io.safe_pickle import decode_py2_str
 from vsrn_deploy.model import VSRN
-from vsrn_deploy.vocab import Vocabulary, load_vocab
+from vsrn_deploy.model.config import F30K_DATA_NAME, VSRNConfig
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LoadedCheckpoint", "save_checkpoint", "load_checkpoint",
            "load_model", "save_authors_checkpoint", "authors_opt", "config_from_authors",
@@ -46,7 +46,7 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LoadedCheckpoint", "save_checkpoint
 FORMAT_NAME = "vsrn-deploy-checkpoint"
 FORMAT_VERSION = 1
 # a source checkout keeps the authors' vocabularies in shared/vocab, inside it or beside it
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]
 _SHARED_VOCAB_DIRS = (_REPO / "shared" / "vocab", _REPO.parent / "shared" / "vocab")
 
 

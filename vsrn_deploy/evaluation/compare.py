@@ -1,7 +1,7 @@
 """The one comparator: a backend's outputs against the reference's (eager torch FP32), numpy only.
 
 Export-time validation (`vsrn_deploy.export.validation`) and `vsrn-deploy validate` both measure
-with these functions and judge with `vsrn_deploy.contract.PARITY`, so the same name always means
+with these functions and judge with `vsrn_deploy.core.contract.PARITY`, so the same name always means
 the same number.
 
 - Abs error: |got - ref| over every element of an output (max / mean / p99), in float64.
@@ -15,7 +15,7 @@ the same number.
 - Top-1 agreement: the share of queries (each image, each caption) whose best match under the
   backend is the reference's best; raw (exact argmax) and tie-aware (a pick within `near_tie` of
   the reference's best agrees) are both reported, the tie-aware one is judged.
-- Recall: R@1/5/10 both directions and rsum with the authors' protocol (`vsrn_deploy.evaluation`);
+- Recall: R@1/5/10 both directions and rsum with the authors' protocol (`vsrn_deploy.evaluation.recall`);
   raw deltas to the reference's are reported, and the points that changed beyond near-ties (a
   query's hit at K flipped although the reference's ground truth is not within `near_tie` of the
   cut-off) are judged; gains and losses both count, so they cannot cancel.
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.contract import PARITY, ParityBounds
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.evaluation import recall_report_from_sims
+from vsrn_deploy.core.contract import PARITY, ParityBounds
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.evaluation.recall import recall_report_from_sims
 
 RECALL_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 

@@ -2,7 +2,7 @@
 
 numpy only (the bottom layer: no torch, no onnx, no package import but `errors`). The exporter,
 the runners and their feed check, the TensorRT profiles, the Triton repository, `validate` and
-`bench` all read this module; `python -m vsrn_deploy.contract` prints it.
+`bench` all read this module; `python -m vsrn_deploy.core.contract` prints it.
 
 - I/O: for each encoder its inputs and outputs with dtype and axes. An axis is either a symbolic
   name ("batch", "tokens": dynamic) or a key of the model config ("num_regions", "img_dim",
@@ -10,7 +10,7 @@ the runners and their feed check, the TensorRT profiles, the Triton repository, 
 - Artifacts: the file name of each encoder's graph per precision, of its TensorRT plan and sidecar,
   and of the export's manifest and vocabulary.
 - Parity bounds: what each precision must meet against eager torch FP32, at export and in
-  `validate` alike (the one comparator, `vsrn_deploy.compare`, applies them).
+  `validate` alike (the one comparator, `vsrn_deploy.evaluation.compare`, applies them).
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ TRT_FP32_MAX_ABS = 1e-4
 
 
 def describe() -> str:
-    """The whole contract as text (what `python -m vsrn_deploy.contract` prints)."""
+    """The whole contract as text (what `python -m vsrn_deploy.core.contract` prints)."""
     lines = []
     for spec in ENCODERS.values():
         lines.append(f"{spec.graph} ({spec.key}):")

@@ -1,4 +1,4 @@
-"""Encode a precomp split with a VSRN model into the embeddings `vsrn_deploy.evaluation` ranks.
+"""Encode a precomp split with a VSRN model into the embeddings `vsrn_deploy.evaluation.recall` ranks.
 
 The authors' ``encode_data`` runs the image encoder once per caption (each image 5 times) and
 stores the results in float64 arrays. Here each image is encoded once, in batches read straight
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.batching import CaptionDataset
 from vsrn_deploy.data.precomp import PrecompSplit
-from vsrn_deploy.errors import VsrnError
-from vsrn_deploy.vocab import pad_ids
+from vsrn_deploy.data.vocab import pad_ids
 
 Progress = Callable[[str, int, int], None]
 
@@ -110,7 +110,7 @@ def encode_captions(model: torch.nn.Module, captions: list[str], vocab: Any, *, 
     Args:
         model: anything with ``encode_texts(token_ids (B, T), lengths (B,)) -> (B, D)``.
         captions: caption strings.
-        vocab: ``encode(caption) -> ids`` with ``<start>``/``<end>`` (a `vsrn_deploy.vocab.Vocabulary`).
+        vocab: ``encode(caption) -> ids`` with ``<start>``/``<end>`` (a `vsrn_deploy.data.vocab.Vocabulary`).
         batch_size: captions per forward pass.
         device: where the model runs.
         progress: optional callback ``(what, done, total)``.
@@ -132,7 +132,7 @@ def encode_captions(model: torch.nn.Module, captions: list[str], vocab: Any, *, 
 def encode_split(model: torch.nn.Module, dataset: CaptionDataset | PrecompSplit, batch_size: int = 128,
                  device: str | torch.device = "cpu", *, vocab: Any = None, repeat: bool = True,
                  progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of every image and caption of a split, ready for `vsrn_deploy.evaluation`.
+    """Embeddings of every image and caption of a split, ready for `vsrn_deploy.evaluation.recall`.
 
     Args:
         model: a VSRN (`encode_images`, `encode_texts`); it is moved to nothing, so put it on
@@ -176,7 +176,7 @@ def encode_split(model: torch.nn.Module, dataset: CaptionDataset | PrecompSplit,
 def _resolve_vocab(loaded: Any, vocab_path: Path | None, data: Path) -> tuple[Any, str]:
     """The vocabulary for one checkpoint (`checkpoint.resolve_vocab`), also looked for by the
     data folder's name in the authors' `<data>/../vocab/` layout."""
-    from vsrn_deploy.checkpoint import resolve_vocab
+    from vsrn_deploy.model.checkpoint import resolve_vocab
 
     search = [data.parent / "vocab", data / "vocab", Path("vocab")]
     return resolve_vocab(loaded, vocab_path, search_dirs=search, names=[data.name])
@@ -214,8 +214,8 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
         The `vsrn_deploy.evaluation.recall_report` dict plus ``checkpoints``, ``data``, ``split``,
         ``device``, ``seconds`` and ``versions``.
     """
-    from vsrn_deploy import evaluation
-    from vsrn_deploy.checkpoint import load_checkpoint
+    from vsrn_deploy.evaluation import recall as evaluation
+    from vsrn_deploy.model.checkpoint import load_checkpoint
 
     say = echo or (lambda _msg: None)
     if not 1 <= len(checkpoints) <= 2:

@@ -11,7 +11,7 @@ writes::
     <out>/text_encoder/1/model.onnx       (or model.plan)
     <out>/text_encoder/vocab.json         the tokeniser's vocabulary (Triton ignores extra files)
     <out>/tokenizer/config.pbtxt          python backend: captions (strings) -> token_ids, lengths
-    <out>/tokenizer/1/model.py            (+ vsrn_tokens.py, a copy of vsrn_deploy/tokens.py, and
+    <out>/tokenizer/1/model.py            (+ vsrn_tokens.py, a copy of vsrn_deploy/core/tokens.py, and
     <out>/tokenizer/1/vocab.json           the export's vocab.json)
     <out>/caption_encoder/config.pbtxt    ensemble: captions -> tokenizer -> text_encoder
 
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy import contract
-from vsrn_deploy.contract import TEXT
-from vsrn_deploy.errors import VsrnError
+from vsrn_deploy.core import contract
+from vsrn_deploy.core.contract import TEXT
+from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
 from vsrn_deploy.io.inputs import rebuild_hint, verify_export
 from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder
@@ -526,7 +526,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
             if sha256_file(vocab) != manifest["files"][contract.VOCAB_NAME]["sha256"]:
                 raise VsrnError(f"{vocab_source} changed while it was copied; run the command again")
         shutil.copyfile(_TEMPLATES / "tokenizer_model.py", tok_dir / "model.py")
-        shutil.copyfile(Path(__file__).parent / "tokens.py", tok_dir / "vsrn_tokens.py")
+        shutil.copyfile(Path(__file__).parents[1] / "core" / "tokens.py", tok_dir / "vsrn_tokens.py")
         atomic_write_text(tmp / TOKENIZER / "config.pbtxt", render_tokenizer_config(
             max_batch=max_batch, max_tokens=cfg.max_tokens, instances=cfg.instances))
         embed_dims = _spec_dims(list(manifest["graphs"][TEXT.graph]["outputs"][0]["shape"]))

@@ -1,7 +1,7 @@
 """Triton python-backend model `tokenizer`: captions (UTF-8 strings) -> token_ids + lengths.
 
 Written by `vsrn-deploy triton-repo` as `tokenizer/1/model.py`, with `vsrn_tokens.py` (a copy of
-`vsrn_deploy/tokens.py`: the package's own tokenisation) and the export's `vocab.json` beside it.
+`vsrn_deploy/core/tokens.py`: the package's own tokenisation) and the export's `vocab.json` beside it.
 Needs numpy and nltk in the Python that runs the backend stub; no torch, no vsrn-deploy.
 
 Each request's captions are padded to one width, the longest caption rounded up to a multiple of
