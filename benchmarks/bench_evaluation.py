@@ -32,7 +32,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # ---- reference: the authors' loops (default, unstable argsort, exactly as they call it) ----------
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluation"))
 from authors_evaluation import naive_i2t, naive_t2i  # noqa: E402  (one copy, shared with the tests)
 
 

@@ -13,7 +13,7 @@
 #   .venv/trt-bindings/<version>/tensorrt_bindings/...   pip install --target, no dependencies
 #   .venv/trt-bindings/<version>/stubs/lib*.so.<major>    the stubs for that major version
 #   .venv/trt-bindings/versions.txt                       "<major> <version> <folder>" per line
-# The test helper (tests/trt_api/bindings.py) reads versions.txt; it never installs anything.
+# The test helper (tests/system/trt_api/bindings.py) reads versions.txt; it never installs anything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VERSIONS=(10.13.3.9 11.4.0.106)

@@ -14,7 +14,7 @@ from vsrn_deploy.export.test_vectors import FOLDER
 
 pytestmark = pytest.mark.cpp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HEADERS = REPO / ".venv" / "onnxruntime-headers" / "include" / "onnxruntime"
 
 

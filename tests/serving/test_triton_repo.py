@@ -28,7 +28,7 @@ from vsrn_deploy.serving.triton_repo import (
     render_config,
 )
 
-sys.path.insert(0, str(Path(__file__).parent / "export"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "export"))
 from export_helpers import write_vocab  # noqa: E402
 
 
@@ -260,7 +260,7 @@ def test_every_flavour_has_the_tokenizer_and_the_caption_ensemble(export_dir, tm
     assert tok["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
     # the tokenizer carries its own copy of the package's tokenisation and the export's vocabulary
     assert (out / "tokenizer" / "1" / "vsrn_tokens.py").read_bytes() == \
-        (Path(__file__).parents[1] / "vsrn_deploy" / "core" / "tokens.py").read_bytes()
+        (Path(__file__).parents[2] / "vsrn_deploy" / "core" / "tokens.py").read_bytes()
     assert (out / "tokenizer" / "1" / "vocab.json").read_bytes() == (export_dir / "vocab.json").read_bytes()
     model_py = (out / "tokenizer" / "1" / "model.py").read_text()
     assert "class TritonPythonModel" in model_py and "import torch" not in model_py

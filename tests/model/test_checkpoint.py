@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "model"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from authors_reference import as_numpy, image_forward, randomize_, text_forward  # noqa: E402
 from hostile_payloads import CreatesFile, RunsShell
 

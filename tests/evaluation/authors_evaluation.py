@@ -1,7 +1,7 @@
 """The authors' ranking loops (VSE++ / VSRN ``evaluation.py``: one argsort per query) over their
 [5N, D] layout, as the naive reference `vsrn_deploy.evaluation.recall` is checked and timed against.
 
-Shared by tests/test_evaluation.py and benchmarks/bench_evaluation.py. ``kind="stable"`` is the
+Shared by tests/evaluation/test_evaluation.py and benchmarks/bench_evaluation.py. ``kind="stable"`` is the
 deterministic form of their default argsort (see `vsrn_deploy.evaluation.recall`); ``kind=None`` is their
 call exactly (numpy's default, unstable sort).
 """

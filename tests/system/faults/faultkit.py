@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from vsrn_deploy.cli.app import app
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TRAIN_SIZES = ["--embed-size", "16", "--word-dim", "8", "--caption-hidden", "12", "--gcn-layers", "1",
                "--batch-size", "8", "--workers", "0", "--device", "cpu", "--no-progress", "--lr", "1e-3"]
 

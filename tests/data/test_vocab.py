@@ -15,7 +15,7 @@ from vsrn_deploy import load_vocab
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.vocab import PAD, START, UNK, Vocabulary, build_vocab, save_authors_pickle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("name", "size"), [("coco_precomp", 10006), ("f30k_precomp", 8481)])
