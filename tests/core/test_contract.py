@@ -145,3 +145,11 @@ def test_python_m_contract_prints_the_declaration():
     for spec in contract.ENCODERS.values():
         assert all(name in out for name in spec.input_names + spec.output_names)
     assert f"min_cosine={contract.PARITY['fp16'].min_cosine}" in out
+
+
+def test_precision_enum_is_the_precision_tuple():
+    assert tuple(p.value for p in contract.Precision) == contract.PRECISIONS
+    assert contract.Precision("fp16") is contract.Precision.FP16 and contract.Precision.FP16 == "fp16"
+    assert set(contract.PLAN_PRECISIONS) < set(contract.PRECISIONS)
+    with pytest.raises(ValueError):
+        contract.Precision("fp8")

@@ -15,6 +15,7 @@ the runners and their feed check, the TensorRT profiles, the Triton repository, 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +134,19 @@ ENCODERS: dict[str, EncoderSpec] = {IMAGE.key: IMAGE, TEXT.key: TEXT}
 
 # --- artifacts -------------------------------------------------------------------------------------
 
-PRECISIONS = ("fp32", "fp16", "int8")  # graph precisions an export may hold; fp32 is always there
+PRECISIONS = ("fp32", "fp16", "int8")  # THE precision vocabulary: graph precisions an export may hold
+# (fp32 is always there); every other list of precisions is this one or a subset of it
+PLAN_PRECISIONS = PRECISIONS[:2]  # what TensorRT plans are built in (INT8 runs in ONNX Runtime only)
+
+
+class Precision(str, enum.Enum):
+    """PRECISIONS as an enum, for command-line choices (`--precision fp16`); `.value` is the string."""
+
+    FP32 = PRECISIONS[0]
+    FP16 = PRECISIONS[1]
+    INT8 = PRECISIONS[2]
+
+
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "vocab.json"
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3  # the authors' special tokens, in their order
