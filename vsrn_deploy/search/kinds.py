@@ -139,15 +139,33 @@ def exact_top_k(index: Any, queries: np.ndarray, k: int) -> list[tuple[np.ndarra
 
 def rescored_top_k(index: Any, queries: np.ndarray, k: int, embeddings: np.ndarray,
                    rerank: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Approximate kinds: fetch rerank * k candidates, score them exactly from `embeddings`, keep k."""
+    """Approximate kinds: fetch rerank * k candidates, score them exactly from `embeddings`, keep k.
+
+    Always min(k, n) hits: a graph or inverted-list search may return fewer candidates than asked
+    (hnsw returns at most efSearch-reachable nodes, ivfpq only the probed lists' members), so a query
+    left short is scored exactly against the whole collection instead (chunked; a memory map stays
+    on disk). Large k is where that happens, and there an exact pass costs about what the search did.
+    """
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    fetch = min(index.ntotal, max(k, rerank * k))
+    n = index.ntotal
+    want = min(k, n)
+    fetch = min(n, max(k, rerank * k))
     _, ids = index.search(queries, fetch)
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    short = []
     for row, q in enumerate(queries):
         cand = np.unique(ids[row][ids[row] >= 0])
+        if len(cand) < want:
+            short.append(row)
+            out.append(None)  # type: ignore[arg-type]
+            continue
         scores = np.asarray(embeddings[cand], dtype=np.float32) @ q
         out.append(order_hits(cand, scores, k))
+    if short:
+        exact_ids = brute_force_top_k(embeddings, queries[short], want)
+        for row, found in zip(short, exact_ids, strict=True):
+            scores = np.asarray(embeddings[np.sort(found)], dtype=np.float32) @ queries[row]
+            out[row] = order_hits(np.sort(found), scores, k)
     return out
 
 
