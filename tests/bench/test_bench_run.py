@@ -149,3 +149,17 @@ def test_a_checkpoint_is_benchmarked_and_named(tmp_path):
     assert model["source"] == "checkpoint" and model["checkpoint"] == str(ckpt)
     assert len(model["sha256"]) == 64 and model["config"]["embed_size"] == 12
     assert [(r["backend"], r["batch"]) for r in report["results"]] == [("torch", 2)]
+
+
+def test_peaks_and_runs_share_one_thread_count_when_none_is_given():
+    """Without --threads the peaks and the runs used to take different library defaults (ONNX Runtime
+    physical cores, torch logical CPUs), and "% of peak" read 123 % and 160 %."""
+    import torch
+
+    cfg = BenchConfig(backends=("torch",), encoders=("text",), batches=(1,), warmup=0, iters=1,
+                      seconds=None, tiny=True, threads=None, peak_seconds=0.02)
+    report = run_benchmark(cfg, log=_quiet)
+    threads = torch.get_num_threads()
+    assert report["machine"]["threads"] == threads
+    assert report["machine"]["matmul_peak"]["float32"]["threads"] == threads
+    assert report["settings"]["threads"] == threads
