@@ -3,15 +3,22 @@
 Every command is wrapped in `vsrn_deploy.cli.common.handle_errors`: user errors (`VsrnError`) print
 one line and exit 2, failed checks (`CheckFailed`) exit 1, any other exception is a bug and keeps
 its traceback.
+
+Progress goes through `logging` (the library logs under `vsrn_deploy.*`): the root callback sets up
+one handler on stderr, INFO by default, DEBUG with --verbose, WARNING with --quiet. Results (tables,
+JSON, search hits) go to stdout.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
+from typing import Annotated
 
 import typer
 
-# Each module defines `register(app: typer.Typer) -> None`.
+# Each module defines its command function(s) at module level and `register(app)`, which only adds them.
 _COMMAND_MODULES: list[str] = [
     "demo",
     "encode",
@@ -36,6 +43,57 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever `sys.stderr` is when a record is emitted (a test runner
+    swaps it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # not setStream: that flushes the old stream, which may be closed
+        super().emit(record)
+
+
+_HANDLER_FLAG = "_vsrn_deploy_cli"
+
+
+def setup_logging(level: int = logging.INFO) -> logging.Logger:
+    """One stderr handler with plain messages on the `vsrn_deploy` logger, at `level` (idempotent)."""
+    logger = logging.getLogger("vsrn_deploy")
+    for handler in list(logger.handlers):
+        if getattr(handler, _HANDLER_FLAG, False):
+            logger.removeHandler(handler)
+    handler = _StderrHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    setattr(handler, _HANDLER_FLAG, True)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return logger
+
+
+def _version(show: bool) -> None:
+    if show:
+        from vsrn_deploy import __version__
+
+        typer.echo(f"vsrn-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also debug messages.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only warnings and errors (no progress lines).")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """VSRN image-text retrieval: train, evaluate, export to ONNX, build TensorRT engines, validate and
+    benchmark."""
+    if verbose and quiet:
+        typer.echo("error: give --verbose or --quiet, not both", err=True)
+        raise typer.Exit(code=2)
+    setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"vsrn_deploy.cli.{_name}").register(app)

@@ -8,6 +8,16 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import (
+    Backends,
+    Device,
+    OptionalOnnxDir,
+    ReportOut,
+    Seed,
+    Threads,
+    TorchPrecision,
+    value,
+)
 from vsrn_deploy.core.errors import VsrnError
 
 
@@ -21,41 +31,37 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-
-
 def bench(
     checkpoint: Annotated[str | None, typer.Option(
         help="Checkpoint to benchmark (vsrn-deploy or the authors'); default: a randomly initialised "
              "model at the paper's sizes.")] = None,
     encoder: Annotated[str, typer.Option(help="image, text or both.")] = "both",
-    backends: Annotated[str, typer.Option(
-        help="Comma-separated backends: torch, torch-deploy, torch-compile, ort, ort-fp16, ort-int8, trt.")]
-        = "torch,torch-deploy,ort,ort-fp16",
+    backends: Backends = "torch,torch-deploy,ort,ort-fp16",  # type: ignore[assignment]  # parse_backends
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,128",
     warmup: Annotated[int, typer.Option(help="Untimed calls before timing each backend and batch.")] = 5,
     iters: Annotated[int | None, typer.Option(
         help="Timed calls per backend and batch (instead of --seconds).")] = None,
     seconds: Annotated[float | None, typer.Option(
         help="Time budget per backend and batch (default 2 s; at least 5 calls).")] = None,
-    threads: Annotated[int | None, typer.Option(
-        help="Intra-op threads for torch and onnxruntime (default: their own).")] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str | None, typer.Option(
-        help="Precision of torch-deploy/torch-compile: fp32, fp16 or bf16 (default fp32 on the CPU, "
-             "fp16 on CUDA).")] = None,
-    onnx_dir: Annotated[str | None, typer.Option(
-        help="An export for the ort backends. A missing or empty folder: the benchmarked model is "
-             "exported there first (and reused next time); none given, or another model's export: "
-             "exported to a temporary folder.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    threads: Threads = None,
+    device: Device = "cpu",
+    precision: Annotated[TorchPrecision | None, typer.Option(
+        "--precision", case_sensitive=False,
+        help="What torch-deploy/torch-compile compute in (default fp32 on the CPU, fp16 on CUDA); "
+             "the other backends run their own graph precision.")] = None,
+    onnx_dir: OptionalOnnxDir = None,
+    out: ReportOut = None,
     markdown: Annotated[Path | None, typer.Option(help="Write the markdown table here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG plot here (needs matplotlib).")] = None,
     tiny: Annotated[bool, typer.Option(help="Tiny random model (smoke tests).")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the random model and inputs.")] = 0,
+    seed: Seed = 0,
 ) -> None:
-    """Time every backend on the same inputs: p50/p90/p99 latency, items/s, GFLOP/s, % of peak."""
+    """Time every backend on the same inputs: p50/p90/p99 latency, items/s, GFLOP/s, % of peak.
+
+    --onnx-dir: the export the backends that run graphs use. A missing or empty folder: the
+    benchmarked model is exported there first (and reused next time); none given, or another model's
+    export: it is exported to a temporary folder. --seed fixes the random model and the inputs.
+    """
     if iters is not None and seconds is not None:
         raise VsrnError("give --iters or --seconds, not both")
     encoders = ("image", "text") if encoder == "both" else (encoder,)
@@ -63,10 +69,10 @@ def bench(
         raise VsrnError(f"--encoder must be image, text or both; got {encoder!r}")
     from vsrn_deploy.bench import BenchConfig, run_benchmark, to_markdown, write_json, write_markdown
 
-    cfg = BenchConfig(encoders=encoders, backends=_names(backends), batches=_int_list(batch, "--batch"),
+    cfg = BenchConfig(encoders=encoders, backends=tuple(backends), batches=_int_list(batch, "--batch"),
                       warmup=warmup, iters=iters, seconds=None if iters is not None else (seconds or 2.0),
-                      threads=threads, device=device, dtype=dtype, checkpoint=checkpoint,
-                      onnx_dir=onnx_dir, tiny=tiny, seed=seed)
+                      threads=threads, device=device, dtype=value(precision), checkpoint=checkpoint,
+                      onnx_dir=str(onnx_dir) if onnx_dir is not None else None, tiny=tiny, seed=seed)
     from vsrn_deploy.io.outputs import check_out_path
 
     for flag, path in (("--out", out), ("--markdown", markdown), ("--plot", plot)):
@@ -99,5 +105,5 @@ def bench(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `bench` command to the root app."""
+    """Add `bench` to the root app."""
     app.command("bench")(handle_errors(bench))

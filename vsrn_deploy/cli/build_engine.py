@@ -8,16 +8,19 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import OnnxDir, PlanPrecision, value
 
 
 def build_engine(
-    onnx_dir: Annotated[Path, typer.Option(help="The export folder (manifest.json and the graphs).")]
-        = Path("export"),
+    onnx_dir: OnnxDir = Path("export"),
     out: Annotated[Path, typer.Option(help="Where to write <encoder>.<precision>.plan and .json.")]
         = Path("engines"),
+    precision: Annotated[PlanPrecision | None, typer.Option(
+        "--precision", case_sensitive=False,
+        help="Plan precision. fp16: TensorRT 10 sets the FP16 flag with the export's FP32 islands "
+             "pinned; TensorRT 11 builds the FP16 graph, strongly typed. Default: fp32.")] = None,
     fp16: Annotated[bool, typer.Option(
-        "--fp16", help="Build FP16 engines (TensorRT 10: FP16 flag with the export's FP32 islands "
-        "pinned; TensorRT 11: the FP16 graph, strongly typed). Default: FP32.")] = False,
+        "--fp16", help="The same as --precision fp16.")] = False,
     min_batch: Annotated[int, typer.Option(help="Smallest batch of the profile.")] = 1,
     opt_batch: Annotated[int, typer.Option(help="Batch TensorRT tunes for.")] = 32,
     max_batch: Annotated[int, typer.Option(help="Largest batch of the profile.")] = 128,
@@ -38,13 +41,19 @@ def build_engine(
     skip_precision_check: Annotated[bool, typer.Option(
         "--skip-precision-check", help="Do not fail when the engine inspector cannot confirm the "
         "requested precision.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="TensorRT's verbose log (vsrn-deploy -v shows vsrn-deploy's debug messages).")]
+        = False,
 ) -> None:
     """Build one TensorRT engine per encoder, checked against the export's manifest and inspected."""
     from vsrn_deploy.core.errors import VsrnError
     from vsrn_deploy.engine.builder import BuildSettings, build_engines
     from vsrn_deploy.engine.profiles import DEFAULT_TOKENS, ProfileSpec
 
+    chosen = value(precision)
+    if fp16 and chosen not in (None, "fp16"):
+        raise VsrnError(f"--fp16 and --precision {chosen} disagree; give one of them")
+    chosen = "fp16" if fp16 else (chosen or "fp32")
     tokens = (min_tokens, opt_tokens, max_tokens if max_tokens is not None else DEFAULT_TOKENS[2])
     if profile:
         specs = tuple(ProfileSpec.parse(p, default_tokens=tokens) for p in profile)
@@ -53,12 +62,11 @@ def build_engine(
     if encoder not in ("image", "text", "both"):
         raise VsrnError(f"--encoder must be image, text or both, got {encoder!r}")
     settings = BuildSettings(
-        precision="fp16" if fp16 else "fp32", profiles=specs, workspace_mib=workspace,
+        precision=chosen, profiles=specs, workspace_mib=workspace,
         opt_level=opt_level, timing_cache=str(timing_cache) if timing_cache else None,
         verify_precision=not skip_precision_check, verbose=verbose)
     results = build_engines(onnx_dir, out, settings,
-                            encoders=("image", "text") if encoder == "both" else (encoder,),
-                            log=lambda msg: typer.echo(msg, err=True))
+                            encoders=("image", "text") if encoder == "both" else (encoder,))
     for r in results:
         typer.echo(f"{r.encoder:5s}  {r.precision}  {r.seconds:7.1f}s  {r.plan}")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import Device, Overwrite, Vocab
 
 _SHOWN_MATCHES = 20
 
@@ -18,15 +19,12 @@ def encode(
     images: Annotated[Path | None, typer.Option(
         help="Region features: .npy, float, (images, regions, feature_dim), e.g. test_ims.npy.")] = None,
     captions: Annotated[Path | None, typer.Option(help="Captions, one per line (UTF-8).")] = None,
-    vocab: Annotated[Path | None, typer.Option(
-        help="Vocabulary (the authors' <data_name>_vocab.pkl or a vocab.json). Default: the "
-             "checkpoint's own, or the authors' file found beside it.")] = None,
+    vocab: Vocab = None,
     out: Annotated[Path, typer.Option(
         help="Folder for image_embeddings.npy / text_embeddings.npy.")] = Path("embeddings"),
     batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 128,
-    device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace same-named files in --out that vsrn-deploy did not write.")] = False,
+    device: Device = "cpu",
+    overwrite: Overwrite = False,
 ) -> None:
     """Write l2-normalised embeddings; with both inputs, print each caption's best-matching image."""
     from vsrn_deploy.jobs.encode_files import encode_files

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import Device, ReportOut, Vocab
 
 
 def evaluate(
@@ -25,16 +26,18 @@ def evaluate(
         help="Split to evaluate: test (Flickr30K), testall (COCO 5K, or 1K with --fold5), dev.")] = "test",
     fold5: Annotated[bool, typer.Option(
         "--fold5", help="COCO 1K: mean over 5 folds of 1000 images (n_images/5 in general).")] = False,
-    vocab: Annotated[Path | None, typer.Option(
-        help="Vocabulary (.pkl or .json); default: the checkpoint's, else "
-             "<data>/../vocab/<data_name>_vocab.*")] = None,
+    vocab: Vocab = None,
     batch_size: Annotated[int, typer.Option(help="Images or captions per forward pass.")] = 128,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    device: Device = "auto",
     max_images: Annotated[int | None, typer.Option(
         help="Evaluate only the first N images and their captions.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    out: ReportOut = None,
 ) -> None:
-    """R@1/5/10, medr, meanr and rsum in both directions, with the authors' protocol."""
+    """R@1/5/10, medr, meanr and rsum in both directions, with the authors' protocol.
+
+    The vocabulary is the checkpoint's own, else <data>/../vocab/<data_name>_vocab.*, unless --vocab
+    names one.
+    """
     from vsrn_deploy.jobs.encode_data import run_evaluation
 
     if out is not None:  # a bad --out fails now, not after the evaluation
@@ -42,8 +45,7 @@ def evaluate(
 
         check_out_path(out, want="file")
     report = run_evaluation(checkpoints, data, split=split, fold5=fold5, vocab=vocab,
-                            batch_size=batch_size, device=device, max_images=max_images,
-                            echo=lambda msg: typer.echo(msg, err=True))
+                            batch_size=batch_size, device=device, max_images=max_images)
     from vsrn_deploy.evaluation.recall import format_table
 
     typer.echo(format_table(report))

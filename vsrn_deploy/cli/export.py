@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import ExportPrecision, Overwrite, Vocab
 
 
 def _summary_table(result) -> str:
@@ -27,59 +28,51 @@ def _summary_table(result) -> str:
     return "\n".join(lines)
 
 
+def export_command(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="vsrn-deploy checkpoint or the authors' model_best.pth.tar")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="export folder")] = Path("export"),
+    vocab: Vocab = None,
+    precision: Annotated[ExportPrecision, typer.Option(
+        "--precision", case_sensitive=False,
+        help="Graph precision(s) to write: fp32 always; fp16 adds *.fp16.onnx with FP32 islands, int8 "
+             "*.int8.onnx for the CPU, all both.")] = ExportPrecision("fp32"),
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13..24)")] = 17,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="region features .npy (N, k, F) for choosing FP16 islands; default: synthetic",
+        ),
+    ] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="largest batch validated")] = 32,
+    overwrite: Overwrite = False,
+    polygraphy_lint: Annotated[bool, typer.Option(
+        "--polygraphy-lint/--no-polygraphy-lint",
+        help="also run `polygraphy check lint` on the graphs (when polygraphy is installed)")] = True,
+) -> None:
+    """Export both encoders to ONNX (deploy form), check them against the eager model.
+
+    An earlier export in --out is rewritten; with --overwrite a non-empty folder vsrn-deploy did not
+    write is written into too (only the export's own files are replaced).
+    """
+    from vsrn_deploy.export.exporter import ExportConfig, export_model
+
+    cfg = ExportConfig(
+        precision=precision.value,
+        opset=opset,
+        vocab=str(vocab) if vocab else None,
+        calibration=str(calibration) if calibration else None,
+        max_batch=max_batch,
+        overwrite=overwrite,
+        polygraphy_lint=polygraphy_lint,
+    )
+    result = export_model(checkpoint, out, cfg)
+    typer.echo(_summary_table(result))
+    typer.echo(f"wrote {out} ({result.seconds:.1f} s)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `export` command to the root app."""
-
-    @app.command("export")
-    @handle_errors
-    def export_command(
-        checkpoint: Annotated[
-            Path, typer.Argument(help="vsrn-deploy checkpoint or the authors' model_best.pth.tar")
-        ],
-        out: Annotated[Path, typer.Option("--out", help="export folder")] = Path("export"),
-        vocab: Annotated[
-            Path | None,
-            typer.Option(
-                "--vocab",
-                help="vocabulary (.pkl or vocab.json); default: "
-                "the checkpoint's, else <vocab_path>/<data_name>_vocab.pkl",
-            ),
-        ] = None,
-        precision: Annotated[
-            str,
-            typer.Option(
-                "--precision",
-                help="fp32, fp16, int8 or all (also *.fp16.onnx with FP32 islands / *.int8.onnx for the CPU)",
-            ),
-        ] = "fp32",
-        opset: Annotated[int, typer.Option("--opset", help="ONNX opset (13..24)")] = 17,
-        calibration: Annotated[
-            Path | None,
-            typer.Option(
-                "--calibration",
-                help="region features .npy (N, k, F) for choosing FP16 islands; default: synthetic",
-            ),
-        ] = None,
-        max_batch: Annotated[int, typer.Option("--max-batch", help="largest batch validated")] = 32,
-        overwrite: Annotated[bool, typer.Option(
-            "--overwrite", help="write into a non-empty folder vsrn-deploy did not write (only the "
-            "export's own files are replaced; an earlier export is rewritten without this)")] = False,
-        polygraphy_lint: Annotated[bool, typer.Option(
-            "--polygraphy-lint/--no-polygraphy-lint",
-            help="also run `polygraphy check lint` on the graphs (when polygraphy is installed)")] = True,
-    ) -> None:
-        """Export both encoders to ONNX (deploy form), check them against the eager model."""
-        from vsrn_deploy.export.exporter import ExportConfig, export_model
-
-        cfg = ExportConfig(
-            precision=precision,
-            opset=opset,
-            vocab=str(vocab) if vocab else None,
-            calibration=str(calibration) if calibration else None,
-            max_batch=max_batch,
-            overwrite=overwrite,
-            polygraphy_lint=polygraphy_lint,
-        )
-        result = export_model(checkpoint, out, cfg, progress=lambda line: typer.echo(line, err=True))
-        typer.echo(_summary_table(result))
-        typer.echo(f"wrote {out} ({result.seconds:.1f} s)")
+    """Add `export` to the root app."""
+    app.command("export")(handle_errors(export_command))

@@ -8,24 +8,19 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import EngineDir, OnnxDir, OptionalPrecision, Overwrite, value
 from vsrn_deploy.serving.triton_repo import DEFAULT_MAX_TOKENS
 
 
 def triton_repo(
-    onnx_dir: Annotated[Path, typer.Option(help="The export folder (manifest.json, graphs, vocab.json).")]
-        = Path("export"),
-    engine_dir: Annotated[Path, typer.Option(
-        help="Folder of <encoder>.<precision>.plan + .json sidecars (--backend tensorrt).")]
-        = Path("engines"),
+    onnx_dir: OnnxDir = Path("export"),
+    engine_dir: EngineDir = Path("engines"),
     out: Annotated[Path, typer.Option(help="The model repository to write.")] = Path("model_repository"),
     backend: Annotated[str, typer.Option(
         help="onnxruntime (the ONNX graphs), tensorrt (the plans) or python (the ONNX graphs in ONNX Runtime "
              "inside Triton's python backend: CPU servers, servers without the onnxruntime backend).")]
         = "onnxruntime",
-    precision: Annotated[str | None, typer.Option(
-        help="fp32, fp16 or int8 (onnxruntime --kind cpu). Default: fp32 for onnxruntime; fp16 plans for "
-             "tensorrt when both exist.")]
-        = None,
+    precision: OptionalPrecision = None,
     max_batch: Annotated[int | None, typer.Option(
         help="Triton max_batch_size. Default: the largest the export (manifest max_batch) and the plans' "
              "profiles allow, else 128.")] = None,
@@ -38,20 +33,23 @@ def triton_repo(
     max_tokens: Annotated[int, typer.Option(
         help="The tokenizer model refuses captions with more ids than this (<start>/<end> counted).")]
         = DEFAULT_MAX_TOKENS,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace a non-empty --out that is not a repository this command wrote.")]
-        = False,
+    overwrite: Overwrite = False,
 ) -> None:
-    """Write a Triton model repository: image_encoder, text_encoder, tokenizer and caption_encoder."""
+    """Write a Triton model repository: image_encoder, text_encoder, tokenizer and caption_encoder.
+
+    --precision: the graphs to serve; default fp32 for onnxruntime and python, the fp16 plans for
+    tensorrt when both exist; int8 runs on onnxruntime with --kind cpu. --engine-dir is read with
+    --backend tensorrt.
+    """
     from vsrn_deploy.serving.triton_repo import TritonRepoConfig, build_model_repository, parse_batches
 
     cfg = TritonRepoConfig(
-        onnx_dir=onnx_dir, out=out, backend=backend, precision=precision, engine_dir=engine_dir,
+        onnx_dir=onnx_dir, out=out, backend=backend, precision=value(precision), engine_dir=engine_dir,
         max_batch=max_batch,
         preferred_batch=parse_batches(preferred_batch) if preferred_batch is not None else None,
         max_queue_delay_us=max_queue_delay_us, instances=instances, kind=kind, max_tokens=max_tokens,
         overwrite=overwrite)
-    build_model_repository(cfg, progress=lambda msg: typer.echo(msg, err=True))
+    build_model_repository(cfg)
     typer.echo(str(out))
 
 

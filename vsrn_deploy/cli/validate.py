@@ -8,17 +8,16 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
+from vsrn_deploy.cli.options import Backends, Device, EngineDir, OnnxDir, ReportOut, Seed, Threads, Vocab
 
 
 def validate(
     checkpoint: Annotated[Path | None, typer.Option(
         help="The checkpoint (vsrn-deploy or the authors'); default: the one the export's manifest "
              "names, when it still exists.")] = None,
-    onnx_dir: Annotated[Path, typer.Option(help="The export folder (ort backends).")] = Path("export"),
-    engine_dir: Annotated[Path, typer.Option(help="The engines folder (trt).")] = Path("engines"),
-    backends: Annotated[str, typer.Option(
-        help="Comma-separated backends to check against torch: torch-deploy, torch-compile, ort, "
-             "ort-fp16, ort-int8, trt (torch, the reference, may be listed).")] = "torch,ort,ort-fp16",
+    onnx_dir: OnnxDir = Path("export"),
+    engine_dir: EngineDir = Path("engines"),
+    backends: Backends = "torch,ort,ort-fp16",  # type: ignore[assignment]  # parsed by parse_backends
     data: Annotated[Path | None, typer.Option(
         help="A precomputed-feature data folder (<data>/<split>_ims.npy, <split>_caps.txt).")] = None,
     split: Annotated[str, typer.Option(help="Split of --data.")] = "test",
@@ -26,17 +25,18 @@ def validate(
     synthetic: Annotated[int | None, typer.Option(
         help="N synthetic images (sparse non-negative features at real magnitudes), 5 captions "
              "each (default when no --data: 500).")] = None,
-    vocab: Annotated[Path | None, typer.Option(
-        help="Vocabulary for --data captions (default: the checkpoint's, else <onnx-dir>/vocab.json).")]
-        = None,
+    vocab: Vocab = None,
     batch_size: Annotated[int, typer.Option(help="Batch size for encoding.")] = 32,
-    device: Annotated[str, typer.Option(help="cpu or cuda (torch backends, ort providers).")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads for torch and onnxruntime.")]
-        = None,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic inputs.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
+    device: Device = "cpu",
+    threads: Threads = None,
+    seed: Seed = 0,
+    out: ReportOut = None,
 ) -> None:
     """Encode the same images and captions with each backend; compare errors and recall with torch FP32.
+
+    Every listed backend is compared with torch FP32 (the reference; it may be listed). --vocab
+    tokenises --data captions (default: the checkpoint's, else <onnx-dir>/vocab.json); --seed fixes
+    the synthetic inputs; --device picks the torch device and the ort providers.
 
     Exits 1 when any backend misses the parity bounds of its precision (FP32: max abs error; FP16:
     min row cosine, R@1/5/10 change, top-1 agreement); `python -m vsrn_deploy.core.contract` prints them.
@@ -50,11 +50,11 @@ def validate(
 
     cfg = ValidateConfig(
         checkpoint=str(checkpoint) if checkpoint else None, onnx_dir=str(onnx_dir),
-        engine_dir=str(engine_dir), backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+        engine_dir=str(engine_dir), backends=tuple(backends),
         data=str(data) if data else None, split=split, limit=limit, synthetic=synthetic,
         vocab=str(vocab) if vocab else None, batch_size=batch_size, device=device, threads=threads,
         seed=seed)
-    report = run_validation(cfg, log=lambda msg: typer.echo(msg, err=True))
+    report = run_validation(cfg)
     typer.echo(format_report(report))
     if out is not None:
         write_report(report, out)
