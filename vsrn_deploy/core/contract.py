@@ -8,7 +8,8 @@ the runners and their feed check, the TensorRT profiles, the Triton repository, 
   name ("batch", "tokens": dynamic) or a key of the model config ("num_regions", "img_dim",
   "embed_size": fixed at export).
 - Artifacts: the file name of each encoder's graph per precision, of its TensorRT plan and sidecar,
-  and of the export's manifest and vocabulary.
+  and of the export's manifest and vocabulary; the trained-model files (a run folder's best and
+  last checkpoints, the authors' file name).
 - Parity bounds: what each precision must meet against eager torch FP32, at export and in
   `validate` alike (the one comparator, `vsrn_deploy.evaluation.compare`, applies them).
 """
@@ -149,6 +150,12 @@ class Precision(str, enum.Enum):
 
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "vocab.json"
+# trained models: a training run folder's checkpoints (vsrn-deploy format; TRAINED_NAMES are the
+# files that make a folder hold "a trained model"), and the name the authors gave their files
+BEST_CHECKPOINT_NAME = "model_best.pt"
+LAST_CHECKPOINT_NAME = "last.pt"
+TRAINED_NAMES = (BEST_CHECKPOINT_NAME, LAST_CHECKPOINT_NAME)
+AUTHORS_CHECKPOINT_NAME = "model_best.pth.tar"
 PAD_ID, START_ID, END_ID, UNK_ID = 0, 1, 2, 3  # the authors' special tokens, in their order
 
 
