@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from vsrn_deploy.core.contract import TRAINED_NAMES
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import staging_folder
 
@@ -343,9 +344,6 @@ def _remove(path: Path) -> None:
 
 
 # --- run folders (train) ---------------------------------------------------------------------
-
-TRAINED_NAMES = ("model_best.pt", "last.pt")
-
 
 def check_run_folder(out: str | os.PathLike, *, resume: bool, overwrite: bool, flag: str = "--out") -> Path:
     """A run folder holding a trained model needs ``--resume`` or ``--overwrite`` (a model is work).

@@ -81,6 +81,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     """
     import numpy as np
 
+    from vsrn_deploy.core.contract import AUTHORS_CHECKPOINT_NAME, BEST_CHECKPOINT_NAME
     from vsrn_deploy.data.precomp import PrecompSplit
     from vsrn_deploy.data.synthetic import generate_dataset
     from vsrn_deploy.evaluation.recall import format_table, recall_report
@@ -126,7 +127,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
                              warmup_epochs=cfg.warmup_epochs, lr_update=max(1, cfg.epochs - 1),
                              batch_size=cfg.batch_size, workers=0,
                              device="cpu", seed=cfg.seed, tensorboard=False,
-                             overwrite=(out / "train" / "model_best.pt").exists()))
+                             overwrite=(out / "train" / BEST_CHECKPOINT_NAME).exists()))
     done("train", checkpoint=str(best))
 
     stage("3/6 evaluation on the test split (the authors' protocol)")
@@ -143,7 +144,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
                           f"{report['t2i_r10']:.1f} vs chance {chance:.1f}): training did not learn")
 
     stage("4/6 authors'-format checkpoint: write (legacy, CUDA-tagged) and load back")
-    authors = save_authors_checkpoint(out / "model_best.pth.tar", loaded.model, legacy=True,
+    authors = save_authors_checkpoint(out / AUTHORS_CHECKPOINT_NAME, loaded.model, legacy=True,
                                       cuda_tagged=True, opt={"data_name": "synth_precomp",
                                                              "vocab_path": str(data.parent / "vocab")})
     model = load_model(authors)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsrn_deploy.core.contract import BEST_CHECKPOINT_NAME, LAST_CHECKPOINT_NAME
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.batching import Batch, CaptionDataset, GroupBatchSampler, make_loader
 from vsrn_deploy.data.precomp import PrecompSplit
@@ -41,8 +42,7 @@ from vsrn_deploy.model.vsrn import VSRN
 from vsrn_deploy.training.config import TrainConfig
 from vsrn_deploy.training.distributed import DistInfo, barrier, init_distributed, shutdown
 
-BEST_NAME = "model_best.pt"
-LAST_NAME = "last.pt"
+BEST_NAME, LAST_NAME = BEST_CHECKPOINT_NAME, LAST_CHECKPOINT_NAME  # the run folder's checkpoints
 METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "train_summary.json"
 RUN_FILES = (BEST_NAME, LAST_NAME, METRICS_NAME, SUMMARY_NAME, "vocab.json", "tensorboard")
