@@ -244,6 +244,16 @@ def test_authors_vocab_found_beside_the_checkpoint(tmp_path):
     assert loaded.vocab == vocab
 
 
+def test_shared_vocab_dirs_are_at_the_source_checkout():
+    """shared/vocab is looked for in and beside the folder that holds the package, however deep
+    the lookup module sits inside it."""
+    import vsrn_deploy
+    from vsrn_deploy.model.checkpoint import vocab_lookup
+
+    root = Path(vsrn_deploy.__file__).resolve().parents[1]
+    assert vocab_lookup._SHARED_VOCAB_DIRS == (root / "shared" / "vocab", root.parent / "shared" / "vocab")
+
+
 # --- hostile, broken and unrelated files ----------------------------------------------------
 
 
