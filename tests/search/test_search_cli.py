@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vsrn_deploy.cli.app import app
+from vsrn_deploy.core.errors import VsrnError
 
 pytestmark = pytest.mark.faults
 
@@ -235,3 +236,86 @@ def test_index_never_replaces_an_input_inside_its_out(search_export, tmp_path):
     before = feats.read_bytes()
     one_error_line(run(*index_args(search_export, out, **{"--images": feats})), "would replace the input")
     assert feats.read_bytes() == before and (out / "index.json").is_file()
+
+
+def _attention(exp, out, *extra, boxes=None):
+    return run("attention", "--onnx-dir", exp["export"], "--images", exp["images"], "--boxes",
+               boxes or exp["boxes"], "--image-id", 4, "--out", out, *extra)
+
+
+@pytest.mark.parametrize("scale,needle", [(np.inf, "NaN or Inf"), (1e6, "at most 16384 px"),
+                                          (1e30, "at most 16384 px")])
+def test_attention_boxes_beyond_any_canvas_are_refused(search_export, tmp_path, scale, needle):
+    """Infinite boxes ended in OverflowError, boxes x 1e6 asked for a 6.86 TiB canvas (MemoryError)."""
+    boxes = np.load(search_export["boxes"]).astype(np.float64) * 1000.0  # pixel boxes
+    boxes[4, 0, 2] = scale
+    np.save(tmp_path / "b.npy", boxes)
+    one_error_line(_attention(search_export, tmp_path / "m.png", boxes=tmp_path / "b.npy"), needle)
+    assert not (tmp_path / "m.png").exists()
+    # index refuses the same boxes up front, so a later search --attention cannot crash on them
+    one_error_line(run(*index_args(search_export, tmp_path / "idx", **{"--boxes": tmp_path / "b.npy"})),
+                   "the boxes of image 4")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_complex_boxes_are_refused(search_export, tmp_path):
+    boxes = np.load(search_export["boxes"]).astype(np.complex64)
+    np.save(tmp_path / "b.npy", boxes)
+    one_error_line(_attention(search_export, tmp_path / "m.png", boxes=tmp_path / "b.npy"), "real numbers")
+
+
+@pytest.mark.parametrize("extra,needle", [(("--top", -1), "--top must be >= 0"),
+                                          (("--lam", "nan"), "--lam must be a finite number > 0"),
+                                          (("--lam", "inf"), "--lam must be a finite number > 0"),
+                                          (("--lam", 0), "--lam must be a finite number > 0")])
+def test_attention_drawing_settings(search_export, tmp_path, extra, needle):
+    one_error_line(_attention(search_export, tmp_path / "m.png", *extra), needle)
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_attention_writes_png_names_only(search_export, tmp_path):
+    one_error_line(_attention(search_export, tmp_path / "m.jpg"), "name it m.png")
+    assert not (tmp_path / "m.jpg").exists()
+
+
+def test_huge_image_id_is_a_bad_query_not_an_overflow(built_index):
+    one_error_line(run("search", "--index", built_index, "--image-id", 99999999999999999999),
+                   "image ids must lie in [0, 39]")
+
+
+def test_failed_attention_search_leaves_no_new_folder(built_index, tmp_path):
+    from vsrn_deploy.search import Index
+
+    att = tmp_path / "new" / "att"
+    with Index.open(built_index) as index:
+        with pytest.raises(VsrnError, match="must lie in"):
+            index.write_attention_maps(att, [1, 400], ["a", "b"])
+        assert not (tmp_path / "new").exists()
+
+        def broken(image, title=None):  # the second picture fails after the first was written
+            if image == 2:
+                raise VsrnError("drawing failed")
+            return original(image, title=title)
+
+        original = index.attention_png
+        index.attention_png = broken
+        with pytest.raises(VsrnError, match="drawing failed"):
+            index.write_attention_maps(att, [1, 2], ["a", "b"])
+        assert not (tmp_path / "new").exists()
+
+
+def test_caption_text_survives_line_separators_inside_a_caption(search_export, tmp_path):
+    """search --image-id printed another caption's text when a caption held \\x0c, \\x1e, U+0085,
+    U+2028 or a lone \\r: the index splits on \\n, the display split on every line separator."""
+    lines = (tmp_path / "c.txt")
+    captions = [line for line in open(search_export["captions"], encoding="utf-8").read().split("\n") if line]
+    odd = ["\x0c", "\x1e", "\u0085", "\u2028", "\r"]
+    for i, sep in enumerate(odd):
+        captions[i] = captions[i].replace(" ", f" {sep}", 1)
+    lines.write_text("\n".join(captions) + "\n", encoding="utf-8")
+    out = tmp_path / "idx"
+    assert run(*index_args(search_export, out, **{"--captions": lines})).exit_code == 0
+    from vsrn_deploy.search import Index
+
+    with Index.open(out) as index:
+        assert [index.caption(i) for i in range(len(captions))] == captions

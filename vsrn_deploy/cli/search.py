@@ -66,16 +66,9 @@ def search_command(
                     _show(hits, "caption", False, idx)
             shown = []
         if attention is not None:
-            from vsrn_deploy.search.attention import check_png_target, save_attention_png
-
-            targets = [attention / f"{rank:02d}_image_{image}.png" for rank, image in enumerate(shown, 1)]
-            for target in targets:  # every name is checked before the first picture is written
-                check_png_target(target)
-            attention.mkdir(parents=True, exist_ok=True)
-            for rank, (image, target) in enumerate(zip(shown, targets, strict=True), 1):
-                title = f"image {image}" + (f" (hit {rank})" if text else "")
-                png = idx.attention_png(image, title=title)
-                path = save_attention_png(target, png)
+            titles = [f"image {image}" + (f" (hit {rank})" if text else "")
+                      for rank, image in enumerate(shown, 1)]
+            for path in idx.write_attention_maps(attention, shown, titles):
                 if not as_json:
                     typer.echo(f"attention map: {path}")
 

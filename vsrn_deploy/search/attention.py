@@ -29,6 +29,32 @@ from vsrn_deploy.core.errors import VsrnError, import_optional
 
 #: Side of the blank canvas used for boxes given as fractions of the image (all coordinates in [0, 1]).
 NORMALISED_CANVAS = 512
+#: The largest canvas side, in pixels, a map without a photo is drawn on (its side is the boxes'
+#: extent): boxes reaching further are not in pixels of a photo (a 6.9 TiB canvas was asked for once).
+MAX_CANVAS = 16384
+
+
+def check_boxes(boxes: np.ndarray, what: str = "boxes") -> np.ndarray:
+    """Boxes as float64: real numbers (not complex, text or objects), all finite.
+
+    Raises:
+        VsrnError: naming `what` and what is wrong.
+    """
+    arr = np.asarray(boxes)
+    if arr.dtype.kind not in "fiu":
+        raise VsrnError(f"{what} must hold real numbers (x1, y1, x2, y2), got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise VsrnError(f"{what} hold NaN or Inf")
+    return arr
+
+
+def check_drawing(top: int, lam: float) -> None:
+    """`top` >= 0 regions outlined and a finite, positive lambda, or one line saying so."""
+    if top < 0:
+        raise VsrnError(f"--top must be >= 0 (how many best regions to outline), got {top}")
+    if not (math.isfinite(lam) and lam > 0):
+        raise VsrnError(f"--lam must be a finite number > 0 (the paper uses 50), got {lam}")
 
 
 def region_ranks(region_embeddings: np.ndarray, image_embedding: np.ndarray) -> np.ndarray:
@@ -94,8 +120,9 @@ def attention_map(region_embeddings: np.ndarray, image_embedding: np.ndarray, bo
     """
     regions = np.asarray(region_embeddings)
     image = np.asarray(image_embedding)
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = check_boxes(boxes)
     height, width = int(height), int(width)
+    check_drawing(0, float(lam))
     _check(regions, image, boxes, height, width)
     k = regions.shape[0]
     scores = lam * (k - region_ranks(regions, image)).astype(np.float64) ** 2  # (k,)
@@ -121,7 +148,7 @@ def boxes_in_pixels(boxes: np.ndarray, height: int | None = None,
     them so): they are scaled to the picture, or to a `NORMALISED_CANVAS` square without one. Pixel
     boxes keep their values; without a picture the canvas is their extent.
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = check_boxes(boxes)
     normalised = boxes.size > 0 and boxes.min() >= 0.0 and boxes.max() <= 1.0
     if height is None or width is None:
         if normalised:
@@ -129,6 +156,10 @@ def boxes_in_pixels(boxes: np.ndarray, height: int | None = None,
         else:
             height = max(1, math.ceil(float(boxes[:, 3].max(initial=1.0))))
             width = max(1, math.ceil(float(boxes[:, 2].max(initial=1.0))))
+            if max(height, width) > MAX_CANVAS:
+                raise VsrnError(f"the boxes reach {width} x {height} px; without a photo the map is "
+                                f"drawn on the boxes' extent, at most {MAX_CANVAS} px a side: give the "
+                                "photo (--picture), or boxes in its pixels or as fractions in [0, 1]")
     if normalised:
         boxes = boxes * np.array([width, height, width, height], dtype=np.float64)
     return boxes, int(height), int(width)
@@ -166,6 +197,7 @@ def render_attention(region_embeddings: np.ndarray, image_embedding: np.ndarray,
     Raises:
         VsrnError: Pillow missing, an unreadable picture, or the errors of `attention_map`.
     """
+    check_drawing(top, float(lam))
     pil = import_optional("PIL.Image", "search", "drawing attention maps")
     draw_mod = import_optional("PIL.ImageDraw", "search", "drawing attention maps")
     base = None
@@ -213,6 +245,9 @@ def check_png_target(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise VsrnError(f"{path} is a folder; give a .png file name")
+    if path.suffix.lower() != ".png":
+        raise VsrnError(f"attention maps are PNG files: name it {path.with_suffix('.png').name}, "
+                        f"not {path.name}")
     if path.exists() or path.is_symlink():
         try:
             with open(path, "rb") as handle:

@@ -28,10 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.core import backends
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.io.files import atomic_write_json, sha256_file, staging_folder, swap_in_folder
-from vsrn_deploy.io.outputs import output_lock, refuse_overlap
+from vsrn_deploy.artifacts import index as index_artifact
+from vsrn_deploy.io.files import atomic_write_json, sha256_file
+from vsrn_deploy.io.outputs import refuse_overlap
 from vsrn_deploy.search import layout
+from vsrn_deploy.search.attention import MAX_CANVAS
 from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes
 from vsrn_deploy.search.kinds import (
     IVFPQ_MIN_VECTORS,
@@ -115,10 +118,17 @@ def _copy_rows(src: np.ndarray, dst_path: Path, chunk: int = 65536) -> None:
     """Stream a (memory-mapped) array into a new .npy, chunk by chunk."""
     dst = np.lib.format.open_memmap(dst_path, mode="w+", dtype=np.float32, shape=src.shape)
     for start in range(0, src.shape[0], chunk):
-        block = np.asarray(src[start:start + chunk], dtype=np.float32)
-        if not np.isfinite(block).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(1))[0])
-            raise VsrnError(f"the boxes of image {bad} hold NaN or Inf")
+        raw = np.asarray(src[start:start + chunk])
+        if raw.dtype.kind not in "fiu":
+            raise VsrnError(f"the boxes must hold real numbers (x1, y1, x2, y2), got dtype {raw.dtype}")
+        flat = raw.reshape(len(raw), -1).astype(np.float64)
+        # the rule attention maps draw by (search.attention): finite, and within a drawable canvas
+        bad_rows = ~(np.isfinite(flat) & (np.abs(flat) <= MAX_CANVAS)).all(1)
+        if bad_rows.any():
+            bad = start + int(np.flatnonzero(bad_rows)[0])
+            raise VsrnError(f"the boxes of image {bad} hold NaN, Inf or coordinates beyond {MAX_CANVAS} px; "
+                            "give boxes in pixels of the photo or as fractions in [0, 1]")
+        block = raw.astype(np.float32)
         dst[start:start + chunk] = block
     dst.flush()
     del dst

@@ -94,6 +94,8 @@ def open_boxes(path: str | os.PathLike, n: int, k: int) -> np.ndarray:
     """Region boxes [n, k, 4] from a .npy, memory-mapped; their count must equal the regions'."""
     path = Path(path)
     boxes = load_npy(path, "boxes")
+    if boxes.dtype.kind not in "fiu":
+        raise VsrnError(f"{path} must hold real numbers (x1, y1, x2, y2), got dtype {boxes.dtype}")
     if boxes.ndim != 3 or boxes.shape[2] != 4:
         raise VsrnError(f"{path} must hold boxes [images, regions, 4], got shape {boxes.shape}")
     if boxes.shape[0] != n or boxes.shape[1] != k:

@@ -127,7 +127,10 @@ class Index:
     def caption(self, caption_id: int) -> str:
         """The text of caption `caption_id` (as indexed)."""
         if self._captions is None:
-            self._captions = (self.path / layout.CAPTIONS).read_text(encoding="utf-8").splitlines()
+            # split on "\n" only, as the build wrote them: str.splitlines also breaks at \r, \x0c,
+            # \x1e, U+0085 and U+2028, which a caption may hold, and shifted every later caption
+            text = (self.path / layout.CAPTIONS).read_bytes().decode("utf-8")
+            self._captions = text.removesuffix("\n").split("\n")
         return self._captions[caption_id]
 
     @property
@@ -238,11 +241,11 @@ class Index:
         return self.search_embeddings(queries, "captions", k)
 
     def _check_ids(self, image_ids: Sequence[int]) -> np.ndarray:
-        ids = np.asarray(image_ids, dtype=np.int64).reshape(-1)
-        if ids.size == 0 or ids.min() < 0 or ids.max() >= self.num_images:
+        given = [int(i) for i in np.asarray(image_ids, dtype=object).reshape(-1)]
+        if not given or min(given) < 0 or max(given) >= self.num_images:  # Python ints: no overflow
             raise VsrnError(f"image ids must lie in [0, {self.num_images - 1}] (the index holds "
-                            f"{self.num_images} images), got {ids.tolist()[:5]}")
-        return ids
+                            f"{self.num_images} images), got {given[:5]}")
+        return np.asarray(given, dtype=np.int64)
 
     # --- attention maps ---------------------------------------------------------------------
     def region_embeddings(self, image_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +274,35 @@ class Index:
         image, regions = self.region_embeddings([image_id])
         return render_attention(regions[0], image[0], np.asarray(self.boxes[image_id]), picture, top=top,
                                 title=title)
+
+    def write_attention_maps(self, folder: str | os.PathLike, image_ids: Sequence[int],
+                             titles: Sequence[str]) -> list[Path]:
+        """One attention-map PNG per image into `folder` (`NN_image_ID.png`, NN = 1-based position).
+
+        Every name is checked before the first picture is drawn, and a run that fails leaves no
+        folder it created behind (nothing else is touched).
+        """
+        from vsrn_deploy.io.outputs import new_folder_guard
+        from vsrn_deploy.search.attention import check_png_target, save_attention_png
+
+        folder = Path(folder)
+        ids = self._check_ids(image_ids).tolist()
+        targets = [folder / f"{rank:02d}_image_{image}.png" for rank, image in enumerate(ids, 1)]
+        for target in targets:
+            check_png_target(target)
+        written: list[Path] = []
+        new: list[Path] = []  # pictures this run created (an earlier map of ours is replaced, not new)
+        with new_folder_guard(folder):
+            try:
+                for image, target, title in zip(ids, targets, titles, strict=True):
+                    if not target.exists():
+                        new.append(target)
+                    written.append(save_attention_png(target, self.attention_png(image, title=title)))
+            except BaseException:
+                for path in new:  # nothing of a failed run remains
+                    path.unlink(missing_ok=True)
+                raise
+        return written
 
 
 def _load_npy(path: Path) -> np.ndarray:
