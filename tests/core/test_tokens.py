@@ -36,3 +36,15 @@ def test_the_module_imports_nothing_of_the_package():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_one_rule_for_unusable_queries():
+    """Search and the Triton tokenizer refuse the same captions (the tokenizer embedded a caption of
+    unknown words only, which search refused)."""
+    from vsrn_deploy.core.tokens import encode, unusable_query
+
+    word2idx = {"<pad>": 0, "<start>": 1, "<end>": 2, "<unk>": 3, "dog": 4}
+    assert unusable_query(encode(word2idx, "a dog"), "a dog") is None
+    assert "empty" in unusable_query(encode(word2idx, "  "), "  ")
+    assert "no word of 'zzz qqq'" in unusable_query(encode(word2idx, "zzz qqq"), "zzz qqq")
+    assert "no word" in unusable_query([1, 2], ".")

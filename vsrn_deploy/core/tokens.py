@@ -39,6 +39,24 @@ def encode(word2idx: Mapping[str, int], caption: str) -> list[int]:
     return [word2idx[START], *(word2idx.get(t, unk) for t in tokenize(caption)), word2idx[END]]
 
 
+def unusable_query(ids: Sequence[int], caption: str, unk_id: int = 3) -> str | None:
+    """Why a caption cannot be searched with, or None: the one rule of every caption path (search,
+    the Triton tokenizer). An empty caption, or one whose every word is unknown, embeds to the same
+    vector as any other such caption: it would answer with confident nonsense.
+
+    Args:
+        ids: the caption's ids as `encode` returns them (``<start>`` ... ``<end>``).
+        caption: the text (for the message).
+        unk_id: the id of ``<unk>``.
+    """
+    if not caption.strip():
+        return "the query is empty; give a caption such as 'a dog on a bench'"
+    words = list(ids)[1:-1]
+    if not words or all(i == unk_id for i in words):
+        return f"no word of {caption!r} is in the vocabulary; use words of the training captions"
+    return None
+
+
 def pad_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Id lists -> (token_ids int64 [B, T] padded with 0 (``<pad>``), lengths int64 [B]).
 
