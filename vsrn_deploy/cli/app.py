@@ -30,6 +30,7 @@ _COMMAND_MODULES: list[str] = [
     "validate",
     "bench",
     "triton_repo",
+    "serve",
     "index",
     "search",
     "attention",

@@ -1,0 +1,121 @@
+"""`vsrn-deploy serve`: tritonserver on a model repository, in the foreground.
+
+Finds the server (`triton_server.find_server`), gives the python backend's stub its Python and that
+Python's libpython, checks the repository and the ports first, waits until every model is ready,
+prints the URLs and each model's state, and stops the server on Ctrl-C or SIGTERM (exit 130). Any
+failure is one line: a missing server (how to get one), a bad repository, a taken port, a model that
+failed to load (its reason). Triton has no authentication, so it listens on 127.0.0.1 unless told.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.serving import triton_server
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+INTERRUPTED = 130  # the exit status after Ctrl-C / SIGTERM, as a shell reports SIGINT
+
+
+def check_repository(repo: str | os.PathLike[str]) -> list[str]:
+    """The model names of `repo` (folders with config.pbtxt).
+
+    Raises:
+        VsrnError: not a folder, or no model in it.
+    """
+    path = Path(repo)
+    hint = "write one with: vsrn-deploy triton-repo --onnx-dir EXPORT --out DIR --backend python --kind cpu"
+    if not path.exists():
+        raise VsrnError(f"--repo {repo} does not exist; {hint}")
+    if not path.is_dir():
+        raise VsrnError(f"--repo {repo} is not a folder; {hint}")
+    models = sorted(p.name for p in path.iterdir() if (p / "config.pbtxt").is_file())
+    if not models:
+        raise VsrnError(f"--repo {repo} holds no model (no <model>/config.pbtxt); {hint}")
+    return models
+
+
+def _check_port(flag: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise VsrnError(f"{flag} must be a TCP port, 1..65535 (got {port})")
+
+
+def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int = 8001,
+          server: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
+          python: str | os.PathLike[str] | None = None, timeout: float = 300.0,
+          say: Callable[[str], None] = print,
+          ready: Callable[[triton_server.TritonServer], None] | None = None) -> int:
+    """Serve `repo` until interrupted; returns 130 after Ctrl-C / SIGTERM.
+
+    Args:
+        repo: the model repository (`vsrn-deploy triton-repo`).
+        http_port, grpc_port: where Triton's HTTP/REST and gRPC endpoints listen.
+        server: the tritonserver binary or its install folder (default: `find_server()`'s search).
+        host: the address to listen on (127.0.0.1: this machine only).
+        python: the Python the python backend stub embeds (default: `stub_python()`).
+        timeout: seconds to wait for every model to be ready.
+        say: where the URLs and model states go (stdout).
+        ready: called with the running server once it is ready (tests, embedding callers).
+
+    Raises:
+        VsrnError: no server, a bad repository, a taken port, a model that failed to load, or the
+            server exiting while it served.
+    """
+    models = check_repository(repo)
+    _check_port("--http-port", http_port)
+    _check_port("--grpc-port", grpc_port)
+    if http_port == grpc_port:
+        raise VsrnError(f"--http-port and --grpc-port are both {http_port}; give two different ports")
+    root = triton_server.find_server(server)
+    fd, log_name = tempfile.mkstemp(prefix="vsrn-tritonserver-", suffix=".log")
+    os.close(fd)
+    log = Path(log_name)
+    if host not in LOOPBACK:
+        say(f"warning: listening on {host}: Triton has no authentication, so anyone who reaches these "
+            "ports can run the models (put it behind a proxy that authenticates, or a firewall)")
+    running = None
+    try:
+        running = triton_server.start_server(repo, server_root=root, python=python, host=host,
+                                             http_port=http_port, grpc_port=grpc_port, log_path=log,
+                                             timeout=timeout)
+        states = running.models()
+        say(f"tritonserver {root / 'bin' / 'tritonserver'} (pid {running.pid}) serves {Path(repo).resolve()}")
+        say(f"HTTP/REST  http://{running.http_url}   (KServe v2: /v2/models/<model>/infer)")
+        say(f"gRPC       {running.grpc_url}")
+        for state in states:
+            version = f" version {state.version}" if state.version else ""
+            say(f"  {state.name}{version}: {state.state}" + (f" ({state.reason})" if state.reason else ""))
+        missing = sorted(set(models) - {s.name for s in states if s.state == "READY"})
+        if missing:
+            raise VsrnError(f"models not ready: {', '.join(missing)} (server log: {log})")
+        say(f"server log: {log}; Ctrl-C stops it")
+        if ready is not None:
+            ready(running)
+        while running.alive():
+            time.sleep(0.5)
+        raise VsrnError(f"tritonserver exited with status {running.process.returncode} while serving: "
+                        f"{triton_server.first_error(running.log_text()) or 'no error in its log'} "
+                        f"(server log: {log})")
+    except KeyboardInterrupt:
+        if running is not None:
+            _stop(running)
+            say(f"stopped tritonserver (pid {running.pid})")
+        return INTERRUPTED
+    finally:
+        if running is not None and running.alive():
+            _stop(running)
+
+
+def _stop(running: triton_server.TritonServer) -> None:
+    """Stop the server even if a second Ctrl-C lands while it shuts down."""
+    try:
+        running.stop()
+    except KeyboardInterrupt:
+        running.process.kill()
+        running.process.wait(10)
