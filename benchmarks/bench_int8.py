@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -204,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # the exporter's progress lines
+    logging.getLogger("vsrn_deploy").setLevel(logging.INFO)
     cfg = VSRNConfig.tiny() if args.tiny else VSRNConfig()
     work = Path(args.work or tempfile.mkdtemp(prefix="vsrn-int8-bench-"))
     export_dir = work / "export"
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         options = ExportConfig(precision="int8", max_batch=4, calibration_samples=16,
                                retrieval_images=500 if args.tiny else 100)
-        result = export_loaded(model, None, export_dir, options, progress=log)
+        result = export_loaded(model, None, export_dir, options)
         report["export"] = {"seconds": time.perf_counter() - t0, "int8": result.manifest["int8"],
                             "parity": result.manifest["parity"], "load_average_end": load_average()}
         write_atomic(info_path, json.dumps(report["export"], indent=2, default=float) + "\n")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import sys
@@ -128,6 +129,9 @@ def main() -> int:
                     help="random model: std of the GCN residual BN weights (0: the authors' init, "
                          "identity GCN layers; 0.5 stresses FP16)")
     args = ap.parse_args()
+    # the library's progress lines (export, engine build, validation), stamped like _say's
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("vsrn_deploy").setLevel(logging.INFO)
 
     from vsrn_deploy.backend.registry import make_runner
     from vsrn_deploy.core.errors import CheckFailed, VsrnError
@@ -155,7 +159,7 @@ def main() -> int:
             vocab = None if args.checkpoint else str(work / "vocab.json")
             t0 = time.perf_counter()
             export_cfg = ExportConfig(precision="all", vocab=vocab, max_batch=32)
-            export_model(ckpt, export, export_cfg, progress=_say)
+            export_model(ckpt, export, export_cfg)
             report["steps"]["export_s"] = time.perf_counter() - t0
         # 2. build
         engines = work / "engines"
@@ -165,7 +169,7 @@ def main() -> int:
             t0 = time.perf_counter()
             settings = BuildSettings(precision=precision, profiles=profiles, opt_level=args.opt_level,
                                      timing_cache=str(work / "timing.cache"))
-            results = build_engines(export, engines, settings, log=_say)
+            results = build_engines(export, engines, settings)
             report["steps"][f"build_{precision}_s"] = time.perf_counter() - t0
             report[f"engines_{precision}"] = {r.encoder: r.sidecar for r in results}
         # 3. validate (reference on the CPU in FP32; trt on the GPU)
@@ -182,7 +186,7 @@ def main() -> int:
                     (tmp / f.name).write_bytes(f.read_bytes())
                 cfg = dataclasses.replace(cfg, engine_dir=str(tmp))
             t0 = time.perf_counter()
-            rep = run_validation(cfg, log=_say)
+            rep = run_validation(cfg)
             report["steps"][f"validate_{precision}_s"] = time.perf_counter() - t0
             print(format_report(rep))
             report["validation"][precision] = rep

@@ -22,15 +22,11 @@ ROW_KEYS = {"encoder", "backend", "precision", "batch", "p50_ms", "p90_ms", "p99
             "items_per_s", "flops_per_item", "gflops", "pct_of_peak"}
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 @pytest.fixture(scope="module")
 def torch_report():
     cfg = BenchConfig(backends=("torch", "torch-deploy", "trt"), batches=(1, 3), warmup=1, iters=3,
                       seconds=None, tiny=True, threads=1, peak_seconds=0.05)
-    return run_benchmark(cfg, log=_quiet)
+    return run_benchmark(cfg)
 
 
 def test_report_has_a_row_per_encoder_backend_and_batch(torch_report):
@@ -98,16 +94,16 @@ def test_roofline_bandwidth_uses_the_row_precision():
 
 
 @pytest.mark.export
-def test_ort_backends_export_into_an_empty_onnx_dir_then_reuse_it(tmp_path):
-    messages: list[str] = []
+def test_ort_backends_export_into_an_empty_onnx_dir_then_reuse_it(tmp_path, caplog):
+    caplog.set_level("INFO", logger="vsrn_deploy")
     export_dir = tmp_path / "exp"
     cfg = BenchConfig(encoders=("image", "text"), backends=("torch", "ort", "ort-fp16", "ort-int8"),
                       batches=(2,), warmup=1, iters=2, seconds=None, tiny=True, threads=1, peak_seconds=0.05,
                       onnx_dir=str(export_dir))
-    report = run_benchmark(cfg, log=messages.append)
+    report = run_benchmark(cfg)
     assert report["model"]["onnx"] == {"dir": str(export_dir), "exported_here": True,
                                        "reason": f"{export_dir} held no export"}
-    assert any("exporting" in m for m in messages)
+    assert any("exporting" in m for m in caplog.messages)
     assert (export_dir / "manifest.json").is_file()
     got = {(r["encoder"], r["backend"], r["precision"]) for r in report["results"]}
     assert got == {(e, b, p) for e in ("image", "text") for b, p in
@@ -116,8 +112,7 @@ def test_ort_backends_export_into_an_empty_onnx_dir_then_reuse_it(tmp_path):
     for row in (r for r in report["results"] if r["backend"] == "ort-int8"):
         assert row["pct_of_peak"] == pytest.approx(100.0 * row["gflops"] / int8_peak)
     again = run_benchmark(BenchConfig(encoders=("image",), backends=("ort",), batches=(1,), warmup=0, iters=1,
-                                      seconds=None, tiny=True, peak_seconds=0.01, onnx_dir=str(export_dir)),
-                          log=_quiet)
+                                      seconds=None, tiny=True, peak_seconds=0.01, onnx_dir=str(export_dir)))
     assert again["model"]["onnx"] == {"dir": str(export_dir), "exported_here": False}
     assert [r["backend"] for r in again["results"]] == ["ort"]
 
@@ -144,7 +139,7 @@ def test_a_checkpoint_is_benchmarked_and_named(tmp_path):
     ckpt = save_checkpoint(tmp_path / "m.pt", random_model(VSRNConfig.tiny(embed_size=12)))
     cfg = BenchConfig(encoders=("text",), backends=("torch",), batches=(2,), warmup=0, iters=1, seconds=None,
                       checkpoint=str(ckpt), peak_seconds=0.01)
-    report = run_benchmark(cfg, log=_quiet)
+    report = run_benchmark(cfg)
     model = report["model"]
     assert model["source"] == "checkpoint" and model["checkpoint"] == str(ckpt)
     assert len(model["sha256"]) == 64 and model["config"]["embed_size"] == 12
@@ -158,7 +153,7 @@ def test_peaks_and_runs_share_one_thread_count_when_none_is_given():
 
     cfg = BenchConfig(backends=("torch",), encoders=("text",), batches=(1,), warmup=0, iters=1,
                       seconds=None, tiny=True, threads=None, peak_seconds=0.02)
-    report = run_benchmark(cfg, log=_quiet)
+    report = run_benchmark(cfg)
     threads = torch.get_num_threads()
     assert report["machine"]["threads"] == threads
     assert report["machine"]["matmul_peak"]["float32"]["threads"] == threads

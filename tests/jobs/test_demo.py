@@ -18,5 +18,5 @@ def test_demo_fails_when_training_stays_at_chance(tmp_path):
 
     cfg = demo.DemoConfig(out=str(tmp_path / "run"), epochs=1, bench=False, recall_gate=1e9, **TINY)
     with pytest.raises(CheckFailed, match="near chance"):
-        demo.run_demo(cfg, say=lambda _msg: None)
+        demo.run_demo(cfg)
     assert not (tmp_path / "run" / "export").exists()

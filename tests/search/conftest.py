@@ -49,5 +49,5 @@ def built_index(search_export: dict[str, Path], tmp_path_factory: pytest.TempPat
     out = tmp_path_factory.mktemp("idx") / "index"
     build_index(IndexConfig(onnx_dir=str(search_export["export"]), images=str(search_export["images"]),
                             boxes=str(search_export["boxes"]), captions=str(search_export["captions"]),
-                            out=str(out), batch=16, progress=False), log=lambda s: None)
+                            out=str(out), batch=16, progress=False))
     return out

@@ -140,19 +140,19 @@ def test_ivfpq_needs_enough_vectors():
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
-def test_build_reports_recall_of_an_approximate_kind(kind, search_export, tmp_path):
+def test_build_reports_recall_of_an_approximate_kind(kind, search_export, tmp_path, caplog):
     from vsrn_deploy.data.synthetic_inputs import region_features
 
     images = search_export["images"]
     if kind == "ivfpq":  # ivfpq trains on >= 1000 vectors
         images = tmp_path / "many.npy"
         np.save(images, region_features(1200, REGIONS, FEATURE_DIM, seed=3))
-    lines = []
+    caplog.set_level("INFO", logger="vsrn_deploy")
     manifest = build_index(IndexConfig(onnx_dir=str(search_export["export"]), images=str(images),
                                        captions=str(search_export["captions"]), out=str(tmp_path / kind),
-                                       kind=kind, progress=False), log=lines.append)
+                                       kind=kind, progress=False))
     recall = manifest["recall_at_10"]["images"]
-    assert 0.0 <= recall <= 1.0 and any("recall@10" in line for line in lines)
+    assert 0.0 <= recall <= 1.0 and any("recall@10" in line for line in caplog.messages)
     if kind == "hnsw":
         assert recall == 1.0  # 40 images: the graph reaches them all
     with Index.open(tmp_path / kind) as index:
@@ -173,15 +173,15 @@ def test_attention_of_a_hit_is_the_rule_on_the_exports_outputs(built_index, sear
         assert index.attention_png(5) == render_attention(regions[0], image[0], boxes[5])
 
 
-def test_demo_search_stage(search_export):
+def test_demo_search_stage(search_export, caplog):
     from PIL import Image
 
     from vsrn_deploy.jobs.demo import search_demo
 
-    lines = []
+    caplog.set_level("INFO", logger="vsrn_deploy")
     root = search_export["root"]
-    summary = search_demo(root, search_export["images"].parent, say=lines.append)
+    summary = search_demo(root, search_export["images"].parent)
     assert len(summary["hits"]) == 5 and Image.open(summary["attention_png"]).format == "PNG"
     with Index.open(summary["index"]) as index:
         assert [h.as_json("image") for h in index.search_text(summary["query"], k=5)] == summary["hits"]
-    assert any("attention map" in line for line in lines)
+    assert any("attention map" in line for line in caplog.messages)

@@ -199,7 +199,10 @@ def test_bad_feature_files(search_export, tmp_path):
     one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--images": tmp_path / "w.npy"})),
                    "8 x 24")
     one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--kind": "lsh"})), "--kind")
-    one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--backend": "torch"})), "torch-free")
+    # a backend that needs torch is not among --backend's choices: a usage error naming the torch-free ones
+    refused = run(*index_args(search_export, tmp_path / "i", **{"--backend": "torch"}))
+    assert refused.exit_code == 2 and "'torch' is not one of" in refused.output, refused.output
+    assert not (tmp_path / "i").exists()
     one_error_line(run(*index_args(search_export, tmp_path / "i", **{"--onnx-dir": tmp_path})),
                    "manifest.json")
     # not a .npy, an object array, a folder: one line each, and never numpy's "allow_pickle" advice
@@ -216,7 +219,7 @@ def test_progress_bar_goes_to_stderr_only(search_export, tmp_path, capfd):
     from vsrn_deploy.search import IndexConfig, build_index
 
     build_index(IndexConfig(onnx_dir=str(search_export["export"]), images=str(search_export["images"]),
-                            out=str(tmp_path / "idx"), batch=8, progress=True), log=lambda s: None)
+                            out=str(tmp_path / "idx"), batch=8, progress=True))
     captured = capfd.readouterr()
     assert captured.out == "" and "images:" in captured.err and "/40" in captured.err
 

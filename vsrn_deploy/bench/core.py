@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -52,11 +52,7 @@ _DEFAULT_PRECISION = {
 }
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}  # int8: every weight matrix INT8
 
-Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 @dataclass(frozen=True)
@@ -306,8 +302,7 @@ def _export_matches(onnx_dir: Path, cfg: VSRNConfig, source_sha: str | None,
     return None
 
 
-def _export_to(model: Any, source: dict[str, Any] | None, out_dir: Path, precisions: set[str],
-               log: Log) -> None:
+def _export_to(model: Any, source: dict[str, Any] | None, out_dir: Path, precisions: set[str]) -> None:
     """Export the in-memory `model` with the project's exporter (its checks included).
 
     No vocabulary is written: timing needs token ids only.
@@ -327,7 +322,7 @@ def _export_to(model: Any, source: dict[str, Any] | None, out_dir: Path, precisi
     options = {k: v for k, v in light.items() if k in known}
     t0 = time.perf_counter()
     export_loaded(model, None, out_dir, ExportConfig(precision=precision, **options), source=source)
-    log(f"exported ({precision}) in {time.perf_counter() - t0:.0f} s")
+    _log.info(f"exported ({precision}) in {time.perf_counter() - t0:.0f} s")
 
 
 # ----------------------------------------------------------------------------------------- the run
@@ -343,7 +338,8 @@ def _precision_of(runner: Runner, backend: str, device: str) -> str:
     if isinstance(value, str) and value:
         return value
     dtype = str(getattr(runner, "dtype", "") or "")
-    for name, short in (("float16", "fp16"), ("bfloat16", "bf16"), ("float32", "fp32")):
+    # bfloat16 before float16: "torch.bfloat16" ends with "float16" too
+    for name, short in (("bfloat16", "bf16"), ("float16", "fp16"), ("float32", "fp32")):
         if dtype.endswith(name):
             return short
     return _DEFAULT_PRECISION[backend][device]
@@ -395,12 +391,11 @@ def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarra
         row["streamed_weight_gbps"] = streamed / seconds / 1e9
 
 
-def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
+def run_benchmark(bench: BenchConfig) -> dict[str, Any]:
     """Run the benchmark and return the report (see `SCHEMA`).
 
     Args:
         bench: the settings.
-        log: where progress lines go (stderr by default).
 
     Returns:
         {"schema", "created", "machine", "model", "settings", "results": [row, ...], "skipped":
@@ -451,12 +446,12 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
     if bench.device == "cuda":
         peak["float16"] = measure_matmul_peak(bench.threads, n=4096, seconds=bench.peak_seconds,
                                               device="cuda", dtype="float16")
-    log(f"matmul peak (fp32, n=2048, {bench.threads or torch.get_num_threads()} threads): "
+    _log.info(f"matmul peak (fp32, n=2048, {bench.threads or torch.get_num_threads()} threads): "
         f"{peak['float32']['gflops']:.1f} GFLOP/s")
     if "ort-int8" in bench.backends and bench.device == "cpu":
         peak["int8"] = measure_int8_matmul_peak(bench.threads, seconds=bench.peak_seconds)
         peak["int8"]["gflops"] = peak["int8"]["gops"]  # the rows' rate column is ops per second
-        log(f"int8 GEMM peak (onnxruntime MatMulInteger, n=2048): {peak['int8']['gops']:.1f} GOP/s")
+        _log.info(f"int8 GEMM peak (onnxruntime MatMulInteger, n=2048): {peak['int8']['gops']:.1f} GOP/s")
     machine = machine_info(bench.threads, bench.device)
     machine["matmul_peak"] = peak
     load_start = load_average()
@@ -470,9 +465,9 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
 
     with contextlib.ExitStack() as stack:
         stack.callback(torch.set_num_threads, previous_threads)
-        onnx_dir = _prepare_onnx(bench, model, cfg, source_sha, report, stack, log)
+        onnx_dir = _prepare_onnx(bench, model, cfg, source_sha, report, stack)
         for encoder in bench.encoders:
-            _bench_encoder(encoder, bench, model, cfg, onnx_dir, peak, report, make_runner, log)
+            _bench_encoder(encoder, bench, model, cfg, onnx_dir, peak, report, make_runner)
     if load_start is not None:
         # a busy machine slows every backend: the reader should know how busy it was
         machine["load_average"] = [load_start, load_average()]
@@ -480,7 +475,7 @@ def run_benchmark(bench: BenchConfig, log: Log = _stderr) -> dict[str, Any]:
 
 
 def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: str | None,
-                  report: dict[str, Any], stack: contextlib.ExitStack, log: Log) -> str | None:
+                  report: dict[str, Any], stack: contextlib.ExitStack) -> str | None:
     """The export folder the ort backends run on.
 
     --onnx-dir holding a matching export: used as is. --onnx-dir missing or empty: the benchmarked
@@ -498,9 +493,9 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
     if bench.onnx_dir:
         target = Path(bench.onnx_dir)
         if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-            log(f"{target} holds no export: exporting the benchmarked model there "
+            _log.info(f"{target} holds no export: exporting the benchmarked model there "
                 f"({', '.join(sorted(precisions))})")
-            _export_to(model, source, target, precisions, log)
+            _export_to(model, source, target, precisions)
             report["model"]["onnx"] = {"dir": str(target), "exported_here": True,
                                        "reason": f"{target} held no export"}
             return str(target)
@@ -510,15 +505,15 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
             return str(target)
     tmp = Path(tempfile.mkdtemp(prefix="vsrn-bench-"))
     stack.callback(shutil.rmtree, tmp, ignore_errors=True)
-    log(f"{reason}: exporting the benchmarked model to a temporary folder ({', '.join(sorted(precisions))})")
-    _export_to(model, source, tmp / "onnx", precisions, log)
+    _log.info(f"{reason}: exporting the benchmarked model to a temporary folder "
+              f"({', '.join(sorted(precisions))})")
+    _export_to(model, source, tmp / "onnx", precisions)
     report["model"]["onnx"] = {"dir": None, "exported_here": True, "reason": reason}
     return str(tmp / "onnx")
 
 
 def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig, onnx_dir: str | None,
-                   peak: dict[str, Any], report: dict[str, Any], make_runner: Callable[..., Runner],
-                   log: Log) -> None:
+                   peak: dict[str, Any], report: dict[str, Any], make_runner: Callable[..., Runner]) -> None:
     """Activate every backend's runner for `encoder`, then time them batch by batch."""
     runners: dict[str, Runner] = {}
     with contextlib.ExitStack() as stack:
@@ -533,7 +528,7 @@ def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig
             except Exception as exc:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
                 if not isinstance(exc, VsrnError) and backend != "torch-compile":
                     raise
-                _skip(report, encoder, backend, None, exc, log)
+                _skip(report, encoder, backend, None, exc)
                 continue
             stack.callback(runner.deactivate)
             runners[backend] = runner
@@ -548,7 +543,7 @@ def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig
                 except Exception as exc:  # noqa: BLE001 - torch.compile failures are recorded
                     if backend != "torch-compile":
                         raise
-                    _skip(report, encoder, backend, batch, exc, log)
+                    _skip(report, encoder, backend, batch, exc)
                     continue
                 row: dict[str, Any] = {"encoder": encoder, "backend": backend,
                                        "precision": _precision_of(runner, backend, bench.device),
@@ -557,13 +552,12 @@ def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig
                 row["items_per_s"] = batch / (row["p50_ms"] / 1e3)
                 add_roofline(row, cfg, feed, peak)
                 report["results"].append(row)
-                log(f"{encoder:5s} {backend:13s} batch {batch:4d}: p50 {row['p50_ms']:9.2f} ms  "
+                _log.info(f"{encoder:5s} {backend:13s} batch {batch:4d}: p50 {row['p50_ms']:9.2f} ms  "
                     f"p99 {row['p99_ms']:9.2f} ms  {row['items_per_s']:9.1f} items/s  "
                     f"{row['gflops']:7.1f} GFLOP/s ({row['pct_of_peak']:.0f}% of peak)")
 
 
-def _skip(report: dict[str, Any], encoder: str, backend: str, batch: int | None, exc: BaseException,
-          log: Log) -> None:
+def _skip(report: dict[str, Any], encoder: str, backend: str, batch: int | None, exc: BaseException) -> None:
     reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
     report["skipped"].append({"encoder": encoder, "backend": backend, "batch": batch, "reason": reason})
-    log(f"skipped {backend} ({encoder}{'' if batch is None else f', batch {batch}'}): {reason}")
+    _log.warning(f"skipped {backend} ({encoder}{'' if batch is None else f', batch {batch}'}): {reason}")

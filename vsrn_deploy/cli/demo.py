@@ -20,7 +20,7 @@ def demo(
     """Generate data, train, evaluate, round-trip an authors' checkpoint, export, validate, bench."""
     from vsrn_deploy.jobs.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out=out, epochs=epochs, bench=bench, seed=seed), say=typer.echo)
+    run_demo(DemoConfig(out=out, epochs=epochs, bench=bench, seed=seed))
 
 
 def register(app: typer.Typer) -> None:

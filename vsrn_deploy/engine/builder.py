@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +39,7 @@ from vsrn_deploy.io.files import atomic_write_bytes, sha256_bytes, sha256_file
 
 PRECISIONS = ("fp32", "fp16")
 
-Log = Callable[[str], None]
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 @dataclass(frozen=True)
@@ -177,15 +177,13 @@ def pin_fp32_islands(trt: Any, network: Any, islands: tuple[str, ...], onnx_path
     return pinned
 
 
-def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings, *,
-                           log: Log | None = None) -> bytes:
+def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings) -> bytes:
     """Parse an ONNX graph and build a serialized TensorRT engine.
 
     Args:
         onnx_path: the graph. For FP16 on TensorRT 11 pass the FP16 graph (strongly typed: what
             the graph says is what runs); on TensorRT 10 the FP32 graph (FP16 via the builder flag).
         settings: precision, profiles, memory, optimisation level, timing cache, FP32 islands.
-        log: progress lines (default: silent).
 
     Returns:
         The plan's bytes (`save_engine` writes them).
@@ -195,7 +193,6 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
     """
     from vsrn_deploy.backend.trt import import_tensorrt
 
-    log = log or (lambda _msg: None)
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise VsrnError(f"ONNX graph not found: {onnx_path}")
@@ -212,7 +209,7 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
     config = builder.create_builder_config()
     t0 = time.perf_counter()
     _parse(trt, network, logger, onnx_path)
-    log(f"parsed {onnx_path.name} ({network.num_layers} layers) in {time.perf_counter() - t0:.1f}s")
+    _log.info(f"parsed {onnx_path.name} ({network.num_layers} layers) in {time.perf_counter() - t0:.1f}s")
 
     if settings.workspace_mib is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_mib << 20)
@@ -230,9 +227,9 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
                 # TensorRT 10.x "BuilderFlag" page: OBEY_PRECISION_CONSTRAINTS makes the pinned
                 # precisions binding (removed in 11.x, where strong typing always obeys).
                 config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-                log(f"pinned {pinned} layers of {len(settings.fp32_islands)} FP32 island nodes")
+                _log.info(f"pinned {pinned} layers of {len(settings.fp32_islands)} FP32 island nodes")
     else:
-        log("TensorRT >= 11: strongly typed network, precisions as written in the graph")
+        _log.info("TensorRT >= 11: strongly typed network, precisions as written in the graph")
     if settings.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
         # FP32 means FP32: TF32 (on by default) rounds matmul inputs to 10 mantissa bits.
         config.clear_flag(trt.BuilderFlag.TF32)
@@ -249,19 +246,19 @@ def engine_bytes_from_onnx(onnx_path: str | os.PathLike, settings: BuildSettings
     cache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(cache, ignore_mismatch=False)
     if cache_bytes:
-        log(f"loaded timing cache {cache_path} ({len(cache_bytes)} bytes)")
+        _log.info(f"loaded timing cache {cache_path} ({len(cache_bytes)} bytes)")
 
     t0 = time.perf_counter()
-    log(f"building {settings.precision} engine from {onnx_path.name} "
+    _log.info(f"building {settings.precision} engine from {onnx_path.name} "
         f"({len(settings.profiles)} profile(s)); this takes a while")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise VsrnError(f"TensorRT failed to build an engine from {onnx_path}; rerun with --verbose "
                         "to see TensorRT's log")
-    log(f"built in {time.perf_counter() - t0:.1f}s")
+    _log.info(f"built in {time.perf_counter() - t0:.1f}s")
     if cache_path is not None:
         atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
-        log(f"saved timing cache {cache_path}")
+        _log.info(f"saved timing cache {cache_path}")
     return bytes(serialized)
 
 
@@ -364,7 +361,7 @@ class BuildResult:
 
 
 def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: BuildSettings, *,
-                  encoders: tuple[str, ...] = ("image", "text"), log: Log | None = None) -> list[BuildResult]:
+                  encoders: tuple[str, ...] = ("image", "text")) -> list[BuildResult]:
     """Build one plan per encoder from an export folder: `out_dir/<encoder>_encoder.<precision>.plan`.
 
     Checks, in this order (so each failure names the first thing to fix): the manifest present and
@@ -376,7 +373,6 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         out_dir: where the plans and sidecars go.
         settings: see `BuildSettings`; `fp32_islands` is filled from the manifest per graph.
         encoders: which encoders to build.
-        log: progress lines.
 
     Returns:
         One `BuildResult` per encoder.
@@ -390,7 +386,6 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
     from vsrn_deploy.io.inputs import rebuild_hint, verify_export
     from vsrn_deploy.io.outputs import check_out_path
 
-    log = log or (lambda _msg: None)
     onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
     # the export (every file against its sha256) and the output path are checked before TensorRT is
     # looked for: a missing or changed export is the first thing a user must fix
@@ -399,7 +394,7 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
     trt = import_tensorrt()
     path_kind = route(trt)
     gpu = gpu_info()
-    log(f"TensorRT {trt.__version__} ({path_kind}) on {gpu.name} "
+    _log.info(f"TensorRT {trt.__version__} ({path_kind}) on {gpu.name} "
         f"(compute capability {gpu.compute_capability})")
     results = []
     for encoder in encoders:
@@ -416,13 +411,13 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         islands = tuple((manifest.get("fp32_islands") or {}).get(graph, ()))
         enc_settings = dataclasses.replace(settings, fp32_islands=islands)
         t0 = time.perf_counter()
-        data = engine_bytes_from_onnx(source, enc_settings, log=log)
+        data = engine_bytes_from_onnx(source, enc_settings)
         seconds = time.perf_counter() - t0
         summary = None
         if settings.verify_precision:
             summary = layer_precision_summary(inspect_engine(data, enc_settings))
-            log(f"{graph}: inspector sees {summary['fp16_layers']} FP16 / {summary['fp32_layers']} FP32 "
-                f"of {summary['layers']} layers")
+            _log.info(f"{graph}: inspector sees {summary['fp16_layers']} FP16 / "
+                      f"{summary['fp32_layers']} FP32 of {summary['layers']} layers")
             check_precision(summary, settings.precision, graph)
         sidecar = {
             "format_version": SIDECAR_FORMAT,
@@ -441,6 +436,6 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         plan = save_engine(data, out_dir / contract.plan_name(graph, settings.precision), sidecar)
-        log(f"wrote {plan} ({len(data) / 2**20:.1f} MiB) in {seconds:.1f}s")
+        _log.info(f"wrote {plan} ({len(data) / 2**20:.1f} MiB) in {seconds:.1f}s")
         results.append(BuildResult(encoder, plan, settings.precision, seconds, sidecar))
     return results

@@ -12,6 +12,7 @@ executor); then vocab.json and manifest.json. Everything is written into a tempo
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import platform
 import time
@@ -39,6 +40,7 @@ from vsrn_deploy.model.config import VSRNConfig
 
 PRECISIONS = ("fp32", "fp16", "int8", "all")
 _TWO_GB = 2 * 1024**3
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,6 @@ def export_loaded(
     cfg: ExportConfig,
     *,
     source: dict[str, Any] | None = None,
-    progress: Callable[[str], None] | None = None,
     calibration: np.ndarray | None = None,
 ) -> ExportResult:
     """Export an in-memory VSRN (see `export_model`, which loads a checkpoint and calls this).
@@ -207,13 +208,12 @@ def export_loaded(
         out_dir: the export folder.
         cfg: export options.
         source: {path, sha256, kind} of the checkpoint, for the manifest.
-        progress: called with one line per step.
     Returns:
         The ExportResult.
     Raises:
         VsrnError: bad input. CheckFailed: a graph check or parity check missed.
     """
-    say = progress or (lambda _msg: None)
+    say = _log.info
     t_start = time.perf_counter()
     mcfg: VSRNConfig = model.config
     out_dir = Path(out_dir)
@@ -521,8 +521,6 @@ def export_model(
     checkpoint: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] = "export",
     cfg: ExportConfig | None = None,
-    *,
-    progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """Export a checkpoint's encoders to checked ONNX graphs.
 
@@ -531,7 +529,6 @@ def export_model(
         out_dir: the export folder (image_encoder.onnx, text_encoder.onnx, vocab.json, manifest.json,
             and the .fp16.onnx graphs for precision fp16/all).
         cfg: export options (defaults: ExportConfig()).
-        progress: called with one line per step.
     Returns:
         The ExportResult.
     Raises:
@@ -553,7 +550,7 @@ def export_model(
     OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=_entries(cfg, True),
                  overwrite=cfg.overwrite,
                  input_files=[path, cfg.vocab, cfg.calibration])
-    say = progress or (lambda _msg: None)
+    say = _log.info
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")
     vocab, _ = resolve_vocab(loaded, cfg.vocab)
@@ -565,5 +562,4 @@ def export_model(
         f"in {time.perf_counter() - t0:.1f} s"
     )
     source = {"path": str(path), "sha256": loaded.sha256, "kind": loaded.kind}
-    return export_loaded(loaded.model, vocab, out_dir, cfg, source=source, progress=progress,
-                         calibration=calibration)
+    return export_loaded(loaded.model, vocab, out_dir, cfg, source=source, calibration=calibration)

@@ -12,9 +12,9 @@ library call a user would make; the demo only chains them and prints what they r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from vsrn_deploy.core.errors import CheckFailed
 from vsrn_deploy.io.files import atomic_write_json
 
 SUMMARY = "demo_summary.json"
+_log = logging.getLogger(__name__)  # the demo's story, stage by stage; the command line shows it on stderr
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,15 @@ class DemoConfig:
             raise VsrnError("demo: " + "; ".join(problems).replace("epochs must", "--epochs must"))
 
 
-def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the summary also written to `<out>/demo_summary.json`.
 
     Raises:
         CheckFailed: a stage's check failed (recall near chance, export or validation parity).
     """
     import numpy as np
+
+    say = _log.info
 
     from vsrn_deploy.core.contract import AUTHORS_CHECKPOINT_NAME, BEST_CHECKPOINT_NAME
     from vsrn_deploy.data.precomp import PrecompSplit
@@ -159,8 +162,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     stage("5/6 ONNX export (FP32 + FP16 + INT8), checked against the eager model")
     vocab_json = out / "vocab.json"
     loaded.vocab.save_json(vocab_json)
-    result = export_model(authors, out / "export", ExportConfig(precision="all", vocab=str(vocab_json)),
-                          progress=say)
+    result = export_model(authors, out / "export", ExportConfig(precision="all", vocab=str(vocab_json)))
     for line in result.check_lines:
         say(line)
     done("export", files=sorted(result.files), parity=result.parity)
@@ -178,12 +180,12 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
             "own retrieval set)")
     val = run_validation(ValidateConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
                                         backends=backends, data=str(data),
-                                        vocab=str(vocab_json), split="test"), log=say)
+                                        vocab=str(vocab_json), split="test"))
     say(format_report(val))
     done("validate", passed=val["passed"], backends=val["backends"])
 
     stage("search: index the test split with the export, one caption query, its attention map")
-    summary["stages"]["search"] = search_demo(out, data, say)
+    summary["stages"]["search"] = search_demo(out, data)
 
     if cfg.bench:
         from vsrn_deploy.bench.core import BenchConfig, run_benchmark
@@ -192,8 +194,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
         stage("benchmark (short; see `vsrn-deploy bench` for the full one)")
         bench = run_benchmark(BenchConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
                                           backends=("torch", "torch-deploy", "ort", "ort-fp16", "ort-int8"),
-                                          batches=(1, 32), seconds=0.5, threads=os.cpu_count()),
-                              log=say)
+                                          batches=(1, 32), seconds=0.5, threads=os.cpu_count()))
         say(to_markdown(bench))
         done("bench", results=bench["results"])
 
@@ -206,17 +207,18 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> dict[str, A
     return summary
 
 
-def search_demo(out: Path, data: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+def search_demo(out: Path, data: Path) -> dict[str, Any]:
     """Index the test split with the export (ort), search its first caption, draw the top hit's
     attention map (`<out>/attention/`). Returns what it found."""
     from vsrn_deploy.search import Index, IndexConfig, build_index
     from vsrn_deploy.search.attention import save_attention_png
 
+    say = _log.info
     clock = time.perf_counter()
     index_dir = out / "index"
     build_index(IndexConfig(onnx_dir=str(out / "export"), images=str(data / "test_ims.npy"),
                             boxes=str(data / "test_boxes.npy"), captions=str(data / "test_caps.txt"),
-                            out=str(index_dir), progress=False), log=say)
+                            out=str(index_dir), progress=False))
     query = (data / "test_caps.txt").read_text(encoding="utf-8").splitlines()[0]
     with Index.open(index_dir) as index:
         hits = index.search_text(query, k=5)

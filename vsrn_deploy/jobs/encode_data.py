@@ -9,6 +9,7 @@ gradients; its training flag is restored afterwards.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,9 @@ from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.data.vocab import pad_ids
 
 Progress = Callable[[str, int, int], None]
+
+
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 def _pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +201,7 @@ def _progress(say: Any) -> Any:
 
 def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", fold5: bool = False,
                    vocab: Path | None = None, batch_size: int = 128, device: str = "auto",
-                   max_images: int | None = None, echo: Any = None) -> dict[str, Any]:
+                   max_images: int | None = None) -> dict[str, Any]:
     """Encode a split with one or two checkpoints and compute the authors' recall protocol.
 
     Args:
@@ -209,7 +213,6 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
         batch_size: images or captions per forward pass.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         max_images: evaluate only the first N images (and their captions).
-        echo: optional ``callable(str)`` for progress lines.
     Returns:
         The `vsrn_deploy.evaluation.recall_report` dict plus ``checkpoints``, ``data``, ``split``,
         ``device``, ``seconds`` and ``versions``.
@@ -217,7 +220,7 @@ def run_evaluation(checkpoints: list[Path], data: Path, *, split: str = "test", 
     from vsrn_deploy.evaluation import recall as evaluation
     from vsrn_deploy.model.checkpoint import load_checkpoint
 
-    say = echo or (lambda _msg: None)
+    say = _log.info
     if not 1 <= len(checkpoints) <= 2:
         raise VsrnError(f"evaluate takes one checkpoint, or two for an ensemble (got {len(checkpoints)})")
     from vsrn_deploy.io.inputs import check_device, check_positive, require_file

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import platform
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from vsrn_deploy.io.inputs import check_finite_features
 REFERENCE = "torch"
 RECALL_KEYS = compare.RECALL_KEYS
 
-Log = Callable[[str], None]
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 def thresholds() -> dict[str, float | None]:
@@ -224,15 +225,13 @@ def _resolve_checkpoint(cfg: ValidateConfig) -> str:
                     "pass --checkpoint")
 
 
-def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
-                   log: Log | None = None) -> dict[str, Any]:
+def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None) -> dict[str, Any]:
     """Encode the same inputs with every backend and compare each with the reference.
 
     Args:
         cfg: what to compare (see `ValidateConfig`).
         model: a loaded VSRN (skips loading `cfg.checkpoint`).
         vocab: a Vocabulary (default: `cfg.vocab`, else the checkpoint's, else <onnx_dir>/vocab.json).
-        log: progress lines.
 
     Returns:
         The report: {"passed", "reference", "inputs", "thresholds", "reference_recall",
@@ -241,7 +240,6 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
     from vsrn_deploy.backend.registry import make_runner
     from vsrn_deploy.io.inputs import check_device, check_export_matches_model, verify_export
 
-    log = log or (lambda _msg: None)
     check_device(cfg.device)
 
     checkpoint = loaded = None
@@ -265,7 +263,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
             # the export is checked against its manifest and the model before any backend uses it
             check_export_matches_model(cfg.onnx_dir, verify_export(cfg.onnx_dir), model.config, checkpoint)
     inputs = load_inputs(cfg, model_config or model.config, vocab)
-    log(f"inputs: {inputs.source}")
+    _log.info(f"inputs: {inputs.source}")
 
     common = {"onnx_dir": cfg.onnx_dir, "engine_dir": cfg.engine_dir, "threads": cfg.threads}
 
@@ -278,14 +276,14 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None,
         return outs, backend_precision(backend, runners["image"])
 
     if torch_free:
-        return _compare_all(cfg, run, inputs, checkpoint, log, reference)
+        return _compare_all(cfg, run, inputs, checkpoint, reference)
     import torch
 
     previous_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # process-global: set here, restored below
     try:
-        return _compare_all(cfg, run, inputs, checkpoint, log, reference)
+        return _compare_all(cfg, run, inputs, checkpoint, reference)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -322,10 +320,10 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
 
 
 def _compare_all(cfg: ValidateConfig, run: Callable[[str], tuple[dict[str, np.ndarray], str]],
-                 inputs: Inputs, checkpoint: str | None, log: Log, reference: str) -> dict[str, Any]:
+                 inputs: Inputs, checkpoint: str | None, reference: str) -> dict[str, Any]:
     ref, _ = run(reference)
     ref_recall = compare.recall(ref[IMAGE.embedding], ref[TEXT.embedding])
-    log(f"{reference}: rsum {ref_recall['rsum']:.1f}")
+    _log.info(f"{reference}: rsum {ref_recall['rsum']:.1f}")
     results: dict[str, Any] = {}
     for backend in dict.fromkeys(cfg.backends):
         if backend == reference:
@@ -334,7 +332,7 @@ def _compare_all(cfg: ValidateConfig, run: Callable[[str], tuple[dict[str, np.nd
         got, precision = run(backend)
         results[backend] = compare_backend(backend, precision, ref, got, ref_recall)
         r = results[backend]
-        log(f"{backend}: max abs {r['max_abs_err']:.3g}, min cos {r['min_cosine']:.6f}, "
+        _log.info(f"{backend}: max abs {r['max_abs_err']:.3g}, min cos {r['min_cosine']:.6f}, "
             f"{'pass' if r['passed'] else 'FAIL: ' + '; '.join(r['failures'])}")
     return {
         "passed": all(r["passed"] for r in results.values()),

@@ -18,10 +18,10 @@ is an index this tool wrote (or empty).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,9 @@ class IndexConfig:
     threads: int | None = None
     seed: int = 0
     progress: bool = True
+
+
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 def _bar(total: int, desc: str, enabled: bool) -> Any:
@@ -167,7 +170,7 @@ def measure_recall(index: Any, embeddings: np.ndarray, queries: np.ndarray, para
     return recall_at(approx, exact, k)
 
 
-def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def build_index(cfg: IndexConfig) -> dict[str, Any]:
     """Encode `cfg.images` (and captions) with the export and write the index folder `cfg.out`.
 
     Returns:
@@ -256,7 +259,7 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
                     recall["captions"] = measure_recall(caption_index, cap_emb, img_q, caption_params)
                     recall["caption_queries"] = len(img_q)
                     said += f", captions {recall['captions']:.4f} ({len(img_q)} images as queries)"
-                log(f"recall@10 of {cfg.kind} against exact search: {said}")
+                _log.info(f"recall@10 of {cfg.kind} against exact search: {said}")
             del emb, cap_emb
 
             manifest = {
@@ -287,6 +290,6 @@ def build_index(cfg: IndexConfig, log: Callable[[str], None] = print) -> dict[st
             with output_lock(out):  # one writer at a time; still ours (or absent) after the build
                 check_out_folder(out, cfg)
                 swap_in_folder(stage, out)
-    log(f"indexed {n} images" + (f" and {len(captions)} captions" if captions else "")
+    _log.info(f"indexed {n} images" + (f" and {len(captions)} captions" if captions else "")
         + f" ({cfg.kind}, {enc.embed_dim}-d, {cfg.backend}) in {manifest['seconds']:.1f} s -> {out}")
     return manifest

@@ -29,6 +29,7 @@ place, so a failure leaves nothing half-written. No torch, no tensorrt imports.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -128,6 +129,9 @@ class TritonRepoConfig:
         if self.max_tokens < 3:
             raise VsrnError(f"--max-tokens must be >= 3, room for <start>, a word and <end> "
                             f"(got {self.max_tokens})")
+
+
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -440,12 +444,11 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
     return "\n".join(lines) + "\n"
 
 
-def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Path:
+def build_model_repository(cfg: TritonRepoConfig) -> Path:
     """Write a Triton model repository for the two encoders.
 
     Args:
         cfg: the options.
-        progress: called with one line per step (optional).
 
     Returns:
         The repository folder (`cfg.out`).
@@ -454,7 +457,7 @@ def build_model_repository(cfg: TritonRepoConfig, *, progress: Any = None) -> Pa
         VsrnError: missing or changed files, a max batch beyond what the export or plans allow,
             an `out` that is neither empty nor an earlier repository (without overwrite).
     """
-    say = progress or (lambda _msg: None)
+    say = _log.info
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
     inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
     # checked before anything is read or created: path, overlap with the inputs, ownership

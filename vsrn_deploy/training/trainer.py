@@ -18,6 +18,7 @@ Files in the run folder (`cfg.out`):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import sys
@@ -173,15 +174,12 @@ class _State:
     train_seconds: float = 0.0
 
 
-def _echo(info: DistInfo, message: str) -> None:
-    if not info.is_main:
-        return
-    try:  # tqdm.write keeps an open progress bar intact
-        from tqdm.auto import tqdm
+_log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
-        tqdm.write(message, file=sys.stderr)
-    except ImportError:
-        print(message, file=sys.stderr, flush=True)
+
+def _echo(info: DistInfo, message: str) -> None:
+    if info.is_main:  # one line per run, not one per process
+        _log.info(message)
 
 
 def validate(model: VSRN, dataset: CaptionDataset, batch_size: int, device: torch.device) -> dict[str, Any]:

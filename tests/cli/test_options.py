@@ -1,0 +1,170 @@
+"""The shared options: choices read from the tables, one backend parser, --precision everywhere,
+--version, and -v/-q steering the one logging handler."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+import vsrn_deploy
+from vsrn_deploy.cli import options
+from vsrn_deploy.cli.app import app, setup_logging
+from vsrn_deploy.core import backends as table
+from vsrn_deploy.core import contract
+
+WIDE = {"COLUMNS": "400"}  # one help row per option: no choice is wrapped across lines
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), env=WIDE)
+
+
+def test_version_prints_the_package_version_and_exits_0():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"vsrn-deploy {vsrn_deploy.__version__}"
+
+
+def test_choices_are_the_tables():
+    assert [m.value for m in options.BackendName] == list(table.choices("all"))
+    assert [m.value for m in options.TorchFreeBackend] == list(table.choices("torch-free"))
+    assert [m.value for m in options.Precision] == list(contract.PRECISIONS)
+    assert [m.value for m in options.ExportPrecision] == [*contract.PRECISIONS, "all"]
+    assert [m.value for m in options.PlanPrecision] == list(contract.PLAN_PRECISIONS)
+
+
+@pytest.mark.parametrize("command", ["attention", "index", "search"])
+def test_torch_free_commands_offer_every_torch_free_backend_and_no_other(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    rows = [line.strip("│ ") for line in result.output.splitlines() if line.startswith("│")]
+    row = next(line for line in rows if line.startswith("--backend "))
+    offered = re.search(r"\[?<?([\w|-]+)>?\]?", row.split("--backend", 1)[1]).group(1).split("|")
+    assert offered == list(table.choices("torch-free"))
+    assert all(table.get(name).torch_free for name in offered)
+
+
+def test_backends_help_lists_every_backend_of_the_table():
+    result = invoke("validate", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert f"from: {', '.join(table.choices('all'))}." in text
+
+
+def _assert_usage_error_listing(result, wrong: str, choices: tuple[str, ...]) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert wrong in text
+    for name in choices:
+        assert name in text, (name, text)
+
+
+@pytest.mark.parametrize("command", [
+    ["validate", "--backends", "torch,tensorflow"],
+    ["bench", "--tiny", "--backends", "tensorflow"],
+])
+def test_an_unknown_name_in_backends_exits_2_listing_the_choices(command):
+    result = invoke(*command)
+    _assert_usage_error_listing(result, "'tensorflow'", table.choices("all"))
+    assert "unknown backend" in result.output
+
+
+@pytest.mark.parametrize("command", [
+    ["index", "--images", "x.npy", "--out", "idx"],
+    ["attention", "--images", "x.npy", "--boxes", "b.npy", "--image-id", "0", "--out", "m.png"],
+])
+@pytest.mark.parametrize("wrong", ["torch", "tensorflow"])
+def test_a_backend_torch_free_commands_do_not_run_exits_2_listing_the_choices(command, wrong):
+    result = invoke(*command, "--backend", wrong)
+    _assert_usage_error_listing(result, f"'{wrong}'", table.choices("torch-free"))
+
+
+def test_an_empty_backends_list_exits_2():
+    result = invoke("validate", "--backends", " , ")
+    assert result.exit_code == 2 and "no backend named" in result.output
+
+
+def test_the_backends_parser_keeps_order_and_drops_repeats():
+    assert options.parse_backends(" ort ,torch,ort,") == ("ort", "torch")
+
+
+def _captured_build(monkeypatch):
+    from vsrn_deploy.engine import builder
+
+    seen = []
+
+    def fake_build_engines(onnx_dir, out_dir, settings, *, encoders):
+        seen.append(settings)
+        return []
+
+    monkeypatch.setattr(builder, "build_engines", fake_build_engines)
+    return seen
+
+
+def test_build_engine_fp16_is_precision_fp16(monkeypatch, tmp_path):
+    seen = _captured_build(monkeypatch)
+    runs = (["--fp16"], ["--precision", "fp16"], ["--fp16", "--precision", "fp16"], [],
+            ["--precision", "fp32"])
+    for args in runs:
+        result = invoke("build-engine", "--onnx-dir", str(tmp_path), *args)
+        assert result.exit_code == 0, (args, result.output)
+    assert [s.precision for s in seen] == ["fp16", "fp16", "fp16", "fp32", "fp32"]
+    assert seen[0] == seen[1]  # the alias and the option build the very same thing
+
+
+def test_build_engine_fp16_with_precision_fp32_exits_2(monkeypatch, tmp_path):
+    seen = _captured_build(monkeypatch)
+    result = invoke("build-engine", "--fp16", "--precision", "fp32")
+    assert result.exit_code == 2 and "disagree" in result.output and not seen
+    result = invoke("build-engine", "--precision", "int8")
+    assert result.exit_code == 2 and "'int8'" in result.output and not seen
+
+
+BENCH = ["bench", "--tiny", "--backends", "torch-deploy", "--encoder", "text", "--batch", "1",
+         "--warmup", "0", "--iters", "1", "--threads", "1"]
+
+
+def test_bench_precision_sets_what_torch_deploy_computes_in(tmp_path):
+    out = tmp_path / "b.json"
+    result = invoke(*BENCH, "--precision", "bf16", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["backend"], r["precision"]) for r in rows] == [("torch-deploy", "bf16")]
+
+
+def test_bench_dtype_is_gone():
+    result = invoke(*BENCH, "--dtype", "bf16")
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_quiet_drops_progress_lines_and_keeps_results():
+    loud = invoke(*BENCH)
+    quiet = invoke("-q", *BENCH)
+    assert loud.exit_code == 0 and quiet.exit_code == 0, (loud.output, quiet.output)
+    assert "matmul peak" in loud.stderr and "torch-deploy" in loud.stderr  # progress: on stderr
+    assert quiet.stderr == ""
+    assert "### text encoder" in quiet.stdout  # the result table still goes to stdout
+
+
+def test_verbose_and_quiet_together_exit_2():
+    result = invoke("-v", "-q", "make-data", "--help")
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_logging_setup_keeps_one_handler_and_sets_the_level():
+    logger = logging.getLogger("vsrn_deploy")
+    before = list(logger.handlers), logger.level
+    try:
+        for level in (logging.DEBUG, logging.WARNING, logging.INFO):
+            setup_logging(level)
+            assert logger.level == level
+        ours = [h for h in logger.handlers if h not in before[0]]
+        assert len(ours) == 1
+    finally:
+        logger.handlers[:] = before[0]
+        logger.setLevel(before[1])
