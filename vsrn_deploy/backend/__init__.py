@@ -1,4 +1,4 @@
-"""Runners: one protocol for every backend (torch, torch-deploy, torch-compile, ort, ort-fp16, trt).
+"""Runners: one protocol for every backend of the table in `vsrn_deploy.core.backends`.
 
 This package's `__init__` imports nothing heavy; each backend module imports its runtime lazily.
 `make_runner(backend, encoder, ...)` in `registry` is the entry point.

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.core import contract
+from vsrn_deploy.core import backends, contract
 
-BACKENDS = ("torch", "torch-deploy", "torch-compile", "ort", "ort-fp16", "ort-int8", "trt")
+BACKENDS = backends.NAMES  # the backend table's names (vsrn_deploy.core.backends)
 ENCODERS = tuple(contract.ENCODERS)
 
 # views of the contract, keyed by encoder ("image", "text")
@@ -27,7 +27,11 @@ OUTPUT_NAMES = {key: spec.output_names for key, spec in contract.ENCODERS.items(
 
 
 class Runner:
-    """Base class: subclasses implement `_activate`, `_infer` and optionally `_deactivate`, `synchronize`."""
+    """Base class: subclasses implement `_activate`, `_infer` and optionally `_deactivate`, `synchronize`.
+
+    `backend` is the backend's name in the table; `make_runner` sets it from the row it built the
+    runner from (a runner class may serve several rows: ort, ort-fp16 and ort-int8 share one).
+    """
 
     backend: str = ""
 

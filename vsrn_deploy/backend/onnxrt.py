@@ -1,4 +1,5 @@
-"""ONNX Runtime runners: `ort` (the FP32 graphs), `ort-fp16` (FP16) and `ort-int8` (INT8, CPU).
+"""The ONNX Runtime runner, for every ONNX Runtime row of the backend table (FP32, FP16 and INT8
+graphs: `vsrn_deploy.core.backends`); the row says which graph precision it runs.
 
 Imports neither torch nor (at module level) onnxruntime, so serving code stays light. Execution
 providers: the CPU always; CUDA and TensorRT when the installed onnxruntime build has them.
@@ -19,8 +20,6 @@ from vsrn_deploy.core import contract
 from vsrn_deploy.core.errors import VsrnError, import_optional
 
 MANIFEST_NAME = contract.MANIFEST_NAME
-# backend name -> the graph precision it runs
-PRECISION_OF = {"ort": "fp32", "ort-fp16": "fp16", "ort-int8": "int8"}
 # device -> the provider list handed to onnxruntime (best first; the CPU as the fallback for any
 # node the accelerator does not take).
 _PROVIDERS = {
@@ -79,18 +78,20 @@ class OrtRunner(Runner):
         onnx_path: the .onnx file.
         device: "cpu", "cuda" or "tensorrt" (the execution provider to put first).
         threads: intra-op threads (None: onnxruntime's default, one per physical core).
-        backend: the name reported by `name` ("ort", "ort-fp16" or "ort-int8").
+        row: its backend table row: its name is what `name` reports, its precision the graph's
+            (None: an FP32 graph of no table row, as the export's checks run).
     """
 
     def __init__(self, encoder: str, onnx_path: str | os.PathLike, *, device: str = "cpu",
-                 threads: int | None = None, backend: str = "ort") -> None:
+                 threads: int | None = None, row: Any = None) -> None:
         super().__init__(encoder)
         if device not in _PROVIDERS:
             raise VsrnError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
         if threads is not None and threads < 1:
             raise VsrnError(f"threads must be >= 1, got {threads}")
-        self.backend = backend
-        self.precision = PRECISION_OF.get(backend, "fp32")
+        if row is not None:
+            self.backend = row.name
+        self.precision = row.precision if row is not None else contract.PRECISIONS[0]
         self.onnx_path = Path(onnx_path)
         self.device = device
         self.threads = threads

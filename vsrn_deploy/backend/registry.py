@@ -1,7 +1,8 @@
 """`make_runner`: one entry point from a backend name (README, "Validate") to a runner.
 
-Backend modules are imported only when asked for, so `make_runner("ort", ...)` and
-`make_runner("trt", ...)` never import torch.
+The runner is built from the backend's row of the table (`vsrn_deploy.core.backends`): its class is
+imported from `row.runner` only when asked for, so `make_runner("ort", ...)` and the other torch-free
+backends never import torch, and TensorRT or OpenVINO are imported only by their own backends.
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
-from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.backend.base import ENCODERS, Runner
+from vsrn_deploy.core import backends
+from vsrn_deploy.core.backends import Needs
+from vsrn_deploy.core.contract import PLAN_PRECISIONS
+from vsrn_deploy.core.errors import VsrnError, torch_missing
 
-TORCH_BACKENDS = ("torch", "torch-deploy", "torch-compile")
+#: The backends that run a loaded torch model (read from the table).
+TORCH_BACKENDS = tuple(b.name for b in backends.rows() if not b.torch_free)
 
 
 def make_runner(backend: str, encoder: str, *, model: Any = None, onnx_dir: str | os.PathLike = "export",
@@ -21,50 +26,59 @@ def make_runner(backend: str, encoder: str, *, model: Any = None, onnx_dir: str 
     """Build (but do not activate) the runner of `backend` for `encoder`.
 
     Args:
-        backend: one of torch, torch-deploy, torch-compile, ort, ort-fp16, ort-int8, trt.
+        backend: a name of the backend table (`vsrn_deploy.core.backends.NAMES`).
         encoder: "image" or "text".
-        model: a loaded VSRN (torch backends; the caller loads it, e.g. `vsrn_deploy.load_model`).
-        onnx_dir: the export folder (ort, ort-fp16).
-        engine_dir: the engines folder (trt).
+        model: a loaded VSRN (backends that need a model; the caller loads it, e.g.
+            `vsrn_deploy.load_model`).
+        onnx_dir: the export folder (backends that run its graphs).
+        engine_dir: the engines folder (backends that run TensorRT plans).
         device: torch device for the torch backends ("cpu", "cuda", "cuda:1"); "cpu", "cuda" or
-            "tensorrt" (execution provider) for ort/ort-fp16; "cuda[:N]" for trt.
-        threads: intra-op threads for ONNX Runtime. torch's thread count is process-global: the
-            caller sets it (`torch.set_num_threads`), as `validate` and `bench` do.
+            "tensorrt" (execution provider) for the ONNX Runtime ones; "cpu" for OpenVINO;
+            "cuda[:N]" for trt. The row's `devices` say which.
+        threads: intra-op threads of the export runtimes. torch's thread count is process-global:
+            the caller sets it (`torch.set_num_threads`), as `validate` and `bench` do.
         dtype: torch backends: fp32 (default), fp16, bf16. trt: which plan, fp16 or fp32 (default:
             fp16 when built, else fp32).
 
     Returns:
-        An inactive `Runner`; use it as a context manager.
+        An inactive `Runner`; use it as a context manager. `runner.backend` is `backend`.
 
     Raises:
-        VsrnError: unknown backend or encoder, or a missing model / graph / plan.
+        VsrnError: unknown backend or encoder, or a missing model / graph / plan / runtime.
     """
-    if backend not in BACKENDS:
-        raise VsrnError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    try:
+        row = backends.get(backend)
+    except ValueError as exc:
+        raise VsrnError(str(exc)) from None
     if encoder not in ENCODERS:
         raise VsrnError(f"unknown encoder {encoder!r}; choose from {', '.join(ENCODERS)}")
+    if row.needs is Needs.MODEL and model is None:
+        raise VsrnError(f"the {backend} backend needs a loaded model (make_runner(..., model=...)); "
+                        "on the command line pass --checkpoint")
 
-    if backend in TORCH_BACKENDS:
-        from vsrn_deploy.backend import torch_runners
+    try:
+        cls = row.runner_class()
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] == "torch":
+            raise torch_missing(f"the {backend} backend") from None
+        hint = f"pip install 'vsrn-deploy[{row.extra}]'" if row.extra else "pip install vsrn-deploy"
+        raise VsrnError(f"the {backend} backend cannot be loaded ({exc}); install it with: {hint}") from None
 
-        if model is None:
-            raise VsrnError(f"the {backend} backend needs a loaded model (make_runner(..., model=...)); "
-                            "on the command line pass --checkpoint")
-        cls = {"torch": torch_runners.TorchRunner, "torch-deploy": torch_runners.TorchDeployRunner,
-               "torch-compile": torch_runners.TorchCompileRunner}[backend]
-        return cls(encoder, model, device=device, dtype=dtype)
+    runner: Runner
+    if row.needs is Needs.MODEL:
+        runner = cls(encoder, model, device=device, dtype=dtype)
+    elif row.needs is Needs.EXPORT:
+        from vsrn_deploy.backend.onnxrt import graph_path
 
-    if backend in ("ort", "ort-fp16", "ort-int8"):
-        from vsrn_deploy.backend.onnxrt import PRECISION_OF, OrtRunner, graph_path
+        runner = cls(encoder, graph_path(onnx_dir, encoder, row.precision), device=device.split(":")[0],
+                     threads=threads, row=row)
+    else:
+        from vsrn_deploy.backend.trt import plan_path
 
-        precision = PRECISION_OF[backend]
-        ort_device = device.split(":")[0]
-        return OrtRunner(encoder, graph_path(onnx_dir, encoder, precision), device=ort_device,
-                         threads=threads, backend=backend)
-
-    from vsrn_deploy.backend.trt import TrtRunner, plan_path
-
-    if dtype is not None and str(dtype) not in ("fp16", "fp32"):
-        raise VsrnError(f"the trt backend's dtype picks the plan: fp16 or fp32, got {dtype!r}")
-    index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-    return TrtRunner(encoder, plan_path(engine_dir, encoder, dtype), device_index=index)
+        if dtype is not None and str(dtype) not in PLAN_PRECISIONS:
+            raise VsrnError(f"the {backend} backend's dtype picks the plan: {' or '.join(PLAN_PRECISIONS)}, "
+                            f"got {dtype!r}")
+        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+        runner = cls(encoder, plan_path(engine_dir, encoder, dtype), device_index=index)
+    runner.backend = row.name
+    return runner

@@ -46,7 +46,7 @@ class _ModuleRunner(Runner):
     def __init__(self, encoder: str, model: nn.Module, *, device: str = "cpu", dtype: Any = None) -> None:
         super().__init__(encoder)
         if model is None:
-            raise VsrnError(f"the {self.backend} backend needs a model: pass --checkpoint")
+            raise VsrnError(f"{type(self).__name__} needs a model: pass --checkpoint")
         self.model = model
         self.device = torch_device(device)
         self.dtype = torch_dtype(dtype)
@@ -87,8 +87,6 @@ class _ModuleRunner(Runner):
 class TorchRunner(_ModuleRunner):
     """`torch`: the training model's encoder (`model.img_enc` / `model.txt_enc`), FP32 by default."""
 
-    backend = "torch"
-
     def _build(self) -> nn.Module:
         # A copy: moving to another device or dtype must not change the caller's model in place.
         return copy.deepcopy(self.model.img_enc if self.encoder == "image" else self.model.txt_enc)
@@ -96,8 +94,6 @@ class TorchRunner(_ModuleRunner):
 
 class TorchDeployRunner(_ModuleRunner):
     """`torch-deploy`: the deploy-form module the ONNX graphs are exported from, in eager torch."""
-
-    backend = "torch-deploy"
 
     def _build(self) -> nn.Module:
         from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
@@ -109,8 +105,6 @@ class TorchDeployRunner(_ModuleRunner):
 
 class TorchCompileRunner(TorchDeployRunner):
     """`torch-compile`: `torch.compile` of the deploy form; a compile failure is a clear VsrnError."""
-
-    backend = "torch-compile"
 
     def __init__(self, encoder: str, model: nn.Module, *, device: str = "cpu", dtype: Any = None,
                  mode: str | None = None) -> None:

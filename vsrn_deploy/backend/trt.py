@@ -83,7 +83,6 @@ class TrtRunner(Runner):
         check: compare the sidecar with this TensorRT and GPU before loading (keep True).
     """
 
-    backend = "trt"
 
     def __init__(self, encoder: str, plan: str | os.PathLike, *, device_index: int = 0,
                  check: bool = True) -> None:

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, ENCODERS, Runner
-from vsrn_deploy.backend.onnxrt import PRECISION_OF
 from vsrn_deploy.bench import flops as _flops
 from vsrn_deploy.bench.machine import (
     load_average,
@@ -35,21 +34,13 @@ from vsrn_deploy.bench.machine import (
     measure_int8_matmul_peak,
     measure_matmul_peak,
 )
+from vsrn_deploy.core import backends as _backends
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.model.config import VSRNConfig
 
 SCHEMA = "vsrn-deploy.bench/1"
-ORT_BACKENDS = tuple(PRECISION_OF)
-# The precision each backend computes in when the runner does not say (device -> precision).
-_DEFAULT_PRECISION = {
-    "torch": {"cpu": "fp32", "cuda": "fp32"},
-    "torch-deploy": {"cpu": "fp32", "cuda": "fp16"},
-    "torch-compile": {"cpu": "fp32", "cuda": "fp16"},
-    "ort": {"cpu": "fp32", "cuda": "fp32"},
-    "ort-fp16": {"cpu": "fp16", "cuda": "fp16"},
-    "ort-int8": {"cpu": "int8", "cuda": "int8"},
-    "trt": {"cpu": "fp16", "cuda": "fp16"},
-}
+#: The backends that run an export's graphs (the benchmark exports the model for them when needed).
+ORT_BACKENDS = _backends.EXPORT_BACKENDS
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}  # int8: every weight matrix INT8
 
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
@@ -69,8 +60,8 @@ class BenchConfig:
         min_iters: the fewest timed calls under a time budget.
         threads: intra-op threads for torch and onnxruntime (None: their defaults).
         device: "cpu" or "cuda".
-        dtype: precision of torch-deploy / torch-compile ("fp32", "fp16", "bf16"); None: fp32 on
-            the CPU, fp16 on CUDA.
+        dtype: compute precision of the backends that take one (the table's `takes_dtype`:
+            torch-deploy, torch-compile): "fp32", "fp16", "bf16"; None: their precision on the device.
         checkpoint: a checkpoint to load; None: a randomly initialised model.
         onnx_dir: an export to run the ort backends on; a missing or empty folder: export the
             benchmarked model there first; None or another model's export: export to a temporary
@@ -83,7 +74,7 @@ class BenchConfig:
     """
 
     encoders: tuple[str, ...] = ENCODERS
-    backends: tuple[str, ...] = ("torch", "torch-deploy", "ort", "ort-fp16")
+    backends: tuple[str, ...] = _backends.defaults("bench")
     batches: tuple[int, ...] = (1, 8, 32, 128)
     warmup: int = 5
     iters: int | None = None
@@ -328,12 +319,12 @@ def _export_to(model: Any, source: dict[str, Any] | None, out_dir: Path, precisi
 # ----------------------------------------------------------------------------------------- the run
 
 
-def _torch_dtype_name(bench: BenchConfig) -> str:
-    return bench.dtype or ("fp16" if bench.device == "cuda" else "fp32")
+def _torch_dtype_name(bench: BenchConfig, backend: str) -> str:
+    return bench.dtype or _backends.get(backend).precision_on(bench.device)
 
 
 def _precision_of(runner: Runner, backend: str, device: str) -> str:
-    """The precision a runner computes in: its own `precision`, its torch `dtype`, or the default."""
+    """The precision a runner computes in: its own `precision`, its torch `dtype`, or the table's."""
     value = getattr(runner, "precision", None)
     if isinstance(value, str) and value:
         return value
@@ -342,7 +333,7 @@ def _precision_of(runner: Runner, backend: str, device: str) -> str:
     for name, short in (("bfloat16", "bf16"), ("float16", "fp16"), ("float32", "fp32")):
         if dtype.endswith(name):
             return short
-    return _DEFAULT_PRECISION[backend][device]
+    return _backends.get(backend).precision_on(device)
 
 
 def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarray],
@@ -353,15 +344,17 @@ def add_roofline(row: dict[str, Any], cfg: VSRNConfig, feed: dict[str, np.ndarra
         row: a result row with encoder, backend, batch, precision and p50_ms (updated in place).
             `flops_per_item` is what the backend executes (the deploy form does fewer matmuls
             than the authors' formulation); `model_flops_per_item` is the model's nominal count.
-            A row may name its `form` ("authors" or "deploy"); by default only `torch` is "authors".
+            A row may name its `form` ("authors" or "deploy"); by default its backend's (the table's
+            `form`: only `torch` runs the authors' formulation).
         cfg: the model's sizes.
         feed: the inputs timed (text: the padded width and lengths set the FLOPs).
         peak: {"float32": {"gflops": ...}, optionally "float16": {...}} measured in the same run.
     """
     batch = row["batch"]
     seconds = row["p50_ms"] / 1e3
-    # torch runs the authors' formulation; every other backend runs the deploy form
-    form = row.setdefault("form", "authors" if row.get("backend") == "torch" else "deploy")
+    # the reference torch model runs the authors' formulation; the others the deploy form
+    form = row.setdefault("form", _backends.get(row["backend"]).form if row.get("backend") in BACKENDS
+                          else "deploy")
     if row["encoder"] == "image":
         per_item = float(_flops.image_encoder_flops(cfg, form))
         row["model_flops_per_item"] = float(_flops.image_encoder_flops(cfg))
@@ -448,7 +441,8 @@ def run_benchmark(bench: BenchConfig) -> dict[str, Any]:
                                               device="cuda", dtype="float16")
     _log.info(f"matmul peak (fp32, n=2048, {bench.threads or torch.get_num_threads()} threads): "
         f"{peak['float32']['gflops']:.1f} GFLOP/s")
-    if "ort-int8" in bench.backends and bench.device == "cpu":
+    if any(_backends.get(b).precision_on(bench.device) == "int8" for b in bench.backends) \
+            and bench.device == "cpu":
         peak["int8"] = measure_int8_matmul_peak(bench.threads, seconds=bench.peak_seconds)
         peak["int8"]["gflops"] = peak["int8"]["gops"]  # the rows' rate column is ops per second
         _log.info(f"int8 GEMM peak (onnxruntime MatMulInteger, n=2048): {peak['int8']['gops']:.1f} GOP/s")
@@ -485,7 +479,7 @@ def _prepare_onnx(bench: BenchConfig, model: Any, cfg: VSRNConfig, source_sha: s
     wanted = [b for b in bench.backends if b in ORT_BACKENDS]
     if not wanted:
         return None
-    precisions = {PRECISION_OF[b] for b in wanted}
+    precisions = {_backends.get(b).precision for b in wanted}
     source = None
     if bench.checkpoint:
         source = {"path": str(bench.checkpoint), "sha256": source_sha, "kind": report["model"].get("kind")}
@@ -520,13 +514,13 @@ def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig
         for backend in bench.backends:
             try:
                 kwargs: dict[str, Any] = {}
-                if backend in ("torch-deploy", "torch-compile"):
-                    kwargs["dtype"] = _torch_dtype_name(bench)
+                if _backends.get(backend).takes_dtype:
+                    kwargs["dtype"] = _torch_dtype_name(bench, backend)
                 runner = make_runner(backend, encoder, model=model, onnx_dir=onnx_dir or "export",
                                      device=bench.device, threads=bench.threads, **kwargs)
                 runner.activate()
             except Exception as exc:  # noqa: BLE001 - a backend that cannot run here is reported, not fatal
-                if not isinstance(exc, VsrnError) and backend != "torch-compile":
+                if not isinstance(exc, VsrnError) and not _backends.get(backend).best_effort:
                     raise
                 _skip(report, encoder, backend, None, exc)
                 continue
@@ -540,8 +534,8 @@ def _bench_encoder(encoder: str, bench: BenchConfig, model: Any, cfg: VSRNConfig
                     samples = time_runner(runner, feed, warmup=bench.warmup, iters=bench.iters,
                                           seconds=bench.seconds, min_iters=bench.min_iters,
                                           device=bench.device)
-                except Exception as exc:  # noqa: BLE001 - torch.compile failures are recorded
-                    if backend != "torch-compile":
+                except Exception as exc:  # noqa: BLE001 - best-effort backends' failures are recorded
+                    if not _backends.get(backend).best_effort:
                         raise
                     _skip(report, encoder, backend, batch, exc)
                     continue

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vsrn_deploy.core import backends
 from vsrn_deploy.io.files import atomic_write_bytes, atomic_write_json
 
 
@@ -34,7 +35,7 @@ def _mb(nbytes: float) -> str:
     return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.3g} MB"
 
 
-def speedups(report: dict[str, Any], baseline: str = "torch") -> dict[tuple[str, str, int], float]:
+def speedups(report: dict[str, Any], baseline: str = backends.REFERENCE) -> dict[tuple[str, str, int], float]:
     """p50 of `baseline` / p50 of each row, keyed by (encoder, backend, batch)."""
     base = {(r["encoder"], r["batch"]): r["p50_ms"] for r in report["results"] if r["backend"] == baseline}
     return {(r["encoder"], r["backend"], r["batch"]): base[(r["encoder"], r["batch"])] / r["p50_ms"]
@@ -60,7 +61,7 @@ def machine_line(report: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def to_markdown(report: dict[str, Any], baseline: str = "torch", title: str | None = None,
+def to_markdown(report: dict[str, Any], baseline: str = backends.REFERENCE, title: str | None = None,
                 note: str | None = None) -> str:
     """A markdown table per encoder: backend, precision, batch, p50/p90/p99, items/s, GFLOP/s,
     % of the measured matmul peak and the p50 speed-up over `baseline`, then batch-1 bandwidths.

@@ -168,16 +168,18 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     done("export", files=sorted(result.files), parity=result.parity)
 
     # INT8's recall bound is meaningful only where one image's flip fits in it (>= 200 test images)
+    from vsrn_deploy.core import backends as table
     from vsrn_deploy.core.contract import PARITY
 
-    backends = ("torch", "ort", "ort-fp16")
-    if 100.0 / cfg.n_test <= PARITY["int8"].recall_delta:
-        backends += ("ort-int8",)
+    listed = table.defaults("demo-validate")
+    too_few = 100.0 / cfg.n_test > PARITY["int8"].recall_delta
+    dropped = [b for b in listed if too_few and table.get(b).precision == "int8"]
+    backends = tuple(b for b in listed if b not in dropped)
     stage(f"6/6 validation: {' vs '.join(backends)} on the test split")
-    if "ort-int8" not in backends:
-        say(f"ort-int8 not validated: one of {cfg.n_test} test images is {100.0 / cfg.n_test:.2g} points "
-            f"of R@K, over the int8 bound of {PARITY['int8'].recall_delta} (the export checked it on its "
-            "own retrieval set)")
+    if dropped:
+        say(f"{', '.join(dropped)} not validated: one of {cfg.n_test} test images is "
+            f"{100.0 / cfg.n_test:.2g} points of R@K, over the int8 bound of {PARITY['int8'].recall_delta} "
+            "(the export checked it on its own retrieval set)")
     val = run_validation(ValidateConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
                                         backends=backends, data=str(data),
                                         vocab=str(vocab_json), split="test"))
@@ -193,7 +195,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         stage("benchmark (short; see `vsrn-deploy bench` for the full one)")
         bench = run_benchmark(BenchConfig(checkpoint=str(authors), onnx_dir=str(out / "export"),
-                                          backends=("torch", "torch-deploy", "ort", "ort-fp16", "ort-int8"),
+                                          backends=table.defaults("demo-bench"),
                                           batches=(1, 32), seconds=0.5, threads=os.cpu_count()))
         say(to_markdown(bench))
         done("bench", results=bench["results"])

@@ -30,14 +30,15 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.backend.base import BACKENDS, OUTPUT_NAMES
-from vsrn_deploy.core.contract import IMAGE, PARITY, TEXT, TRT_FP32_MAX_ABS
+from vsrn_deploy.core import backends as _backends
+from vsrn_deploy.core.contract import IMAGE, PARITY, PRECISIONS, TEXT, TRT_FP32_MAX_ABS
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data import synthetic_inputs
 from vsrn_deploy.evaluation import compare
 from vsrn_deploy.evaluation.recall import CAPTIONS_PER_IMAGE
 from vsrn_deploy.io.inputs import check_finite_features
 
-REFERENCE = "torch"
+REFERENCE = _backends.REFERENCE
 RECALL_KEYS = compare.RECALL_KEYS
 
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
@@ -60,7 +61,7 @@ class ValidateConfig:
     checkpoint: str | None = None
     onnx_dir: str = "export"
     engine_dir: str = "engines"
-    backends: tuple[str, ...] = ("torch", "ort", "ort-fp16")
+    backends: tuple[str, ...] = _backends.defaults("validate")
     data: str | None = None
     split: str = "test"
     limit: int | None = 1000
@@ -152,17 +153,15 @@ def encode_all(runners: dict[str, Any], inputs: Inputs, batch_size: int) -> dict
 # --- metrics -----------------------------------------------------------------------------------
 
 def backend_precision(backend: str, runner: Any) -> str:
-    """'fp16', 'int8' or 'fp32': what the backend runs, hence which thresholds apply."""
-    if backend == "ort-fp16":
-        return "fp16"
-    if backend == "ort-int8":
-        return "int8"
-    if backend == "trt":
-        return getattr(runner, "precision", "fp16")
+    """'fp16', 'int8' or 'fp32': what the backend runs, hence which thresholds apply: the runner's
+    own `precision` (a graph's, a plan's), else its torch `dtype`, else the table row's."""
+    value = getattr(runner, "precision", None)
+    if value in PRECISIONS:
+        return str(value)
     dtype = getattr(runner, "dtype", None)
-    if dtype is not None and "16" in str(dtype):
-        return "fp16"
-    return "fp32"
+    if dtype is not None:
+        return "fp16" if "16" in str(dtype) else "fp32"
+    return _backends.get(backend).precision
 
 
 def compare_backend(backend: str, precision: str, ref: dict[str, np.ndarray], got: dict[str, np.ndarray],
@@ -193,7 +192,7 @@ def compare_backend(backend: str, precision: str, ref: dict[str, np.ndarray], go
     bounds = PARITY[precision]
     failures = []
     if bounds.max_abs is not None:
-        bound = TRT_FP32_MAX_ABS if backend == "trt" else bounds.max_abs
+        bound = _backends.get(backend).parity(precision).max_abs  # TensorRT FP32: its own bound
         if not result["max_abs_err"] <= bound:
             failures.append(f"max abs error {result['max_abs_err']:.3g} > {bound:g}")
     if bounds.min_cosine is not None and not result["min_cosine"] >= bounds.min_cosine:
@@ -247,7 +246,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None)
     torch_free = model is None and importlib.util.find_spec("torch") is None
     if torch_free:  # the package alone: compare non-torch backends, the first as the reference
         reference, model_config, vocab = _torch_free_reference(cfg, vocab)
-        if any(b.startswith("ort") for b in cfg.backends):
+        if any(_backends.get(b).runs_export for b in cfg.backends):
             verify_export(cfg.onnx_dir)  # no model to hold it against: its own manifest only
     else:
         from vsrn_deploy.model.checkpoint import load_checkpoint, resolve_vocab
@@ -259,7 +258,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None)
         if vocab is None:  # --vocab, else the checkpoint's, else the export's (optional for synthetic inputs)
             vocab, _ = resolve_vocab(loaded, cfg.vocab, export_dir=cfg.onnx_dir,
                                      vocab_size=model.config.vocab_size, required=False)
-        if any(b.startswith("ort") for b in cfg.backends):
+        if any(_backends.get(b).runs_export for b in cfg.backends):
             # the export is checked against its manifest and the model before any backend uses it
             check_export_matches_model(cfg.onnx_dir, verify_export(cfg.onnx_dir), model.config, checkpoint)
     inputs = load_inputs(cfg, model_config or model.config, vocab)
@@ -268,7 +267,7 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None)
     common = {"onnx_dir": cfg.onnx_dir, "engine_dir": cfg.engine_dir, "threads": cfg.threads}
 
     def run(backend: str) -> tuple[dict[str, np.ndarray], str]:
-        device = cfg.device if backend != "trt" else ("cuda" if cfg.device == "cpu" else cfg.device)
+        device = _backends.get(backend).device_for(cfg.device)
         runners = {e: make_runner(backend, e, model=model, device=device, **common)
                    for e in ("image", "text")}
         with runners["image"], runners["text"]:
@@ -294,16 +293,16 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
     checkpoint is refused with the install hint. Returns (reference, sizes, vocab)."""
     import types
 
-    from vsrn_deploy.backend.registry import TORCH_BACKENDS
     from vsrn_deploy.core.errors import torch_missing
     from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.io.inputs import read_export_manifest
 
-    wanted = [b for b in cfg.backends if b in TORCH_BACKENDS] or (["--checkpoint"] if cfg.checkpoint else [])
+    wanted = ([b for b in cfg.backends if not _backends.get(b).torch_free]
+              or (["--checkpoint"] if cfg.checkpoint else []))
     if wanted:
         raise torch_missing(f"validate with {', '.join(wanted)} (or compare non-torch backends only, the "
                             "first as the reference: --backends ort,ort-fp16)")
-    if cfg.backends[0] in ("ort-fp16", "ort-int8"):
+    if _backends.get(cfg.backends[0]).precision != PRECISIONS[0]:
         raise VsrnError("without torch the first backend is the reference: list an FP32 one first, "
                         f"e.g. --backends ort,{cfg.backends[0]}")
     config = read_export_manifest(cfg.onnx_dir).get("config") or {}
@@ -351,7 +350,7 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "machine": platform.machine()}
-    for pkg in ("numpy", "torch", "onnxruntime", "tensorrt"):
+    for pkg in ("numpy", "torch", "onnxruntime", "tensorrt", "openvino"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

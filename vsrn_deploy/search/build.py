@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.core import backends
+from vsrn_deploy.core import backends
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.artifacts import index as index_artifact
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
@@ -59,8 +60,8 @@ class IndexConfig:
         out: the index folder to write.
         boxes: region boxes .npy [n, k, 4] (x1, y1, x2, y2), for attention maps.
         captions: captions, one per line, to search images -> captions.
-        backend: ort, ort-fp16, ort-int8 or trt.
-        engine_dir: TensorRT plans (trt).
+        backend: a torch-free backend of the table (`search.encoders.INDEX_BACKENDS`).
+        engine_dir: TensorRT plans (backends that run engines).
         batch: images (captions) per encoder call.
         kind: flat (exact), ivfpq or hnsw.
         recall_queries: queries sampled to measure an approximate kind's recall@10 at build time.
@@ -74,7 +75,7 @@ class IndexConfig:
     out: str
     boxes: str | None = None
     captions: str | None = None
-    backend: str = "ort"
+    backend: str = backends.defaults("index")[0]
     engine_dir: str = "engines"
     batch: int = 64
     kind: str = "flat"
@@ -113,8 +114,14 @@ def check_out_folder(out: Path, cfg: IndexConfig | None = None) -> None:
                         "--out (or remove it yourself)")
     if cfg is not None:
         held = [p.name for p in out.iterdir()] if out.is_dir() else []
-        refuse_overlap(out, input_dirs=[cfg.onnx_dir, cfg.engine_dir if cfg.backend == "trt" else None],
+        engines = cfg.engine_dir if _needs_engines(cfg.backend) else None
+        refuse_overlap(out, input_dirs=[cfg.onnx_dir, engines],
                        input_files=[cfg.images, cfg.boxes, cfg.captions], entries=held)
+
+
+def _needs_engines(backend: str) -> bool:
+    """Whether `backend` runs engine plans (its engine folder is then an input); unknown: False."""
+    return backend in backends.NAMES and backends.get(backend).needs is backends.Needs.ENGINES
 
 
 def _copy_rows(src: np.ndarray, dst_path: Path, chunk: int = 65536) -> None:

@@ -1,5 +1,5 @@
-"""Encoding for the index: the exported graphs through the runners (ort, ort-fp16, ort-int8, trt), never
-torch.
+"""Encoding for the index: the exported graphs through the torch-free runners of the backend table
+(`vsrn_deploy.core.backends.choices("torch-free")`: ONNX Runtime, OpenVINO, TensorRT), never torch.
 
 `ExportEncoders` opens an export folder (its manifest, its vocabulary) and encodes region features
 and captions in batches; `FeatureFile` opens a `.npy` of region features memory-mapped (a
@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.core import backends
 from vsrn_deploy.core.contract import IMAGE, MANIFEST_NAME, TEXT, UNK_ID, VOCAB_NAME
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.io.inputs import load_npy
 
-#: Backends that run exported graphs without torch.
-INDEX_BACKENDS = ("ort", "ort-fp16", "ort-int8", "trt")
+#: Backends that run exported graphs without torch (read from the backend table).
+INDEX_BACKENDS = backends.choices("torch-free")
 
 
 def finite_rows(batch: np.ndarray, first: int, source: str) -> None:
@@ -109,14 +110,14 @@ class ExportEncoders:
 
     Args:
         onnx_dir: the export folder (manifest.json, vocab.json, the graphs).
-        backend: ort, ort-fp16, ort-int8 or trt.
-        engine_dir: the TensorRT plans (trt only).
+        backend: a torch-free backend of the table (`INDEX_BACKENDS`).
+        engine_dir: the TensorRT plans (backends that run engines).
         threads: ONNX Runtime intra-op threads.
     Raises:
         VsrnError: no export there, an unknown backend, or a graph missing.
     """
 
-    def __init__(self, onnx_dir: str | os.PathLike, backend: str = "ort",
+    def __init__(self, onnx_dir: str | os.PathLike, backend: str = backends.defaults("index")[0],
                  engine_dir: str | os.PathLike = "engines", threads: int | None = None) -> None:
         if backend not in INDEX_BACKENDS:
             raise VsrnError(f"backend must be one of {', '.join(INDEX_BACKENDS)} (torch-free), "

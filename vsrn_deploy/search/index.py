@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.core import backends
 from vsrn_deploy.core.contract import MANIFEST_NAME
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
@@ -73,7 +74,7 @@ class Index:
             path: the folder `vsrn-deploy index --out` wrote.
             onnx_dir: the export to encode queries with (default: the one the index was built
                 from); it must be that export (same manifest sha256).
-            backend: ort, ort-fp16, ort-int8 or trt (default: the one used at build time).
+            backend: a torch-free backend of the table (default: the one used at build time).
             engine_dir: TensorRT plans (trt).
             threads: ONNX Runtime threads.
             verify: also check every file's sha256 (reads the whole folder); sizes are always checked.
@@ -108,8 +109,8 @@ class Index:
                 raise VsrnError(f"the index {path} was built from another export ({recorded['path']}) than "
                                 f"{onnx_dir}: search with that export, or rebuild the index with this one")
         return cls(path, manifest, onnx_dir=Path(onnx_dir or recorded["path"]),
-                   backend=backend or manifest.get("backend", "ort"), engine_dir=Path(engine_dir),
-                   threads=threads)
+                   backend=backend or manifest.get("backend", backends.defaults("index")[0]),
+                   engine_dir=Path(engine_dir), threads=threads)
 
     # --- sizes and content ------------------------------------------------------------------
     @property
