@@ -29,6 +29,7 @@ CONTRACT_FILES = {
     "vocab.json",
     "manifest.json",
     "test_vectors",  # inputs and expected outputs for clients in other languages (examples/cpp)
+    "MODEL_CARD.md",  # what the graphs are, their I/O, precisions, parity, source (listed in the manifest)
 }
 
 

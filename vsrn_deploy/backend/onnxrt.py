@@ -7,7 +7,6 @@ providers: the CPU always; CUDA and TensorRT when the installed onnxruntime buil
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -44,30 +43,16 @@ def cpu_session(model: Any, threads: int | None = 2) -> Any:
 
 
 def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32") -> Path:
-    """Where the export put `encoder`'s graph of `precision` ("fp32", "fp16" or "int8").
-
-    Reads the export's manifest.json with plain json when present (no import of the exporter, which
-    needs torch), else falls back to the contract's file names.
+    """Where the export put `encoder`'s graph of `precision` ("fp32", "fp16" or "int8"), asked of the
+    artifacts layer (`vsrn_deploy.artifacts.export.graph_file`): with a manifest, the graph it names,
+    checked against its sha256 before any runner uses it; without one, the contract's file name.
 
     Raises:
-        VsrnError: the graph is not there (with the export command that writes it).
+        VsrnError: the graph is not there or changed since export (with the command that writes it).
     """
-    onnx_dir = Path(onnx_dir)
-    graph = contract.ENCODERS[encoder].graph
-    name = contract.onnx_name(graph, precision)
-    manifest = onnx_dir / MANIFEST_NAME
-    if manifest.is_file():
-        try:
-            graphs = json.loads(manifest.read_text()).get("graphs", {})
-            name = graphs.get(graph, {}).get(precision) or name
-        except (ValueError, AttributeError):
-            raise VsrnError(f"{manifest} is not valid JSON; re-run vsrn-deploy export") from None
-    path = onnx_dir / name
-    if not path.is_file():
-        hint = f" --precision {precision}" if precision != "fp32" else ""
-        raise VsrnError(f"no {precision} {encoder} graph at {path}; write it with: "
-                        f"vsrn-deploy export CKPT --out {onnx_dir}{hint}")
-    return path
+    from vsrn_deploy.artifacts.export import graph_file
+
+    return graph_file(onnx_dir, encoder, precision)
 
 
 class OrtRunner(Runner):

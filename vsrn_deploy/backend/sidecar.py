@@ -3,75 +3,27 @@
 A serialized TensorRT engine only runs on the TensorRT version and the GPU model it was built for
 (TensorRT developer guide, "Engine compatibility"). The sidecar records both, plus what built it,
 so a stale plan fails with a message saying how to rebuild instead of an opaque deserialisation
-error. No torch, no tensorrt at module level.
+error. The sidecar itself (its keys, reading, writing, the rebuild command) is declared in
+`vsrn_deploy.artifacts.engines`; this module holds the check against the running TensorRT and GPU.
+No torch, no tensorrt at module level.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
+from vsrn_deploy.artifacts.engines import (
+    SIDECAR_FORMAT,
+    read_sidecar,
+    rebuild_hint,
+    sidecar_path,
+    write_sidecar,
+)
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.io.files import atomic_write_json, sha256_file
+from vsrn_deploy.io.files import sha256_file
 
-SIDECAR_FORMAT = 1
-_REQUIRED = ("format_version", "encoder", "precision", "tensorrt_version", "gpu", "profiles",
-             "plan_sha256")
-
-
-def sidecar_path(plan_path: str | os.PathLike) -> Path:
-    """`engines/image_encoder.fp16.plan` -> `engines/image_encoder.fp16.json`."""
-    return Path(plan_path).with_suffix(".json")
-
-
-def write_sidecar(plan_path: str | os.PathLike, sidecar: dict[str, Any]) -> Path:
-    """Write the sidecar of `plan_path` atomically; returns its path."""
-    path = sidecar_path(plan_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, sidecar, sort_keys=True)
-    return path
-
-
-def read_sidecar(plan_path: str | os.PathLike) -> dict[str, Any]:
-    """Read and sanity-check the sidecar of `plan_path`.
-
-    Raises:
-        VsrnError: missing, unreadable or incomplete sidecar (with the rebuild command).
-    """
-    path = sidecar_path(plan_path)
-    if not path.is_file():
-        raise VsrnError(f"{plan_path} has no sidecar {path.name}, so its TensorRT version and GPU "
-                        f"are unknown; {rebuild_hint(plan_path)}")
-    try:
-        data = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VsrnError(f"{path} is not valid JSON ({exc}); {rebuild_hint(plan_path)}") from None
-    if not isinstance(data, dict):
-        raise VsrnError(f"{path} is not a vsrn-deploy engine sidecar; {rebuild_hint(plan_path)}")
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        raise VsrnError(f"{path} lacks {missing}; {rebuild_hint(plan_path)}")
-    if data["format_version"] != SIDECAR_FORMAT:
-        raise VsrnError(f"{path} has sidecar format {data['format_version']}, this vsrn-deploy reads "
-                        f"{SIDECAR_FORMAT}; {rebuild_hint(plan_path)}")
-    return data
-
-
-def rebuild_hint(plan_path: str | os.PathLike) -> str:
-    """The command that rebuilds the plan at `plan_path` on this machine, naming the export folder its
-    sidecar records (the folder given to build-engine), else ONNX_DIR."""
-    plan_path = Path(plan_path)
-    fp16 = " --fp16" if ".fp16." in plan_path.name else ""
-    onnx_dir = "ONNX_DIR"
-    try:
-        recorded = json.loads(sidecar_path(plan_path).read_text(encoding="utf-8")).get("onnx_dir")
-        onnx_dir = str(recorded) if recorded else onnx_dir
-    except (OSError, ValueError, AttributeError, RecursionError):
-        pass
-    return (f"rebuild it on this machine with: vsrn-deploy build-engine --onnx-dir {onnx_dir} "
-            f"--out {plan_path.parent}{fp16}")
+__all__ = ["SIDECAR_FORMAT", "check_sidecar", "read_sidecar", "rebuild_hint", "sidecar_path", "write_sidecar"]
 
 
 def check_sidecar(plan_path: str | os.PathLike, sidecar: dict[str, Any], *, tensorrt_version: str,

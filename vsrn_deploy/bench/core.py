@@ -267,15 +267,11 @@ def random_model(cfg: VSRNConfig, seed: int = 0) -> Any:
 def _export_matches(onnx_dir: Path, cfg: VSRNConfig, source_sha: str | None,
                     precisions: set[str]) -> str | None:
     """None when `onnx_dir` holds an export usable here, else the reason it does not."""
-    import json
+    from vsrn_deploy.artifacts.export import usable_export
 
-    manifest_path = onnx_dir / "manifest.json"
-    if not manifest_path.is_file():
-        return f"{onnx_dir} has no manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError:
-        return f"{manifest_path} is not valid JSON"
+    manifest, reason = usable_export(onnx_dir)
+    if manifest is None:
+        return reason
     sizes = ("vocab_size", "img_dim", "embed_size", "word_dim", "num_regions", "gcn_layers",
              "text_layers", "img_pool", "fc_norm", "final_bn")
     theirs = manifest.get("config") or {}

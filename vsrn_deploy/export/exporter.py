@@ -11,6 +11,7 @@ executor); then vocab.json and manifest.json. Everything is written into a tempo
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import os
@@ -25,6 +26,7 @@ import numpy as np
 import onnx
 import torch
 
+from vsrn_deploy.artifacts import export as export_artifact
 from vsrn_deploy.backend.onnxrt import cpu_session
 from vsrn_deploy.core import contract
 from vsrn_deploy.core.errors import CheckFailed, VsrnError
@@ -32,10 +34,16 @@ from vsrn_deploy.data import synthetic_inputs
 from vsrn_deploy.evaluation.recall import CAPTIONS_PER_IMAGE
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
 from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
-from vsrn_deploy.export.manifest import FORMAT_VERSION, MANIFEST_NAME, file_entry, write_manifest
+from vsrn_deploy.export.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    ExportManifest,
+    file_entry,
+    write_manifest,
+)
 from vsrn_deploy.export.validation import Validator, check_io
 from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
-from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
+from vsrn_deploy.io.outputs import marker
 from vsrn_deploy.model.config import VSRNConfig
 
 PRECISIONS = ("fp32", "fp16", "int8", "all")
@@ -175,7 +183,16 @@ class _Calibration:
         return cls(images, source, text)
 
 
+# the provenance metadata_props of the export in progress (`export_loaded` sets it): every graph file
+# the export writes carries them, so the sha256 the manifest records is that of the stamped file
+_PROVENANCE: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("provenance",
+                                                                                   default=None)
+
+
 def _write_model(model: onnx.ModelProto, path: Path) -> None:
+    props = _PROVENANCE.get()
+    if props is not None:
+        export_artifact.stamp_graph(model, props)
     if model.ByteSize() >= _TWO_GB:
         raise VsrnError(
             f"{path.name} would be {model.ByteSize() / 1e9:.2f} GB, over protobuf's 2 GB limit for "
@@ -187,7 +204,7 @@ def _write_model(model: onnx.ModelProto, path: Path) -> None:
 def _entries(cfg: ExportConfig, with_vocab: bool) -> list[str]:
     """The files an export with `cfg` writes (the manifest aside)."""
     names = [contract.onnx_name(spec.graph, p) for p in cfg.precisions for spec in contract.ENCODERS.values()]
-    names.append(test_vectors.FOLDER)
+    names += [test_vectors.FOLDER, export_artifact.MODEL_CARD]
     return [*names, contract.VOCAB_NAME] if with_vocab else names
 
 
@@ -224,11 +241,15 @@ def export_loaded(
     model = model.float().eval()
     img_enc, txt_enc = model.img_enc, model.txt_enc
 
-    with OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=entries,
-                      overwrite=cfg.overwrite, input_files=inputs) as folder:
-        result = _export_into(folder.staging, img_enc, txt_enc, vocab, mcfg, cfg, source, say,
-                              _Calibration.make(cfg, mcfg, calibration))
-        folder.commit([*result.files, MANIFEST_NAME])
+    token = _PROVENANCE.set(export_artifact.provenance((source or {}).get("sha256")))
+    try:
+        with export_artifact.KIND.writer(out_dir, entries=entries, overwrite=cfg.overwrite,
+                                         input_files=inputs) as folder:
+            result = _export_into(folder.staging, img_enc, txt_enc, vocab, mcfg, cfg, source, say,
+                                  _Calibration.make(cfg, mcfg, calibration))
+            folder.commit([*result.files, MANIFEST_NAME])
+    finally:
+        _PROVENANCE.reset(token)
     result.out_dir = out_dir
     result.seconds = time.perf_counter() - t_start
     say(f"exported to {out_dir} in {result.seconds:.1f} s")
@@ -436,19 +457,19 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
         "inputs": "synthetic sparse non-negative region features; captions of mixed lengths (2.."
         f"{cfg.max_tokens} tokens) in shuffled order",
     }
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        MARKER_KEY: marker("export"),
-        "config": asdict(mcfg),
-        "source": source or {},
-        "files": files,
-        "graphs": graph_entries,
-        "opset": cfg.opset,
-        "precision": cfg.precision,
-        "max_batch": cfg.max_batch,
-        "fp32_islands": {name: list(chosen) for name, chosen in islands.items()},
-        "fp32_island_reasons": islands,
-        "fp16_policy": {
+    manifest = ExportManifest(
+        format_version=FORMAT_VERSION,
+        written_by=marker("export"),
+        config=asdict(mcfg),
+        source=source or {},
+        files=files,
+        graphs=graph_entries,
+        opset=cfg.opset,
+        precision=cfg.precision,
+        max_batch=cfg.max_batch,
+        fp32_islands={name: list(chosen) for name, chosen in islands.items()},
+        fp32_island_reasons=islands,
+        fp16_policy={
             "margin": cfg.fp16_margin,
             "threshold": fp16.FP16_MAX / cfg.fp16_margin,
             "calibration": calib_source,
@@ -458,13 +479,16 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
         }
         if cfg.fp16
         else None,
-        "int8": int8_entry,
-        "parity": parity,
-        "text_gru": "ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
-        "trt_lint": {"tensorrt": trt_lint.TRT_VERSION, "source": trt_lint.TRT_DOC, "passed": True},
-        "versions": _versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+        int8=int8_entry,
+        parity=parity,
+        text_gru="ONNX GRU node, linear_before_reset=1, sequence_lens=lengths (dynamic tokens)",
+        trt_lint={"tensorrt": trt_lint.TRT_VERSION, "source": trt_lint.TRT_DOC, "passed": True},
+        versions=_versions(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    ).to_dict()
+    card = tmp / export_artifact.MODEL_CARD  # what the graphs are, for a reader of the folder
+    card.write_text(export_artifact.render_model_card(manifest), encoding="utf-8")
+    files[export_artifact.MODEL_CARD] = file_entry(card)
     write_manifest(tmp, manifest)
     return ExportResult(out_dir=tmp, files=files, manifest=manifest, parity=parity, islands=islands,
                         check_lines=[line.format() for line in val.lines])
@@ -547,9 +571,8 @@ def export_model(
     if cfg.vocab:
         require_file(cfg.vocab, "--vocab")
     # the output is checked before the checkpoint is read: a bad --out costs nothing
-    OutputFolder(out_dir, kind="export", manifest_name=MANIFEST_NAME, entries=_entries(cfg, True),
-                 overwrite=cfg.overwrite,
-                 input_files=[path, cfg.vocab, cfg.calibration])
+    export_artifact.KIND.writer(out_dir, entries=_entries(cfg, True), overwrite=cfg.overwrite,
+                                input_files=[path, cfg.vocab, cfg.calibration])
     say = _log.info
     t0 = time.perf_counter()
     loaded = load_checkpoint(path, map_location="cpu")

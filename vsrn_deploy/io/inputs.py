@@ -4,7 +4,7 @@
 - `check_finite_features`: region features with NaN/Inf are refused, naming the first bad image.
 - `read_caption_lines`: a captions file: UTF-8 (a BOM is stripped), CRLF or LF, one per line.
 - `verify_export`: the export a command is about to use matches its manifest (sha256 of every file),
-  else one line with the command that rebuilds that very folder.
+  else one line with the command that rebuilds that very folder (`vsrn_deploy.artifacts.export`).
 - `check_device`, `check_positive`: options that would otherwise fail deep inside torch.
 
 Standard library and numpy only (the serving and search paths use them without torch).
@@ -12,19 +12,15 @@ Standard library and numpy only (the serving and search paths use them without t
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.core.contract import MANIFEST_NAME
 from vsrn_deploy.core.errors import VsrnError
 
 BOM = "\ufeff"
-EXPORT_FORMAT_VERSION = 1  # the newest export manifest format this version reads (and writes)
-
 
 
 def require_file(path: str | os.PathLike, what: str) -> Path:
@@ -162,72 +158,36 @@ def check_positive(value: int | None, flag: str, *, allow_none: bool = True) -> 
         raise VsrnError(f"{flag} must be >= 1 (got {value})")
 
 
+# The export folder's manifest is the artifacts layer's (`vsrn_deploy.artifacts.export`); these names
+# stay for the callers that import them from here.
+
 def rebuild_hint(onnx_dir: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
-    """The command that rebuilds the export in `onnx_dir` (naming the folder as given)."""
-    ckpt = "CKPT"
-    precision = ""
-    if manifest:
-        ckpt = str((manifest.get("source") or {}).get("path") or "CKPT")
-        if manifest.get("precision") in ("fp16", "all", "int8"):
-            precision = f" --precision {manifest['precision']}"
-    return f"vsrn-deploy export {ckpt} --out {onnx_dir}{precision}"
+    """`vsrn_deploy.artifacts.export.rebuild_hint`."""
+    from vsrn_deploy.artifacts.export import rebuild_hint as hint
+
+    return hint(onnx_dir, manifest)
 
 
 def read_export_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of an export folder, or a VsrnError with the command that writes one."""
-    folder = Path(onnx_dir)
-    if folder.exists() and not folder.is_dir():
-        raise VsrnError(f"--onnx-dir {onnx_dir} is a file; give the export folder")
-    path = folder / MANIFEST_NAME
-    if not path.is_file():
-        raise VsrnError(f"{path} not found: {onnx_dir} holds no export; write one with: "
-                        f"{rebuild_hint(onnx_dir)}")
-    try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        raise VsrnError(f"{path} is not readable JSON; rebuild the export with: {rebuild_hint(onnx_dir)}") \
-            from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) \
-            or not isinstance(manifest.get("graphs"), dict):
-        raise VsrnError(f"{path} is not a vsrn-deploy export manifest; rebuild the export with: "
-                        f"{rebuild_hint(onnx_dir)}")
-    version = manifest.get("format_version", 0)
-    if not isinstance(version, int) or version > EXPORT_FORMAT_VERSION:
-        raise VsrnError(f"{path} has format_version {version!r}, newer than this vsrn-deploy understands "
-                        f"({EXPORT_FORMAT_VERSION}); upgrade vsrn-deploy")
-    return manifest
+    """`vsrn_deploy.artifacts.export.read_export_manifest`."""
+    from vsrn_deploy.artifacts.export import read_export_manifest as read
+
+    return read(onnx_dir)
 
 
 def verify_export(onnx_dir: str | os.PathLike, files: list[str] | None = None) -> dict[str, Any]:
-    """Check an export before it is used: its manifest exists and every file it lists (or `files`)
-    has the recorded sha256. Returns the manifest.
+    """`vsrn_deploy.artifacts.export.verify_export`: the manifest, every listed file's sha256."""
+    from vsrn_deploy.artifacts.export import verify_export as verify
 
-    Raises:
-        VsrnError: naming the first missing or changed file and the command that rebuilds `onnx_dir`.
-    """
-    manifest = read_export_manifest(onnx_dir)
-    verify_listed_files(onnx_dir, manifest, files)
-    return manifest
+    return verify(onnx_dir, files)
 
 
 def verify_listed_files(onnx_dir: str | os.PathLike, manifest: dict[str, Any],
                         files: list[str] | None = None) -> None:
-    """The sha256 check of `verify_export` on a manifest already read."""
-    from vsrn_deploy.io.files import sha256_file
+    """`vsrn_deploy.artifacts.export.verify_listed_files`."""
+    from vsrn_deploy.artifacts.export import verify_listed_files as verify
 
-    listed = manifest["files"]
-    names = list(listed) if files is None else files
-    hint = rebuild_hint(onnx_dir, manifest)
-    for name in names:
-        entry = listed.get(name)
-        path = Path(onnx_dir) / str(name)
-        if not isinstance(entry, dict) or "sha256" not in entry:
-            raise VsrnError(f"{path} is not listed in {Path(onnx_dir) / MANIFEST_NAME}; rebuild with: {hint}")
-        if not path.is_file():
-            raise VsrnError(f"{path} is missing (listed in {MANIFEST_NAME}); rebuild with: {hint}")
-        if sha256_file(path) != entry["sha256"]:
-            raise VsrnError(f"{path} changed since export (sha256 differs from {MANIFEST_NAME}); "
-                            f"rebuild with: {hint}")
+    verify(onnx_dir, manifest, files)
 
 
 def check_export_matches_model(onnx_dir: str | os.PathLike, manifest: dict[str, Any], model_config: Any,

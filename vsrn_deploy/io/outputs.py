@@ -30,7 +30,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,10 @@ def _abs(path: str | os.PathLike) -> Path:
     return Path(os.path.abspath(os.fspath(path)))
 
 
-def read_owned_manifest(folder: str | os.PathLike, manifest_name: str, kind: str) -> dict[str, Any] | None:
-    """The manifest of `folder` when it carries vsrn-deploy's marker of `kind`, else None."""
+def read_owned_manifest(folder: str | os.PathLike, manifest_name: str, kind: str,
+                        recognise: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
+    """The manifest of `folder` when it carries vsrn-deploy's marker of `kind` (or `recognise` says it
+    is one of that kind's, for manifests without a marker), else None."""
     path = Path(folder) / manifest_name
     try:
         if not path.is_file() or path.stat().st_size > 64 * 1024 * 1024:
@@ -62,7 +64,8 @@ def read_owned_manifest(folder: str | os.PathLike, manifest_name: str, kind: str
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if isinstance(data, dict) and (data.get(MARKER_KEY) == marker(kind) or _legacy_owned(kind, data)):
+    if isinstance(data, dict) and (data.get(MARKER_KEY) == marker(kind) or _legacy_owned(kind, data)
+                                   or (recognise is not None and recognise(data))):
         return data
     return None
 
@@ -214,26 +217,36 @@ def output_lock(target: Path, flag: str = "--out") -> Iterator[None]:
 
 
 class OutputFolder:
-    """A folder a command writes: checked, locked, staged, then committed entry by entry.
+    """A folder a command writes: checked, locked, staged, then committed file by file.
 
     Usage::
 
         with OutputFolder(out, kind="export", manifest_name="manifest.json", entries=names,
                           overwrite=overwrite, input_files=[checkpoint]) as folder:
             ... write every entry into folder.staging ...
-            folder.commit(names_written, manifest_last="manifest.json")
+            folder.commit(names_written)
 
     On entering, before anything is created: the path checks (`check_out_path`), the overlap check,
-    and the ownership decision. An existing folder is written into, not replaced: entries it holds
-    that vsrn-deploy wrote (listed in its marked manifest) are replaced, other same-named entries
-    only with ``overwrite``, and everything else in it stays as it was.
+    and the ownership decision. An existing folder is written into, never replaced: the commit moves
+    each staged FILE to its place, replacing only files the folder's previous marked manifest lists
+    (`owned_files`; any same-named file with ``overwrite``). Sub-folders are never replaced or
+    removed whole, so anything else a user keeps there (files, folders, symlinks, at any depth) stays.
+
+    Args:
+        owned_files: the relative paths an earlier manifest of this kind says the tool wrote
+            (default: the keys of its "files"); a folder among them (older manifests) owns the files
+            this run writes under it, and nothing is ever removed from it.
+        recognise: a manifest without the ownership marker that is still one of this kind's (older
+            versions), e.g. the index's {"format": "vsrn-deploy-index"}.
     """
 
     def __init__(self, target: str | os.PathLike, *, kind: str, manifest_name: str,
                  entries: Iterable[str], overwrite: bool = False, flag: str = "--out",
                  input_dirs: Iterable[str | os.PathLike | None] = (),
                  input_files: Iterable[str | os.PathLike | None] = (),
-                 owned_entries: Any = None, shared: bool = False) -> None:
+                 owned_files: Callable[[dict[str, Any]], Iterable[str]] | None = None,
+                 recognise: Callable[[dict[str, Any]], bool] | None = None,
+                 shared: bool = False) -> None:
         self.given = target
         self.kind, self.manifest_name, self.flag = kind, manifest_name, flag
         self.entries = _top_level([*entries, manifest_name])
@@ -244,8 +257,9 @@ class OutputFolder:
         self.target = check_out_path(target, want="folder", flag=flag)
         refuse_overlap(self.target, input_dirs=input_dirs, input_files=input_files, entries=self.entries,
                        flag=flag, shown=target)
-        self._owned_entries = owned_entries or (lambda manifest: list(manifest.get("files", {})))
-        self.old_owned: set[str] = set()
+        self._owned_files = owned_files or (lambda manifest: list(manifest.get("files") or {}))
+        self._recognise = recognise
+        self.old_owned: set[str] = set()  # relative paths (files, or whole folders of older manifests)
         self.old_manifest: dict[str, Any] | None = None
         self._inspect()
         self._stack = contextlib.ExitStack()
@@ -253,21 +267,31 @@ class OutputFolder:
 
     def _inspect(self) -> None:
         target = self.target
+        self.old_owned, self.old_manifest = set(), None
         if not target.exists():
             return
-        self.old_manifest = read_owned_manifest(target, self.manifest_name, self.kind)
+        self.old_manifest = read_owned_manifest(target, self.manifest_name, self.kind, self._recognise)
         if self.old_manifest is not None:
-            self.old_owned = set(_top_level(self._owned_entries(self.old_manifest))) | {self.manifest_name}
+            try:
+                listed = [_rel(p) for p in self._owned_files(self.old_manifest)]
+            except (AttributeError, TypeError):
+                listed = []
+            self.old_owned = {p for p in listed if p and _safe_rel(p)} | {self.manifest_name}
         present = {p.name for p in target.iterdir()}
         if self.old_manifest is None and present and not self.overwrite and not self.shared:
             raise VsrnError(
                 f"{self.flag} {self.given} is a non-empty folder and not a vsrn-deploy {self.kind} (no "
                 f"{self.manifest_name} with its marker); choose another {self.flag}, or pass --overwrite "
                 f"to write the {self.kind} into it (only its own files are replaced)")
-        foreign = sorted(n for n in self.entries if n in present and n not in self.old_owned)
+        owned_top = set(_top_level(self.old_owned))
+        foreign = sorted(n for n in self.entries if n in present and n not in owned_top)
         if foreign and (self.old_manifest is not None or self.shared) and not self.overwrite:
             raise VsrnError(f"{self.flag} {self.given} holds {', '.join(foreign)}, which the earlier "
                             f"{self.kind} did not write; move it away or pass --overwrite to replace it")
+
+    def _owned(self, rel: str) -> bool:
+        parts = rel.split("/")
+        return any("/".join(parts[:i]) in self.old_owned for i in range(1, len(parts) + 1))
 
     def __enter__(self) -> OutputFolder:
         try:
@@ -284,11 +308,44 @@ class OutputFolder:
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()
 
-    def commit(self, written: Iterable[str] | None = None) -> Path:
-        """Move the staged entries into the target; the manifest goes last.
+    def _staged(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """(files, folders) staged under the top-level `names`, relative, in walk order."""
+        assert self.staging is not None
+        files: list[str] = []
+        folders: list[str] = []
+        for name in names:
+            path = self.staging / name
+            if path.is_dir() and not path.is_symlink():
+                folders.append(name)
+                for root, dirs, walked in os.walk(path):
+                    dirs.sort()
+                    base = Path(root).relative_to(self.staging).as_posix()
+                    folders.extend(f"{base}/{d}" for d in dirs if not (Path(root) / d).is_symlink())
+                    files.extend(f"{base}/{f}" for f in sorted(walked))
+                    files.extend(f"{base}/{d}" for d in dirs if (Path(root) / d).is_symlink())
+            elif path.exists() or path.is_symlink():
+                files.append(name)
+        return files, folders
 
-        Entries the previous marked manifest listed but the new one does not are removed (they
-        were vsrn-deploy's); a failure puts every replaced entry back.
+    def _in_the_way(self, rel: str, *, folder: bool) -> Path | None:
+        """The first thing at or above `target/rel` that is not what the commit needs there (a file or
+        symlink where a folder goes, a folder where a file goes), or None."""
+        parts = rel.split("/")
+        for i in range(1, len(parts) + (1 if folder else 0)):
+            probe = self.target.joinpath(*parts[:i])
+            if probe.is_symlink() or (probe.exists() and not probe.is_dir()):
+                return probe
+        last = self.target.joinpath(*parts)
+        if not folder and last.is_dir() and not last.is_symlink():
+            return last
+        return None
+
+    def commit(self, written: Iterable[str] | None = None) -> Path:
+        """Move the staged files into the target, file by file; the manifest goes last.
+
+        Files the previous marked manifest listed but this run did not write are removed (they were
+        vsrn-deploy's); folders are created as needed and never removed or replaced; everything
+        else in the target stays. A failure puts every replaced file back.
         """
         assert self.staging is not None, "commit() inside the with block"
         names = [n for n in _top_level(written or self.entries) if n != self.manifest_name]
@@ -303,31 +360,87 @@ class OutputFolder:
                                     "command wrote it); nothing was changed; run again") from None
                 raise
             return target
+        files, folders = self._staged(names)
+        files = [f for f in files if f != self.manifest_name] + [self.manifest_name]
+        # every decision before the first change: a refusal leaves the target as it was
+        for rel in [*folders, *files]:
+            is_folder = rel in folders
+            blocker = self._in_the_way(rel, folder=is_folder)
+            if blocker is None:
+                continue
+            if blocker.is_dir() and not blocker.is_symlink():
+                raise VsrnError(f"{self.flag} {self.given}: {blocker} is a folder where the {self.kind} "
+                                "writes a file; move it away and run again")
+            blocker_rel = blocker.relative_to(target).as_posix()
+            if not self.overwrite and not (blocker_rel == rel and self._owned(rel)):
+                raise VsrnError(f"{self.flag} {self.given}: {blocker} is in the way of the {self.kind}'s "
+                                f"{rel} and the earlier {self.kind} did not write it; move it away or pass "
+                                "--overwrite to replace it")
+        for rel in files:
+            dst = target / rel
+            if (dst.exists() or dst.is_symlink()) and not self._owned(rel) and not self.overwrite:
+                raise VsrnError(f"{self.flag} {self.given} holds {rel}, which the earlier {self.kind} did "
+                                "not write; move it away or pass --overwrite to replace it")
+        new = set(files)
+        stale = [] if self.shared else sorted(
+            p for p in self.old_owned - new
+            if self._in_the_way(p, folder=False) is None  # never through a symlink, never a folder
+            and ((target / p).is_symlink() or (target / p).is_file()))
         aside = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.", suffix=".old", dir=target.parent))
-        moved: list[tuple[str, bool]] = []  # (name, had an old entry)
-        stale = [] if self.shared else sorted(self.old_owned - set(names))
+        undo: list[tuple[str, Path, Path | None]] = []  # ("moved", original, kept) / ("made", path, None)
         try:
-            for name in stale:
-                if (target / name).exists() or (target / name).is_symlink():
-                    os.replace(target / name, aside / name)
-                    moved.append((name, True))
-            for name in names:
-                old = (target / name).exists() or (target / name).is_symlink()
-                if old:
-                    os.replace(target / name, aside / name)
-                moved.append((name, old))
-                os.replace(self.staging / name, target / name)
+            for count, rel in enumerate(stale):
+                keep = aside / str(count)
+                os.replace(target / rel, keep)
+                undo.append(("moved", target / rel, keep))
+            for rel in folders:
+                dst = target / rel
+                if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+                    keep = aside / f"b{len(undo)}"
+                    os.replace(dst, keep)
+                    undo.append(("moved", dst, keep))
+                if not dst.is_dir():
+                    dst.mkdir()
+                    undo.append(("made", dst, None))
+            for rel in files:
+                dst = target / rel
+                if dst.exists() or dst.is_symlink():
+                    keep = aside / f"f{len(undo)}"
+                    os.replace(dst, keep)
+                    undo.append(("moved", dst, keep))
+                os.replace(self.staging / rel, dst)
+                undo.append(("placed", dst, None))
         except BaseException:
-            for name, old in reversed(moved):
+            for what, path, keep in reversed(undo):
                 with contextlib.suppress(OSError):
-                    if name not in stale and (target / name).exists():
-                        _remove(target / name)
-                    if old:
-                        os.replace(aside / name, target / name)
+                    if what == "placed":
+                        path.unlink()
+                    elif what == "made":
+                        path.rmdir()
+                    elif keep is not None:
+                        os.replace(keep, path)
             shutil.rmtree(aside, ignore_errors=True)
             raise
         shutil.rmtree(aside, ignore_errors=True)
+        for rel in stale:  # a folder left empty by removing the tool's own files goes too
+            parent = (target / rel).parent
+            while parent != target and parent.relative_to(target).as_posix() not in folders:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+                parent = parent.parent
         return target
+
+
+def _rel(name: Any) -> str:
+    return str(name).replace(os.sep, "/").strip("/")
+
+
+def _safe_rel(rel: str) -> bool:
+    """A manifest's path that stays inside the folder (no absolute path, no `..`)."""
+    parts = rel.split("/")
+    return not os.path.isabs(rel) and all(p not in ("", ".", "..") for p in parts)
 
 
 def _top_level(names: Iterable[Any]) -> list[str]:

@@ -18,7 +18,6 @@ per-precision bound (`near_tie`), never scaled by the backend's own error.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 import platform
@@ -210,12 +209,11 @@ def _resolve_checkpoint(cfg: ValidateConfig) -> str:
         if not Path(cfg.checkpoint).is_file():
             raise VsrnError(f"checkpoint not found: {cfg.checkpoint}")
         return cfg.checkpoint
+    from vsrn_deploy.artifacts.export import source_checkpoint
+
     manifest = Path(cfg.onnx_dir) / "manifest.json"
     if manifest.is_file():
-        try:
-            source = json.loads(manifest.read_text()).get("source", {}).get("path")
-        except ValueError:
-            source = None
+        source = source_checkpoint(cfg.onnx_dir)
         if source and Path(source).is_file():
             return str(source)
         raise VsrnError(f"no --checkpoint given and the one {manifest} names ({source}) is not there; "

@@ -12,8 +12,9 @@ The folder (its files named in `vsrn_deploy.search.layout`):
 Region embeddings are not stored (36x the image embeddings): attention maps recompute them for
 the few images asked for, from the features file the manifest names.
 
-The folder is built beside `out` and swapped in whole; an existing `out` is replaced only when it
-is an index this tool wrote (or empty).
+The folder is built beside `out` and committed file by file by the index's writer
+(`vsrn_deploy.artifacts.index.KIND`): an existing `out` must be an index this tool wrote (or empty),
+only the files its index.json lists are replaced, and anything else a user keeps there stays.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.core import backends
+from vsrn_deploy.artifacts import index as index_artifact
 from vsrn_deploy.core import backends
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.artifacts import index as index_artifact
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
 from vsrn_deploy.io.outputs import refuse_overlap
 from vsrn_deploy.search import layout
@@ -106,17 +106,23 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
 
 def check_out_folder(out: Path, cfg: IndexConfig | None = None) -> None:
     """Refuse an `out` that is a file or a non-empty folder this tool did not write, or (given `cfg`)
-    one that is or holds an input: the build replaces the whole folder."""
+    one that is or holds an input or would replace one (a file the index writes)."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise VsrnError(f"{out} exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not layout.is_index_folder(out):
         raise VsrnError(f"{out} is a non-empty folder that vsrn-deploy index did not write; choose another "
                         "--out (or remove it yourself)")
     if cfg is not None:
-        held = [p.name for p in out.iterdir()] if out.is_dir() else []
-        engines = cfg.engine_dir if _needs_engines(cfg.backend) else None
-        refuse_overlap(out, input_dirs=[cfg.onnx_dir, engines],
-                       input_files=[cfg.images, cfg.boxes, cfg.captions], entries=held)
+        refuse_overlap(out, input_dirs=_input_dirs(cfg), input_files=_input_files(cfg),
+                       entries=[*index_artifact.ENTRIES, layout.MANIFEST])
+
+
+def _input_dirs(cfg: IndexConfig) -> list[str | None]:
+    return [cfg.onnx_dir, cfg.engine_dir if _needs_engines(cfg.backend) else None]
+
+
+def _input_files(cfg: IndexConfig) -> list[str | None]:
+    return [cfg.images, cfg.boxes, cfg.captions]
 
 
 def _needs_engines(backend: str) -> bool:
@@ -191,7 +197,10 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
         raise VsrnError(f"--batch must be >= 1, got {cfg.batch}")
     out = Path(cfg.out)
     check_out_folder(out, cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # the index's writer: locked for the whole build (a second build into `out` is refused), and it
+    # replaces only the files the previous index.json lists; nothing else in `out` is touched
+    writer = index_artifact.KIND.writer(out, entries=index_artifact.ENTRIES, input_dirs=_input_dirs(cfg),
+                                        input_files=_input_files(cfg))
     clock = time.perf_counter()
     with ExportEncoders(cfg.onnx_dir, cfg.backend, cfg.engine_dir, cfg.threads) as enc:
         from vsrn_deploy.io.inputs import read_caption_lines, verify_listed_files
@@ -201,7 +210,8 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
         n, k = len(feats), feats.num_regions
         boxes = open_boxes(cfg.boxes, n, k) if cfg.boxes else None
         captions = read_caption_lines(cfg.captions, "--captions") if cfg.captions else None
-        with staging_folder(out) as stage:
+        with writer as folder:
+            stage = folder.staging
             files: dict[str, str] = {}
             emb = np.lib.format.open_memmap(stage / layout.IMAGE_EMBEDDINGS, mode="w+", dtype=np.float32,
                                             shape=(n, enc.embed_dim))
@@ -294,9 +304,7 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             atomic_write_json(stage / layout.MANIFEST, manifest)
-            with output_lock(out):  # one writer at a time; still ours (or absent) after the build
-                check_out_folder(out, cfg)
-                swap_in_folder(stage, out)
+            folder.commit([*files, layout.MANIFEST])  # file by file, index.json last
     _log.info(f"indexed {n} images" + (f" and {len(captions)} captions" if captions else "")
         + f" ({cfg.kind}, {enc.embed_dim}-d, {cfg.backend}) in {manifest['seconds']:.1f} s -> {out}")
     return manifest

@@ -8,7 +8,6 @@ and captions in batches; `FeatureFile` opens a `.npy` of region features memory-
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,7 +18,6 @@ import numpy as np
 from vsrn_deploy.core import backends
 from vsrn_deploy.core.contract import IMAGE, MANIFEST_NAME, TEXT, UNK_ID, VOCAB_NAME
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.io.files import sha256_file
 from vsrn_deploy.io.inputs import load_npy
 
 #: Backends that run exported graphs without torch (read from the backend table).
@@ -122,14 +120,14 @@ class ExportEncoders:
         if backend not in INDEX_BACKENDS:
             raise VsrnError(f"backend must be one of {', '.join(INDEX_BACKENDS)} (torch-free), "
                             f"got {backend!r}")
-        from vsrn_deploy.io.inputs import read_export_manifest
+        from vsrn_deploy.artifacts.export import manifest_sha256, read_export_manifest
 
         self.onnx_dir = Path(onnx_dir)
         self.backend = backend
         self.engine_dir = Path(engine_dir)
         self.threads = threads
         self.manifest = read_export_manifest(self.onnx_dir)
-        self.manifest_sha256 = sha256_file(self.onnx_dir / MANIFEST_NAME)
+        self.manifest_sha256 = manifest_sha256(self.onnx_dir)
         config = self.manifest.get("config") or {}
         try:
             self.num_regions = int(config["num_regions"])
@@ -153,6 +151,10 @@ class ExportEncoders:
             if not self.vocab_path.is_file():
                 raise VsrnError(f"{self.vocab_path} not found; the export writes it (vsrn-deploy export "
                                 "CKPT --vocab VOCAB)")
+            if VOCAB_NAME in self.manifest["files"]:  # checked before first use, like the graphs
+                from vsrn_deploy.artifacts.export import verify_listed_files
+
+                verify_listed_files(self.onnx_dir, self.manifest, [VOCAB_NAME])
             self._vocab = load_vocab(str(self.vocab_path))
         return self._vocab
 
@@ -208,14 +210,3 @@ class ExportEncoders:
                           if name.endswith(".onnx")},
                 "config": {"num_regions": self.num_regions, "img_dim": self.feature_dim,
                            "embed_size": self.embed_dim}}
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from `path`, or a VsrnError naming `what` it should have been."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise VsrnError(f"cannot read {path} ({exc}); is it {what}?") from None
-    if not isinstance(data, dict):
-        raise VsrnError(f"{path} is not {what}")
-    return data

@@ -22,8 +22,10 @@ builds, the server inside nvidia-pytriton). The python-backend models need numpy
 
 Tensor names, data types and shapes come from the export manifest, so the configuration matches
 the graphs the exporter checked. Every copied file is checked against its sha256 (manifest or
-engine sidecar) first; the repository is built in a temporary folder beside `out` and renamed into
-place, so a failure leaves nothing half-written. No torch, no tensorrt imports.
+engine sidecar) first; the repository is built in a temporary folder beside `out` and committed
+file by file by the repository's writer (`vsrn_deploy.artifacts.triton`): only files an earlier
+repository's vsrn_repo.json lists are replaced, anything else a user keeps there (another model
+version folder, notes) stays, and a failure leaves nothing half-written. No torch, no tensorrt imports.
 """
 
 from __future__ import annotations
@@ -37,26 +39,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vsrn_deploy.artifacts import triton as repo_artifact
+from vsrn_deploy.artifacts.base import file_entry
 from vsrn_deploy.core import contract
 from vsrn_deploy.core.contract import TEXT
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
 from vsrn_deploy.io.inputs import rebuild_hint, verify_export
-from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder
+from vsrn_deploy.io.outputs import MARKER_KEY
 from vsrn_deploy.io.outputs import marker as owner_marker
 
 BACKENDS = ("onnxruntime", "tensorrt", "python")
 PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("gpu", "cpu")
 MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
-TOKENIZER = "tokenizer"  # python backend: captions -> token_ids + lengths
-CAPTION_ENCODER = "caption_encoder"  # ensemble: captions -> text_embedding
+TOKENIZER = repo_artifact.TOKENIZER  # python backend: captions -> token_ids + lengths
+CAPTION_ENCODER = repo_artifact.CAPTION_ENCODER  # ensemble: captions -> text_embedding
 REPO_ENTRIES = (*MODELS, TOKENIZER, CAPTION_ENCODER, "README.md")  # what a repository holds (+ its marker)
 CAPTIONS = "captions"  # the string input of both (TYPE_STRING, dims [1])
 PAD_TO_MULTIPLE = 8  # the tokenizer pads each request to a multiple of this (helps dynamic batching)
 DEFAULT_MAX_TOKENS = 256  # longest caption (ids incl. <start>/<end>) the tokenizer accepts
-MARKER_NAME = "vsrn_repo.json"
-REPO_KIND = "triton repository"
+MARKER_NAME = repo_artifact.MARKER_NAME
+REPO_KIND = repo_artifact.REPO_KIND
 DEFAULT_PREFERRED = (8, 32)
 FALLBACK_MAX_BATCH = 128  # when neither the manifest nor the plans record a limit
 
@@ -366,10 +370,9 @@ def _onnx_source(model: str, onnx_dir: Path, precision: str, manifest: dict[str,
 
 
 def _owned_entries(marker_data: dict[str, Any]) -> list[str]:
-    """What an earlier repository (its vsrn_repo.json) says this command wrote there (a marker with a
-    "tokenizer" entry comes from a version that wrote the tokenizer and the caption ensemble)."""
-    ensemble = [TOKENIZER, CAPTION_ENCODER] if "tokenizer" in marker_data else []
-    return [*(marker_data.get("models") or {}), *ensemble, "README.md"]
+    """What an earlier repository's vsrn_repo.json says this command wrote
+    (`vsrn_deploy.artifacts.triton.owned_files`)."""
+    return repo_artifact.owned_files(marker_data)
 
 
 def _needs(backend: str) -> str:
@@ -461,8 +464,7 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
     inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
     # checked before anything is read or created: path, overlap with the inputs, ownership
-    folder = OutputFolder(out, kind=REPO_KIND, manifest_name=MARKER_NAME, entries=REPO_ENTRIES,
-                          overwrite=cfg.overwrite, input_dirs=inputs, owned_entries=_owned_entries)
+    folder = repo_artifact.KIND.writer(out, entries=REPO_ENTRIES, overwrite=cfg.overwrite, input_dirs=inputs)
     manifest = verify_export(onnx_dir)
     for model in MODELS:
         if model not in manifest["graphs"]:
@@ -552,7 +554,10 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
             or None,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        atomic_write_json(tmp / MARKER_NAME, marker)
-        folder.commit()  # every entry of REPO_ENTRIES, the marker last
+        # every file the repository holds, so a later run replaces those and nothing else
+        marker["files"] = {p.relative_to(tmp).as_posix(): file_entry(p) for p in sorted(tmp.rglob("*"))
+                           if p.is_file() and p.name != MARKER_NAME}
+        atomic_write_json(tmp / MARKER_NAME, repo_artifact.RepoMarker.from_dict(marker).to_dict())
+        folder.commit()  # file by file (only the earlier repository's files are replaced), the marker last
     say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
     return out
