@@ -31,6 +31,7 @@ _COMMAND_MODULES: list[str] = [
     "bench",
     "triton_repo",
     "serve",
+    "embed",
     "index",
     "search",
     "attention",

@@ -1,0 +1,144 @@
+"""`vsrn-deploy embed`: a Ray Data job (2 actors on a local Ray) equals single-process encoding; reruns
+redo only what is missing or unverified; bad shards and foreign --out folders are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dist_fixtures import SHARD_ROWS, write_shards
+
+from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.distributed import EmbedConfig, run_embed
+from vsrn_deploy.distributed.manifest import MANIFEST
+from vsrn_deploy.io.files import sha256_file
+
+TOTAL = sum(SHARD_ROWS)
+
+
+def read_out(out: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(p) for p in sorted(out.glob("shard-*.parquet"))]
+    for table in tables:
+        assert table.schema.field("id").type == pa.int64()
+        assert table.schema.field("embedding").type == pa.list_(pa.float32())
+    ids = np.concatenate([t.column("id").to_numpy() for t in tables])
+    emb = np.concatenate([np.stack(t.column("embedding").to_numpy(zero_copy_only=False)) for t in tables])
+    return ids, emb.astype(np.float32)
+
+
+def reference(export: Path, shards: list[Path]) -> np.ndarray:
+    from vsrn_deploy.search.encoders import ExportEncoders
+
+    feats = np.concatenate([np.load(p) for p in sorted(shards)])
+    with ExportEncoders(export, threads=1) as enc:
+        return enc.encode_images(feats)[0]
+
+
+def embed(export, shards, out, **kw):
+    cfg = EmbedConfig(onnx_dir=str(export), images=str(shards[0].parent / "*.npy"), out=str(out), workers=2,
+                      batch=4, **kw)
+    return run_embed(cfg)
+
+
+def one_error_line(result, *needles):
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+@pytest.fixture(scope="module")
+def module_shards(tmp_path_factory) -> list[Path]:
+    return write_shards(tmp_path_factory.mktemp("dist_features") / "features")
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_export, module_shards, tmp_path_factory, ray_session) -> tuple[Path, dict]:
+    """One embed of the three shards with 2 actors; tests that change it work on a copy."""
+    out = tmp_path_factory.mktemp("dist_first") / "emb"
+    return out, embed(tiny_export, module_shards, out)
+
+
+def copy_of(first_run, tmp_path: Path) -> Path:
+    out = tmp_path / "emb"
+    shutil.copytree(first_run[0], out, copy_function=shutil.copy2)
+    return out
+
+
+def test_two_workers_equal_single_process(tiny_export, module_shards, first_run, ray_session):
+    out, manifest = first_run
+    ids, emb = read_out(out)
+    assert ids.tolist() == list(range(TOTAL))  # every id once, in shard order then row order
+    np.testing.assert_allclose(emb, reference(tiny_export, module_shards), rtol=0, atol=1e-6)
+    saved = json.loads((out / MANIFEST).read_text())
+    assert saved == manifest and saved["complete"] and saved["count"] == TOTAL
+    assert saved["written_by"] == {"tool": "vsrn-deploy", "kind": "embeddings"}
+    firsts = np.cumsum((0, *SHARD_ROWS))[:-1].tolist()
+    for entry, src, rows, first in zip(saved["shards"], sorted(module_shards), SHARD_ROWS, firsts,
+                                       strict=True):
+        assert entry["source"] == str(src) and entry["source_sha256"] == sha256_file(src)
+        assert entry["rows"] == rows and entry["first_id"] == first
+        assert entry["sha256"] == sha256_file(out / entry["file"])
+    from vsrn_deploy.artifacts.export import manifest_sha256
+
+    assert saved["export"]["manifest_sha256"] == manifest_sha256(tiny_export)
+    assert sorted(saved["run"]["encoded_shards"]) == [0, 1, 2]
+    assert ray_session.is_initialized()  # a session the job found is left to its owner
+
+
+def test_rerun_redoes_only_missing_shard(tiny_export, module_shards, first_run, tmp_path):
+    out = copy_of(first_run, tmp_path)
+    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("shard-*.parquet")}
+    (out / "shard-00001.parquet").unlink()
+    again = embed(tiny_export, module_shards, out)
+    assert again["run"]["encoded_shards"] == [1]
+    for name in ("shard-00000.parquet", "shard-00002.parquet"):
+        p = out / name
+        assert (p.stat().st_ino, p.stat().st_mtime_ns) == kept[name]  # untouched
+    ids, emb = read_out(out)
+    assert ids.tolist() == list(range(TOTAL))
+    np.testing.assert_allclose(emb, reference(tiny_export, module_shards), rtol=0, atol=1e-6)
+
+
+def test_interrupted_job_ends_with_every_id_once(tiny_export, module_shards, first_run, tmp_path):
+    out = copy_of(first_run, tmp_path)
+    # as an interrupted run leaves it: a truncated shard, a temporary file, an unfinished manifest
+    part = out / "shard-00002.parquet"
+    part.write_bytes(part.read_bytes()[:100])
+    (out / ".shard-00002.parquet.abc123.tmp").write_bytes(b"partial")
+    saved = json.loads((out / MANIFEST).read_text())
+    saved["complete"] = False
+    (out / MANIFEST).write_text(json.dumps(saved))
+    (out / "notes.txt").write_text("mine")  # an unrelated file of the user's stays
+    # and a source shard changed since (same rows, other values): its output is redone too
+    original = module_shards[0].read_bytes()
+    os.replace(write_shards(tmp_path / "other", seed=9)[0], module_shards[0])
+    try:
+        again = embed(tiny_export, module_shards, out)
+        assert again["run"]["encoded_shards"] == [0, 2] and again["complete"]
+        ids, emb = read_out(out)
+        assert ids.tolist() == list(range(TOTAL))
+        np.testing.assert_allclose(emb, reference(tiny_export, module_shards), rtol=0, atol=1e-6)
+    finally:
+        module_shards[0].write_bytes(original)
+    assert not list(out.glob(".*.tmp"))
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_foreign_out_folder_is_refused(tiny_export, module_shards, tmp_path):
+    out = tmp_path / "emb"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(VsrnError, match="did not write"):
+        embed(tiny_export, module_shards, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+

@@ -1,0 +1,146 @@
+"""The embeddings folder (`vsrn-deploy embed --out EMB`): embeddings.json and its parquet shards.
+
+embeddings.json keys: written_by (the ownership marker), format, format_version, export {path,
+manifest_sha256}, backend, embed_dim, regions, feature_dim, count, complete, shards [{source,
+source_sha256, rows, first_id, file, sha256, bytes}] (sha256 null: not written yet), run {workers,
+threads, batch, ray_address, seconds}, created.
+
+Each shard file holds columns ``id`` (int64) and ``embedding`` (list<float32>), one row per image of
+its source shard, in order: ids first_id .. first_id + rows - 1.
+
+`open_embeddings` is the reader `vsrn-deploy index --embeddings` uses: the manifest must be complete
+and belong to the export given, and every shard's sha256 is checked before it is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vsrn_deploy.core.errors import VsrnError, import_optional
+from vsrn_deploy.io.outputs import marker
+
+KIND = "embeddings"
+FORMAT = "vsrn-deploy-embeddings"
+FORMAT_VERSION = 1
+MANIFEST = "embeddings.json"
+REBUILD = "vsrn-deploy embed --onnx-dir EXPORT --images 'GLOB' --out {folder}"
+
+
+def pyarrow_parquet() -> Any:
+    import_optional("pyarrow", "distributed", "parquet embedding shards")
+    import pyarrow.parquet as pq
+
+    return pq
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The embeddings.json of `folder` when it is one this tool wrote (the marker), else None."""
+    path = Path(folder) / MANIFEST
+    try:
+        if not path.is_file() or path.stat().st_size > 256 * 1024 * 1024:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if isinstance(data, dict) and data.get("written_by") == marker(KIND) and data.get("format") == FORMAT:
+        return data
+    return None
+
+
+def new_manifest(**fields: Any) -> dict[str, Any]:
+    return {"written_by": marker(KIND), "format": FORMAT, "format_version": FORMAT_VERSION, **fields}
+
+
+class EmbeddingShards:
+    """A complete embeddings folder opened for reading: image embeddings in id order, shard by shard.
+
+    Args:
+        folder: the folder `vsrn-deploy embed --out` wrote.
+        export_sha256: the manifest sha256 of the export the embeddings must come from.
+        onnx_dir: that export's folder (for the message).
+    Raises:
+        VsrnError: not an embeddings folder, incomplete, another export, a changed or missing shard.
+    """
+
+    def __init__(self, folder: str | os.PathLike, export_sha256: str, onnx_dir: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        fix = f"run again: {REBUILD.format(folder=self.folder)}"
+        if not self.folder.is_dir():
+            raise VsrnError(f"--embeddings {folder} is not a folder; give the --out of vsrn-deploy embed")
+        manifest = read_manifest(self.folder)
+        if manifest is None:
+            raise VsrnError(f"--embeddings {folder} holds no {MANIFEST} written by vsrn-deploy embed; give "
+                            "the --out of vsrn-deploy embed")
+        version = manifest.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise VsrnError(f"{self.folder / MANIFEST} was written by a newer vsrn-deploy (format_version "
+                            f"{version!r}); upgrade vsrn-deploy")
+        if not manifest.get("complete"):
+            raise VsrnError(f"the embeddings in {folder} are incomplete (the embed job did not finish); "
+                            f"{fix}")
+        recorded = (manifest.get("export") or {}).get("manifest_sha256")
+        if recorded != export_sha256:
+            raise VsrnError(f"the embeddings in {folder} come from another export "
+                            f"({(manifest.get('export') or {}).get('path')}) than --onnx-dir {onnx_dir}: "
+                            "index them with that export, or embed again with this one")
+        self.manifest = manifest
+        self.shards: list[dict[str, Any]] = list(manifest["shards"])
+        self.embed_dim = int(manifest["embed_dim"])
+        expect = 0
+        for entry in self.shards:
+            if entry.get("first_id") != expect or not entry.get("sha256"):
+                raise VsrnError(f"{self.folder / MANIFEST} does not list shards covering ids 0..n-1 in "
+                                f"order; {fix}")
+            expect += int(entry["rows"])
+        self.count = expect
+        if self.count != int(manifest.get("count", -1)):
+            raise VsrnError(f"{self.folder / MANIFEST} counts {manifest.get('count')} images but its shards "
+                            f"hold {self.count}; {fix}")
+        from vsrn_deploy.distributed.shards import sha256_of
+
+        for entry in self.shards:  # every shard checked before the first is used
+            path = self.folder / entry["file"]
+            if not path.is_file():
+                raise VsrnError(f"{path} is missing (listed in {MANIFEST}); {fix}")
+            if sha256_of(path) != entry["sha256"]:
+                raise VsrnError(f"{path} changed since embed wrote it (sha256 differs from {MANIFEST}); "
+                                f"{fix}")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def identity(self) -> dict[str, Any]:
+        """What an index built from these embeddings records about them."""
+        return {"path": str(self.folder.resolve()), "manifest_backend": self.manifest.get("backend"),
+                "count": self.count, "shards": len(self.shards)}
+
+    def batches(self, batch: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
+        """(first id, float32 [b, D]) over all images in id order; ids and dims checked as read."""
+        pq = pyarrow_parquet()
+        for entry in self.shards:
+            path = self.folder / entry["file"]
+            handle = pq.ParquetFile(path)
+            start = int(entry["first_id"])
+            for record in handle.iter_batches(batch_size=batch, columns=["id", "embedding"]):
+                ids = record.column(0).to_numpy()
+                values = record.column(1).flatten().to_numpy(zero_copy_only=False)
+                if values.size != len(ids) * self.embed_dim:
+                    raise VsrnError(f"{path} holds embeddings that are not {self.embed_dim}-d; "
+                                    f"run again: {REBUILD.format(folder=self.folder)}")
+                if not np.array_equal(ids, np.arange(start, start + len(ids))):
+                    raise VsrnError(f"{path} does not hold ids {start}.. in order; "
+                                    f"run again: {REBUILD.format(folder=self.folder)}")
+                yield start, values.astype(np.float32, copy=False).reshape(len(ids), self.embed_dim)
+                start += len(ids)
+
+
+def open_embeddings(folder: str | os.PathLike, export_sha256: str,
+                    onnx_dir: str | os.PathLike) -> EmbeddingShards:
+    """`EmbeddingShards` of `folder`, checked against the export (see the class)."""
+    return EmbeddingShards(folder, export_sha256, onnx_dir)
