@@ -256,8 +256,15 @@ def test_every_flavour_has_the_tokenizer_and_the_caption_ensemble(export_dir, tm
     assert tok["output"] == [{"name": "token_ids", "data_type": "TYPE_INT64", "dims": [-1]},
                              {"name": "lengths", "data_type": "TYPE_INT64", "dims": [1]}]
     params = {p["key"]: p["value"]["string_value"] for p in tok["parameters"]}
-    assert params == {"max_tokens": "40", "pad_to_multiple": "8"}
+    # 32 bytes per token: a huge string is refused before it is tokenised
+    assert params == {"max_tokens": "40", "pad_to_multiple": "8", "max_caption_bytes": "1280"}
     assert tok["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
+    # batched like the encoders: concurrent caption requests reach one execute()
+    assert tok["dynamic_batching"] == {"max_queue_delay_microseconds": 100}  # 8 and 32 exceed max batch 4
+    txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
+    ragged = [t["name"] for t in txt["input"] if t.get("allow_ragged_batch") == "true"]
+    # only the python backend's model.py pads requests of different widths into one batch
+    assert ragged == (["token_ids"] if backend == "python" else [])
     # the tokenizer carries its own copy of the package's tokenisation and the export's vocabulary
     assert (out / "tokenizer" / "1" / "vsrn_tokens.py").read_bytes() == \
         (Path(__file__).parents[2] / "vsrn_deploy" / "core" / "tokens.py").read_bytes()
@@ -294,6 +301,7 @@ def test_python_backend_runs_the_graphs_in_onnxruntime(export_dir, tmp_path):
     txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
     params = {p["key"]: p["value"]["string_value"] for p in txt["parameters"]}
     assert (params["tokens_input"], params["lengths_input"]) == ("token_ids", "lengths")
+    assert [t.get("allow_ragged_batch") for t in txt["input"]] == ["true", None]
     readme = (out / "README.md").read_text()
     assert "nvidia-pytriton==0.7.0" in readme and "pip install 'numpy<2' nltk onnxruntime" in readme
 
@@ -317,3 +325,19 @@ def test_rewriting_a_repository_replaces_the_tokenizer_and_ensemble_too(export_d
     assert (mine / "keep.txt").read_text() == "mine"
     for model in (TOKENIZER, CAPTION_ENCODER):
         assert (mine / model / "config.pbtxt").is_file(), model
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "python"])
+def test_every_config_is_a_valid_triton_model_config(export_dir, tmp_path, backend):
+    """Each config.pbtxt parses as Triton's own ModelConfig message (the schema the server reads), so a
+    misspelt field or a wrong value type fails here rather than when a server loads the repository."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    out = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "repo", backend=backend,
+                                                  kind="cpu"))
+    for model in ("image_encoder", "text_encoder", "tokenizer", "caption_encoder"):
+        config = text_format.Parse((out / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        assert config.name == model and config.max_batch_size == 4
+        if model != "caption_encoder":
+            assert config.HasField("dynamic_batching"), model

@@ -59,6 +59,7 @@ REPO_ENTRIES = (*MODELS, TOKENIZER, CAPTION_ENCODER, "README.md")  # what a repo
 CAPTIONS = "captions"  # the string input of both (TYPE_STRING, dims [1])
 PAD_TO_MULTIPLE = 8  # the tokenizer pads each request to a multiple of this (helps dynamic batching)
 DEFAULT_MAX_TOKENS = 256  # longest caption (ids incl. <start>/<end>) the tokenizer accepts
+CAPTION_BYTES_PER_TOKEN = 32  # the tokenizer refuses captions over max_tokens * this many UTF-8 bytes
 MARKER_NAME = repo_artifact.MARKER_NAME
 REPO_KIND = repo_artifact.REPO_KIND
 DEFAULT_PREFERRED = (8, 32)
@@ -167,8 +168,9 @@ def _spec_dims(shape: list[Any]) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape[1:]]
 
 
-def _tensor_block(tensors: list[dict[str, Any]], what: str) -> str:
-    """The `input [...]` / `output [...]` block of config.pbtxt."""
+def _tensor_block(tensors: list[dict[str, Any]], what: str, ragged: tuple[str, ...] = ()) -> str:
+    """The `input [...]` / `output [...]` block of config.pbtxt (`ragged`: inputs whose requests the
+    dynamic batcher may merge at different shapes)."""
     items = []
     for t in tensors:
         dtype = _DTYPES.get(str(t["dtype"]))
@@ -184,6 +186,8 @@ def _tensor_block(tensors: list[dict[str, Any]], what: str) -> str:
             # batch, so clients send [batch, 1] and Triton reshapes it to [batch] for the model.
             lines.append("    dims: [ 1 ]")
             lines.append("    reshape: { shape: [ ] }")
+        if t["name"] in ragged:
+            lines.append("    allow_ragged_batch: true")
         items.append("  {\n" + "\n".join(lines) + "\n  }")
     return f"{what} [\n" + ",\n".join(items) + "\n]\n"
 
@@ -209,11 +213,15 @@ def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: 
         The file's text.
     """
     runtime = 'backend: "python"' if backend == "python" else f'platform: "{_PLATFORM[backend]}"'
+    # The tokenizer pads each request to its own width; Triton's batcher merges only same-shaped requests
+    # unless an input allows ragged batches. The python backend's model.py pads them to one width
+    # (inert: lengths count the real ids), so there the text encoder batches captions of any length.
+    ragged = (TEXT.inputs[0].name,) if backend == "python" and model == TEXT.graph else ()
     parts = [
         f'name: "{model}"\n',
         f"{runtime}\n",
         f"max_batch_size: {max_batch}\n",
-        _tensor_block(spec["inputs"], "input"),
+        _tensor_block(spec["inputs"], "input", ragged),
         _tensor_block(spec["outputs"], "output"),
     ]
     if backend == "python":
@@ -221,11 +229,7 @@ def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: 
         if model == TEXT.graph:  # model.py checks lengths against the token width
             params.update(tokens_input=TEXT.inputs[0].name, lengths_input=TEXT.inputs[1].name)
         parts.append(_parameters(params))
-    batching = ["dynamic_batching {"]
-    if preferred:
-        batching.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in preferred)} ]")
-    batching.append(f"  max_queue_delay_microseconds: {max_queue_delay_us}")
-    parts.append("\n".join(batching) + "\n}\n")
+    parts.append(_batching(preferred, max_queue_delay_us))
     group = [f"    count: {instances}", f"    kind: KIND_{kind.upper()}"]
     if profiles:
         # Triton's instance_group.profile is a list of strings (profile indices).
@@ -244,10 +248,28 @@ def _instances(count: int, kind: str) -> str:
     return f"instance_group [\n  {{\n    count: {count}\n    kind: KIND_{kind.upper()}\n  }}\n]\n"
 
 
-def render_tokenizer_config(*, max_batch: int, max_tokens: int, instances: int) -> str:
+def _batching(preferred: tuple[int, ...], max_queue_delay_us: int) -> str:
+    """The `dynamic_batching` block: requests queued together reach one execute()."""
+    batching = ["dynamic_batching {"]
+    if preferred:
+        batching.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in preferred)} ]")
+    batching.append(f"  max_queue_delay_microseconds: {max_queue_delay_us}")
+    return "\n".join(batching) + "\n}\n"
+
+
+def max_caption_bytes(max_tokens: int) -> int:
+    """The longest caption (UTF-8 bytes) the tokenizer reads: far more than `max_tokens` words need,
+    small enough that a huge string is refused before it is tokenised."""
+    return CAPTION_BYTES_PER_TOKEN * max_tokens
+
+
+def render_tokenizer_config(*, max_batch: int, max_tokens: int, instances: int,
+                            preferred: tuple[int, ...] = (), max_queue_delay_us: int = 100) -> str:
     """config.pbtxt of `tokenizer`: captions TYPE_STRING [1] -> token_ids INT64 [-1], lengths INT64 [1].
 
-    Always a CPU python-backend model (tokenising is string work), whatever the encoders' backend.
+    Always a CPU python-backend model (tokenising is string work), whatever the encoders' backend. It
+    is dynamically batched like the encoders, so concurrent caption requests reach one execute() (the
+    model answers each request on its own; the text encoder then runs them as one batch).
     """
     ids, lengths = TEXT.inputs
     return "".join([
@@ -259,7 +281,9 @@ def render_tokenizer_config(*, max_batch: int, max_tokens: int, instances: int) 
         f'  {{\n    name: "{ids.name}"\n    data_type: {ids.triton_dtype}\n    dims: [ -1 ]\n  }},\n'
         f'  {{\n    name: "{lengths.name}"\n    data_type: {lengths.triton_dtype}\n    dims: [ 1 ]\n  }}\n'
         "]\n",
-        _parameters({"max_tokens": str(max_tokens), "pad_to_multiple": str(PAD_TO_MULTIPLE)}),
+        _parameters({"max_tokens": str(max_tokens), "pad_to_multiple": str(PAD_TO_MULTIPLE),
+                     "max_caption_bytes": str(max_caption_bytes(max_tokens))}),
+        _batching(preferred, max_queue_delay_us),
         _instances(instances, "cpu"),
     ])
 
@@ -533,7 +557,8 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
         shutil.copyfile(_TEMPLATES / "tokenizer_model.py", tok_dir / "model.py")
         shutil.copyfile(Path(__file__).parents[1] / "core" / "tokens.py", tok_dir / "vsrn_tokens.py")
         atomic_write_text(tmp / TOKENIZER / "config.pbtxt", render_tokenizer_config(
-            max_batch=max_batch, max_tokens=cfg.max_tokens, instances=cfg.instances))
+            max_batch=max_batch, max_tokens=cfg.max_tokens, instances=cfg.instances, preferred=preferred,
+            max_queue_delay_us=cfg.max_queue_delay_us))
         embed_dims = _spec_dims(list(manifest["graphs"][TEXT.graph]["outputs"][0]["shape"]))
         (tmp / CAPTION_ENCODER / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
         atomic_write_text(tmp / CAPTION_ENCODER / "config.pbtxt",

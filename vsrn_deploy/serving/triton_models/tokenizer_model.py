@@ -6,8 +6,11 @@ Needs numpy and nltk in the Python that runs the backend stub; no torch, no vsrn
 
 Each request's captions are padded to one width, the longest caption rounded up to a multiple of
 `pad_to_multiple` (padding is inert: `lengths` counts the real ids), so that the text encoder's
-dynamic batcher can merge requests of similar length. A caption that is not UTF-8, has no words, or
-has more than `max_tokens` ids (counting <start> and <end>) is an error for its request.
+dynamic batcher can merge requests of similar length. A caption longer than `max_caption_bytes`
+(refused before it is decoded or tokenised, so a huge string costs the server nothing), not UTF-8,
+with no words, or with more than `max_tokens` ids (counting <start> and <end>) is an error for its
+request only. The model is dynamically batched: one execute() gets every request queued together and
+answers each on its own.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class TritonPythonModel:
         self.word2idx = read_word2idx(os.path.join(folder, "vocab.json"))
         self.max_tokens = int(_param(config, "max_tokens", "256"))
         self.multiple = max(1, int(_param(config, "pad_to_multiple", "8")))
+        self.max_bytes = int(_param(config, "max_caption_bytes", str(32 * self.max_tokens)))
         self.input = config["input"][0]["name"]
         self.ids_name, self.lengths_name = (t["name"] for t in config["output"])
         encode(self.word2idx, "warm up")  # imports nltk now, not in the first request
@@ -44,6 +48,10 @@ class TritonPythonModel:
         captions = pb_utils.get_input_tensor_by_name(request, self.input).as_numpy().reshape(-1)
         rows = []
         for i, raw in enumerate(captions):
+            size = len(raw) if isinstance(raw, bytes) else len(str(raw).encode("utf-8"))
+            if size > self.max_bytes:
+                raise ValueError(f"caption {i} has {size} bytes, more than max_caption_bytes "
+                                 f"{self.max_bytes}")
             try:
                 text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
             except UnicodeDecodeError:
