@@ -165,6 +165,12 @@ _TABLE = (
     Backend("trt", Family.TENSORRT, "fp16", Needs.ENGINES, ("cuda",),
             "vsrn_deploy.backend.trt:TrtRunner", "trt",
             "TensorRT plans (FP16 when built, else FP32)", fp32_max_abs=TRT_FP32_MAX_ABS),
+    Backend("openvino", Family.OPENVINO, "fp32", Needs.EXPORT, ("cpu",),
+            "vsrn_deploy.backend.openvino:OpenVinoRunner", "openvino",
+            "the FP32 graphs in OpenVINO (CPU)"),
+    Backend("openvino-int8", Family.OPENVINO, "int8", Needs.EXPORT, ("cpu",),
+            "vsrn_deploy.backend.openvino:OpenVinoRunner", "openvino",
+            "the INT8 graphs in OpenVINO (CPU)"),
 )
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in _TABLE}
