@@ -95,7 +95,7 @@ def test_bad_usage_exits_2(tiny_export, tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(export),
                               "--backends", "tvm"])
-    assert res.exit_code == 2 and "unknown backends" in res.output
+    assert res.exit_code == 2 and "unknown backend 'tvm'" in res.output and "choose from" in res.output
     res = runner.invoke(app, ["validate", "--onnx-dir", str(tmp_path)])
     assert res.exit_code == 2 and "--checkpoint" in res.output
     res = runner.invoke(app, ["validate", "--checkpoint", str(ckpt), "--onnx-dir", str(tmp_path / "none"),
