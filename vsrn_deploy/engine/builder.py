@@ -37,7 +37,7 @@ from vsrn_deploy.core.errors import CheckFailed, VsrnError
 from vsrn_deploy.engine.profiles import ProfileSpec, input_shapes
 from vsrn_deploy.io.files import atomic_write_bytes, sha256_bytes, sha256_file
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = contract.PLAN_PRECISIONS  # what plans are built in: the contract says
 
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 

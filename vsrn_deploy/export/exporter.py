@@ -46,7 +46,7 @@ from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
 from vsrn_deploy.io.outputs import marker
 from vsrn_deploy.model.config import VSRNConfig
 
-PRECISIONS = ("fp32", "fp16", "int8", "all")
+PRECISIONS = (*contract.PRECISIONS, "all")  # the contract's precisions, or "all" of them
 _TWO_GB = 2 * 1024**3
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
@@ -434,7 +434,7 @@ def _write_manifest(tmp: Path, models: dict[str, onnx.ModelProto], written: dict
     files.update(test_vectors.write_test_vectors(tmp, vocab, mcfg, seed=cfg.seed))
     graph_entries = {}
     for spec in contract.ENCODERS.values():
-        entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in ("fp32", "fp16", "int8")
+        entry: dict[str, Any] = {p: written[(spec.graph, p)].name for p in contract.PRECISIONS
                                  if (spec.graph, p) in written}
         entry.update(spec.io_spec(mcfg))
         entry["nodes"] = len(models[spec.graph].graph.node)

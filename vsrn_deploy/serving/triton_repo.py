@@ -50,7 +50,7 @@ from vsrn_deploy.io.outputs import MARKER_KEY
 from vsrn_deploy.io.outputs import marker as owner_marker
 
 BACKENDS = ("onnxruntime", "tensorrt", "python")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = contract.PRECISIONS
 KINDS = ("gpu", "cpu")
 MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
 TOKENIZER = repo_artifact.TOKENIZER  # python backend: captions -> token_ids + lengths
@@ -365,7 +365,7 @@ def _engine_source(model: str, engine_dir: Path, precision: str, manifest: dict[
         raise VsrnError(f"{plan} changed since it was built (sha256 differs from its sidecar); "
                         f"{rebuild_hint(plan)}")
     built_from = (sidecar.get("source_onnx") or {}).get("sha256")
-    exported = {manifest["files"][f]["sha256"] for k in ("fp32", "fp16")
+    exported = {manifest["files"][f]["sha256"] for k in contract.PLAN_PRECISIONS  # what plans are built from
                 if (f := manifest["graphs"][model].get(k)) and f in manifest["files"]}
     if built_from and built_from not in exported:
         raise VsrnError(f"{plan} was built from another export than the one in the manifest given "
