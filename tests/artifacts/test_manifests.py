@@ -100,3 +100,17 @@ def test_provenance_and_model_card(world):
                  "text_embedding"):
         assert f"`{name}`" in card
     assert "passed: True" in card
+
+
+def test_the_layer_sits_above_io_and_core_only():
+    import subprocess
+    import sys
+
+    above = ("backend", "export", "search", "serving", "jobs", "bench", "engine", "cli", "model", "training")
+    code = ("import sys, vsrn_deploy.artifacts\n"
+            f"above = {above!r}\n"
+            "heavy = ('torch', 'onnx', 'onnxruntime', 'faiss')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
+            "             or (m.startswith('vsrn_deploy.') and m.split('.')[1] in above)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -237,8 +237,14 @@ def test_index_never_replaces_an_input_inside_its_out(search_export, tmp_path):
     feats = out / "features.npy"  # the user keeps the features inside the earlier index folder
     shutil.copy(search_export["images"], feats)
     before = feats.read_bytes()
-    one_error_line(run(*index_args(search_export, out, **{"--images": feats})), "would replace the input")
+    # the rebuild replaces only the index's own files: the features beside them are read and kept
+    assert run(*index_args(search_export, out, **{"--images": feats})).exit_code == 0
     assert feats.read_bytes() == before and (out / "index.json").is_file()
+    captions = out / "captions.txt"  # an input that IS one of the index's files is refused
+    text = captions.read_bytes()
+    one_error_line(run(*index_args(search_export, out, **{"--captions": captions})),
+                   "would replace the input")
+    assert captions.read_bytes() == text
 
 
 def _attention(exp, out, *extra, boxes=None):

@@ -226,11 +226,20 @@ def render_model_card(manifest: dict[str, Any]) -> str:
     bounds = parity.get("bounds") or {}
     lines.append(f"- passed: {parity.get('passed')}; batches {parity.get('batches')}, captions up to "
                  f"{parity.get('max_tokens')} tokens, max batch {manifest.get('max_batch')}")
-    for key, value in bounds.items():
-        lines.append(f"- bound {key}: {value}")
+    lines.append("- bounds: " + _compact(bounds))
     for name, result in (parity.get("results") or {}).items():
-        lines.append(f"- {name}: {result}")
+        lines.append(f"- `{name}`: {_compact(result)}")
     for runtime, result in (parity.get("retrieval") or {}).items():
-        lines.append(f"- retrieval {runtime}: {result}")
+        lines.append(f"- retrieval {runtime}: {_compact(result)}")
     lines += ["", f"Every file's sha256 is in `{MANIFEST_NAME}`; vsrn-deploy checks them before use.", ""]
     return "\n".join(lines)
+
+
+def _compact(value: Any, prefix: str = "") -> str:
+    """Nested results as `a.b=1.2e-07, c=0.9999` (the "passed" flags left out: the export passed)."""
+    if isinstance(value, dict):
+        parts = [_compact(v, f"{prefix}{k}.") for k, v in value.items() if k != "passed"]
+        return ", ".join(p for p in parts if p)
+    if isinstance(value, float):
+        value = f"{value:.8g}"
+    return f"{prefix[:-1]}={value}" if prefix else str(value)
