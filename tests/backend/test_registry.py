@@ -92,3 +92,41 @@ def test_torch_runner_leaves_the_callers_model_alone(tiny_model, image_feed):
     import torch
 
     assert {p.dtype for p in tiny_model.parameters()} == {torch.float32}
+
+
+class _EchoRunner:
+    """A runner class for a row added in a test: records what the registry built it from."""
+
+    def __init__(self, encoder, graph, *, device, threads, row):
+        self.encoder, self.graph, self.device, self.threads, self.row = encoder, graph, device, threads, row
+
+
+def test_a_new_row_is_all_the_registry_needs(monkeypatch, tiny_graphs):
+    """Adding a backend is a row: make_runner builds its runner from the row alone."""
+    from vsrn_deploy.core import backends
+
+    row = backends.Backend("echo", backends.Family.ONNXRUNTIME, "fp16", backends.Needs.EXPORT, ("cpu",),
+                           f"{__name__}:_EchoRunner", "", "a test row")
+    monkeypatch.setitem(backends.BACKENDS, "echo", row)
+    runner = make_runner("echo", "text", onnx_dir=tiny_graphs, device="cpu", threads=3)
+    assert isinstance(runner, _EchoRunner) and runner.backend == "echo" and runner.row is row
+    assert runner.graph.name == "text_encoder.fp16.onnx" and runner.threads == 3  # the row's precision
+
+
+@pytest.mark.parametrize("name", ["ort", "ort-fp16", "openvino"])
+def test_export_runners_take_name_and_precision_from_their_row(name, tiny_graphs):
+    from vsrn_deploy.core import backends
+
+    pytest.importorskip(backends.get(name).family.value)  # the runtime: onnxruntime, openvino
+    runner = make_runner(name, "image", onnx_dir=tiny_graphs)
+    assert runner.name == f"{name}:image" and runner.precision == backends.get(name).precision
+
+
+def test_a_missing_runtime_module_names_the_extra(monkeypatch):
+    from vsrn_deploy.core import backends
+
+    row = backends.Backend("gone", backends.Family.OPENVINO, "fp32", backends.Needs.EXPORT, ("cpu",),
+                           "vsrn_deploy.backend.no_such_runtime:Runner", "openvino", "a test row")
+    monkeypatch.setitem(backends.BACKENDS, "gone", row)
+    with pytest.raises(VsrnError, match=r"pip install 'vsrn-deploy\[openvino\]'"):
+        make_runner("gone", "image")
