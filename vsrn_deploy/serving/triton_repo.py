@@ -416,7 +416,14 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         f"Written by `vsrn-deploy triton-repo` from `{cfg.onnx_dir}`: backend {cfg.backend}, "
         f"precision {precision}, max_batch_size {max_batch}, instance kind {cfg.kind}.",
         "",
-        "Serve it with the official container (its python backend runs `tokenizer`"
+        "On this machine, with a tritonserver `vsrn-deploy serve` finds (--server, $TRITONSERVER, PATH, or "
+        "the one `bash .ci/setup` unpacks in a vsrn-deploy checkout; docs/serving.md):",
+        "",
+        "```",
+        f"vsrn-deploy serve --repo {root} --http-port 8000 --grpc-port 8001",
+        "```",
+        "",
+        "Or serve it with the official container (its python backend runs `tokenizer`"
         + (" and the encoders" if cfg.backend == "python" else "")
         + f"; install what they import into the container's Python first: {_needs(cfg.backend)}):",
         "",

@@ -290,6 +290,7 @@ def _counts(client, model: str) -> tuple[int, int]:
 def test_repository_readme_says_how_to_start_the_server(server):
     repo = server.log_path.with_name(server.log_path.name.removesuffix(".log"))
     readme = (repo / "README.md").read_text()
-    for needle in ("nvcr.io/nvidia/tritonserver", "nvidia-pytriton==0.7.0", "--backend-directory",
+    for needle in (f"vsrn-deploy serve --repo {repo.resolve()}", "nvcr.io/nvidia/tritonserver",
+                   "nvidia-pytriton==0.7.0", "--backend-directory",
                    f"`{CAPTION_ENCODER}` (ensemble)", "'numpy<2' nltk onnxruntime"):
         assert needle in readme, needle
