@@ -14,15 +14,22 @@ nvidia-pytriton wheel (`bash .ci/setup` installs it) on 127.0.0.1, and measures,
 Both sides use ONNX Runtime's default intra-op threads (all visible cores); the server and this client
 share the machine. Medians over rounds; the load average before and after is recorded.
 
+With `--perf-analyzer`, Triton's own load generator (perf_analyzer of the tritonclient 2.51 wheel,
+installed by `.ci/setup.d/32-perf-analyzer.sh` in .venv/perf-analyzer/) also drives `image_encoder`
+and `caption_encoder` at `--concurrency` over gRPC: throughput and p50/p99 latency as it measures them.
+
     .venv/bin/python benchmarks/bench_triton.py --out benchmarks/results/triton_cpu
+    .venv/bin/python benchmarks/bench_triton.py --tiny --perf-analyzer --out OUT
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import queue
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +96,31 @@ def _stats(client, model: str) -> tuple[int, int]:
     return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
 
 
+PERF_ANALYZER = REPO / ".venv" / "perf-analyzer" / "perf_analyzer"
+
+
+def _perf_analyzer(binary: Path, server, model: str, concurrency: int, work: Path,
+                   captions: list[str] | None = None) -> dict[str, float]:
+    """perf_analyzer's throughput and latency (ms) of `model` at `concurrency` requests in flight (gRPC;
+    random FP32 inputs, or `captions` for a string input); count windows of 100 requests, stable
+    within 50 % on this shared machine."""
+    cmd = [str(binary), "-m", model, "-u", server.grpc_url, "-i", "grpc", "--concurrency-range",
+           str(concurrency), "--measurement-mode", "count_windows", "--measurement-request-count", "100",
+           "--stability-percentage", "50", "--max-trials", "6", "-f", str(work / f"{model}.csv")]
+    if captions is not None:
+        data = {"data": [{"captions": {"content": [c], "shape": [1]}} for c in captions]}
+        (work / "captions.json").write_text(json.dumps(data))
+        cmd += ["--input-data", str(work / "captions.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"perf_analyzer failed on {model}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    with open(work / f"{model}.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    return {"items_per_s": round(float(row["Inferences/Second"]), 1),
+            "p50_ms": round(float(row["p50 latency"]) / 1000, 2),
+            "p99_ms": round(float(row["p99 latency"]) / 1000, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/triton_cpu", help="writes OUT.json and OUT.md")
@@ -96,7 +128,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement and round")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (dynamic batching)")
+    parser.add_argument("--perf-analyzer", nargs="?", const=str(PERF_ANALYZER), default=None, metavar="PATH",
+                        help="also measure with perf_analyzer (default path: the set-up's "
+                             ".venv/perf-analyzer/perf_analyzer)")
     args = parser.parse_args()
+    if args.perf_analyzer and not Path(args.perf_analyzer).is_file():
+        parser.error(f"no perf_analyzer at {args.perf_analyzer}; run bash .ci/setup (32-perf-analyzer.sh)")
 
     import onnxruntime as ort
     import tritonclient.grpc as tg
@@ -167,7 +204,8 @@ def main() -> None:
         client.async_infer(CAPTION_ENCODER, [x], lambda result, error: done.put(error))
 
     rows: dict[str, list[float]] = {}
-    batching: dict[str, list[float]] = {"image_encoder": [], "text_encoder": []}
+    batching: dict[str, list[float]] = {"image_encoder": [], "tokenizer": [], "text_encoder": []}
+    perf: dict[str, dict[str, float]] = {}
     total = max(args.concurrency * 4, 32) if not args.tiny else 400
     try:
         for _ in range(args.rounds):
@@ -182,16 +220,21 @@ def main() -> None:
                 ("caption dyn triton", None),
             ):
                 if value is None:
-                    model, maker = (("image_encoder", grpc_image) if key.startswith("image")
-                                    else ("text_encoder", grpc_caption))
-                    before = _stats(grpc, model)
+                    models, maker = ((["image_encoder"], grpc_image) if key.startswith("image")
+                                     else (["tokenizer", "text_encoder"], grpc_caption))
                     _concurrent(grpc, maker, args.concurrency, args.concurrency)  # warm-up
-                    before = _stats(grpc, model)
+                    before = {m: _stats(grpc, m) for m in models}
                     value = _concurrent(grpc, maker, total, args.concurrency)
-                    after = _stats(grpc, model)
-                    batching[model].append((after[0] - before[0]) / max(1, after[1] - before[1]))
+                    after = {m: _stats(grpc, m) for m in models}
+                    for m in models:
+                        batching[m].append((after[m][0] - before[m][0]) / max(1, after[m][1] - before[m][1]))
                 rows.setdefault(key, []).append(value)
                 print(f"{key}: {value:.1f} items/s", file=sys.stderr)
+        if args.perf_analyzer:
+            for model, inputs in (("image_encoder", None), (CAPTION_ENCODER, captions)):
+                perf[model] = _perf_analyzer(Path(args.perf_analyzer), server, model, args.concurrency, tmp,
+                                             inputs)
+                print(f"perf_analyzer {model}: {perf[model]}", file=sys.stderr)
     finally:
         http.close()
         grpc.close()
@@ -212,6 +255,7 @@ def main() -> None:
         "rounds": {k: [round(x, 2) for x in v] for k, v in rows.items()},
         "median_items_per_s": {k: round(v, 2) for k, v in med.items()},
         "mean_batch_per_execution": {k: round(float(np.median(v)), 2) for k, v in batching.items()},
+        "perf_analyzer": perf or None,
     }
     out = Path(args.out)
     write_json(result, out.with_suffix(".json"))
@@ -238,6 +282,18 @@ def main() -> None:
         "",
         "Mean requests per model execution under dynamic batching: "
         + ", ".join(f"{k} {v}" for k, v in result["mean_batch_per_execution"].items()) + ".",
+    ]
+    if perf:
+        lines += [
+            "",
+            f"perf_analyzer (tritonclient 2.51), {args.concurrency} requests in flight over gRPC, count "
+            "windows of 100 requests:",
+            "",
+            "| model | items/s | p50 latency (ms) | p99 latency (ms) |",
+            "|---|---|---|---|",
+            *(f"| {m} | {r['items_per_s']} | {r['p50_ms']} | {r['p99_ms']} |" for m, r in perf.items()),
+        ]
+    lines += [
         "",
         f"Captions: Triton receives raw strings (`{CAPTION_ENCODER}`: tokenizer + text_encoder); the "
         "direct side tokenises with vsrn_deploy's vocabulary in the same process.",
@@ -245,7 +301,7 @@ def main() -> None:
         f"versions: {json.dumps(result['machine']['versions'])}",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_triton.py --out {args.out}"
-        + (" --tiny" if args.tiny else "") + "`",
+        + (" --tiny" if args.tiny else "") + (" --perf-analyzer" if perf else "") + "`",
     ]
     write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
