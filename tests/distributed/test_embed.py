@@ -142,3 +142,52 @@ def test_foreign_out_folder_is_refused(tiny_export, module_shards, tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+
+
+def test_index_from_embeddings_equals_index_from_images(tiny_export, module_shards, first_run, tmp_path):
+    """index --embeddings reads the parquet shards (no encoding) and gives the index --images gives."""
+    from vsrn_deploy.search import Index, IndexConfig, build_index
+
+    feats = tmp_path / "all.npy"
+    np.save(feats, np.concatenate([np.load(p) for p in sorted(module_shards)]))
+    by_images = build_index(IndexConfig(onnx_dir=str(tiny_export), images=str(feats), out=str(tmp_path / "a"),
+                                        progress=False))
+    by_embeddings = build_index(IndexConfig(onnx_dir=str(tiny_export), images="", out=str(tmp_path / "b"),
+                                            embeddings=str(first_run[0]), progress=False))
+    assert by_embeddings["images"]["count"] == by_images["images"]["count"] == TOTAL
+    assert by_embeddings["images"]["features"] is None
+    np.testing.assert_allclose(np.load(tmp_path / "b" / "image_embeddings.npy"),
+                               np.load(tmp_path / "a" / "image_embeddings.npy"), rtol=0, atol=1e-6)
+    queries = np.load(tmp_path / "a" / "image_embeddings.npy")[:5]
+    with Index.open(tmp_path / "a") as a, Index.open(tmp_path / "b") as b:
+        assert ([[h.id for h in hits] for hits in a.search_embeddings(queries, k=10)]
+                == [[h.id for h in hits] for hits in b.search_embeddings(queries, k=10)])
+        with pytest.raises(VsrnError, match="built from embeddings"):
+            b.region_embeddings([0])
+
+
+def test_index_embeddings_refused_when_not_this_export_or_changed(tiny_export, first_run, tmp_path):
+    from vsrn_deploy.search import IndexConfig, build_index
+
+    def build(emb):
+        return build_index(IndexConfig(onnx_dir=str(tiny_export), images="", out=str(tmp_path / "idx"),
+                                       embeddings=str(emb), progress=False))
+
+    other = copy_of(first_run, tmp_path)
+    saved = json.loads((other / MANIFEST).read_text())
+    saved["export"]["manifest_sha256"] = "0" * 64
+    (other / MANIFEST).write_text(json.dumps(saved))
+    with pytest.raises(VsrnError, match="another export"):
+        build(other)
+    changed = copy_of(first_run, tmp_path / "c")
+    part = changed / "shard-00001.parquet"
+    part.write_bytes(part.read_bytes()[:-1] + b"\0")
+    with pytest.raises(VsrnError, match="shard-00001.parquet changed since embed wrote it"):
+        build(changed)
+    saved = json.loads((first_run[0] / MANIFEST).read_text())
+    saved["complete"] = False
+    unfinished = copy_of(first_run, tmp_path / "u")
+    (unfinished / MANIFEST).write_text(json.dumps(saved))
+    with pytest.raises(VsrnError, match="incomplete"):
+        build(unfinished)
+    assert not (tmp_path / "idx").exists()

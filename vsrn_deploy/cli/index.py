@@ -12,9 +12,12 @@ from vsrn_deploy.cli.options import EngineDir, OnnxDir, Threads, TorchFreeBacken
 
 
 def index_command(
-    images: Annotated[Path, typer.Option(help="Region features .npy (images, regions, dims) "
-                                              "(memory-mapped, read batch by batch).")],
     out: Annotated[Path, typer.Option(help="The index folder to write (replaced only if an index).")],
+    images: Annotated[Path | None, typer.Option(help="Region features .npy (images, regions, dims) "
+                                                     "(memory-mapped, read batch by batch).")] = None,
+    embeddings: Annotated[Path | None, typer.Option(
+        help="Instead of --images: the folder of vsrn-deploy embed (image embeddings read, not "
+             "encoded; made with the same --onnx-dir).")] = None,
     onnx_dir: OnnxDir = Path("export"),
     boxes: Annotated[Path | None, typer.Option(
         help="Region boxes .npy (images, regions, 4) (x1, y1, x2, y2), for attention maps.")] = None,
@@ -27,15 +30,27 @@ def index_command(
                                            "against exact search is measured and printed).")] = "flat",
     threads: Threads = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    store: Annotated[str, typer.Option(help="faiss (files in the index folder) or milvus (a collection "
+                                            "in --milvus-uri; the folder records it).")] = "faiss",
+    milvus_uri: Annotated[str | None, typer.Option(
+        help="With --store milvus: a server URL (http://host:19530) or a Milvus Lite file "
+             "(milvus.db).")] = None,
+    collection: Annotated[str | None, typer.Option(
+        help="With --store milvus: the collection (default: vsrn_<index folder name>).")] = None,
 ) -> None:
     """Encode images (and captions) with the exported graphs and write a searchable index."""
+    from vsrn_deploy.core.errors import VsrnError
     from vsrn_deploy.search import IndexConfig, build_index
 
-    build_index(IndexConfig(onnx_dir=str(onnx_dir), images=str(images), out=str(out),
+    if (images is None) == (embeddings is None):
+        raise VsrnError("give --images F.npy (encoded now) or --embeddings EMB (from vsrn-deploy embed), "
+                        "exactly one")
+    build_index(IndexConfig(onnx_dir=str(onnx_dir), images=str(images) if images else "", out=str(out),
                             boxes=str(boxes) if boxes else None,
                             captions=str(captions) if captions else None, backend=backend.value,
                             engine_dir=str(engine_dir), batch=batch, kind=kind, threads=threads,
-                            progress=progress))
+                            progress=progress, embeddings=str(embeddings) if embeddings else None,
+                            store=store, milvus_uri=milvus_uri, collection=collection))
 
 
 def register(app: typer.Typer) -> None:

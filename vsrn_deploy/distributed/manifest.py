@@ -68,7 +68,8 @@ class EmbeddingShards:
         VsrnError: not an embeddings folder, incomplete, another export, a changed or missing shard.
     """
 
-    def __init__(self, folder: str | os.PathLike, export_sha256: str, onnx_dir: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, export_sha256: str, onnx_dir: str | os.PathLike,
+                 embed_dim: int | None = None) -> None:
         self.folder = Path(folder)
         fix = f"run again: {REBUILD.format(folder=self.folder)}"
         if not self.folder.is_dir():
@@ -92,6 +93,9 @@ class EmbeddingShards:
         self.manifest = manifest
         self.shards: list[dict[str, Any]] = list(manifest["shards"])
         self.embed_dim = int(manifest["embed_dim"])
+        if embed_dim is not None and self.embed_dim != embed_dim:
+            raise VsrnError(f"the embeddings in {folder} are {self.embed_dim}-d, the export's {embed_dim}-d; "
+                            f"{fix}")
         expect = 0
         for entry in self.shards:
             if entry.get("first_id") != expect or not entry.get("sha256"):
@@ -120,6 +124,13 @@ class EmbeddingShards:
         return {"path": str(self.folder.resolve()), "manifest_backend": self.manifest.get("backend"),
                 "count": self.count, "shards": len(self.shards)}
 
+    def images_entry(self, regions: int, boxes: str | None) -> dict[str, Any]:
+        """index.json's "images" of an index built from these embeddings: no features file (attention
+        maps need one: `vsrn-deploy attention --images`)."""
+        return {"count": self.count, "regions": regions, "features": None, "features_shape": None,
+                "features_bytes": None, "boxes": str(Path(boxes).resolve()) if boxes else None,
+                "embeddings": self.identity()}
+
     def batches(self, batch: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
         """(first id, float32 [b, D]) over all images in id order; ids and dims checked as read."""
         pq = pyarrow_parquet()
@@ -140,7 +151,7 @@ class EmbeddingShards:
                 start += len(ids)
 
 
-def open_embeddings(folder: str | os.PathLike, export_sha256: str,
-                    onnx_dir: str | os.PathLike) -> EmbeddingShards:
+def open_embeddings(folder: str | os.PathLike, export_sha256: str, onnx_dir: str | os.PathLike,
+                    embed_dim: int | None = None) -> EmbeddingShards:
     """`EmbeddingShards` of `folder`, checked against the export (see the class)."""
-    return EmbeddingShards(folder, export_sha256, onnx_dir)
+    return EmbeddingShards(folder, export_sha256, onnx_dir, embed_dim)

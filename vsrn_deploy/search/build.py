@@ -83,6 +83,10 @@ class IndexConfig:
     threads: int | None = None
     seed: int = 0
     progress: bool = True
+    embeddings: str | None = None  # a `vsrn-deploy embed` folder: image embeddings read, not encoded
+    store: str = "faiss"  # or "milvus" (vsrn_deploy.search.milvus)
+    milvus_uri: str | None = None
+    collection: str | None = None
 
 
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
@@ -118,11 +122,11 @@ def check_out_folder(out: Path, cfg: IndexConfig | None = None) -> None:
 
 
 def _input_dirs(cfg: IndexConfig) -> list[str | None]:
-    return [cfg.onnx_dir, cfg.engine_dir if _needs_engines(cfg.backend) else None]
+    return [cfg.onnx_dir, cfg.engine_dir if _needs_engines(cfg.backend) else None, cfg.embeddings]
 
 
 def _input_files(cfg: IndexConfig) -> list[str | None]:
-    return [cfg.images, cfg.boxes, cfg.captions]
+    return [cfg.images or None, cfg.boxes, cfg.captions]
 
 
 def _needs_engines(backend: str) -> bool:
@@ -156,9 +160,12 @@ def _write_faiss(index: Any, path: Path) -> None:
     faiss_module().write_index(index, str(path))
 
 
-def _fill(kind: str, embeddings: np.ndarray, seed: int, desc: str, show: bool) -> tuple[Any, KindParams]:
+def _fill(kind: str, embeddings: np.ndarray, seed: int, desc: str, show: bool, store: Any = None,
+          target: str = "images") -> tuple[Any, KindParams]:
     n, dim = embeddings.shape
     params = default_params(kind, n, dim)
+    if store is not None:  # the vectors go to Milvus (a staging collection until the folder is in place)
+        return store.fill(target, kind, embeddings, params), params
     index = new_index(kind, dim, n, params)
     bar = _bar(n, desc, show)
     done = [0]
@@ -197,6 +204,24 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
         raise VsrnError(f"--batch must be >= 1, got {cfg.batch}")
     out = Path(cfg.out)
     check_out_folder(out, cfg)
+    from vsrn_deploy.search.milvus import open_store
+
+    store = open_store(cfg.store, cfg.milvus_uri, cfg.collection, out)  # None: faiss files in the folder
+    try:
+        manifest = _build_index(cfg, out, store)
+        if store is not None:
+            store.finish()  # the folder is in place: its collections take their names
+    except BaseException:
+        if store is not None:
+            store.abort()
+        raise
+    finally:
+        if store is not None:
+            store.close()
+    return manifest
+
+
+def _build_index(cfg: IndexConfig, out: Path, store: Any) -> dict[str, Any]:
     # the index's writer: locked for the whole build (a second build into `out` is refused), and it
     # replaces only the files the previous index.json lists; nothing else in `out` is touched
     writer = index_artifact.KIND.writer(out, entries=index_artifact.ENTRIES, input_dirs=_input_dirs(cfg),
@@ -206,8 +231,14 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
         from vsrn_deploy.io.inputs import read_caption_lines, verify_listed_files
 
         verify_listed_files(enc.onnx_dir, enc.manifest)
-        feats = FeatureFile(cfg.images, enc.num_regions, enc.feature_dim)
-        n, k = len(feats), feats.num_regions
+        if cfg.embeddings:  # embeddings of `vsrn-deploy embed`, checked against this export
+            from vsrn_deploy.distributed.manifest import open_embeddings
+
+            embedded = open_embeddings(cfg.embeddings, enc.manifest_sha256, cfg.onnx_dir, enc.embed_dim)
+            n, k = len(embedded), enc.num_regions
+        else:
+            feats = FeatureFile(cfg.images, enc.num_regions, enc.feature_dim)
+            n, k = len(feats), feats.num_regions
         boxes = open_boxes(cfg.boxes, n, k) if cfg.boxes else None
         captions = read_caption_lines(cfg.captions, "--captions") if cfg.captions else None
         with writer as folder:
@@ -217,16 +248,20 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
                                             shape=(n, enc.embed_dim))
             bar = _bar(n, "images", cfg.progress)
             try:
-                for start, batch in feats.batches(cfg.batch):
-                    emb[start:start + len(batch)] = enc.encode_images(batch)[0]
+                blocks = (embedded.batches() if cfg.embeddings else
+                          ((s, enc.encode_images(b)[0]) for s, b in feats.batches(cfg.batch)))
+                for start, batch in blocks:
+                    emb[start:start + len(batch)] = batch
                     bar.update(len(batch))
             finally:
                 bar.close()
             emb.flush()
             files[layout.IMAGE_EMBEDDINGS] = "image embeddings"
-            image_index, params = _fill(cfg.kind, emb, cfg.seed, "index images", cfg.progress)
-            _write_faiss(image_index, stage / layout.IMAGE_INDEX)
-            files[layout.IMAGE_INDEX] = "image index"
+            image_index, params = _fill(cfg.kind, emb, cfg.seed, "index images", cfg.progress, store,
+                                        "images")
+            if store is None:
+                _write_faiss(image_index, stage / layout.IMAGE_INDEX)
+                files[layout.IMAGE_INDEX] = "image index"
             if boxes is not None:
                 _copy_rows(boxes, stage / layout.BOXES)
                 files[layout.BOXES] = "boxes"
@@ -250,11 +285,13 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
                 too_few = cfg.kind == "ivfpq" and len(captions) < IVFPQ_MIN_VECTORS
                 caption_kind = "flat" if too_few else cfg.kind
                 caption_index, caption_params = _fill(caption_kind, cap_emb, cfg.seed, "index captions",
-                                                      cfg.progress)
-                _write_faiss(caption_index, stage / layout.CAPTION_INDEX)
+                                                      cfg.progress, store, "captions")
+                if store is None:
+                    _write_faiss(caption_index, stage / layout.CAPTION_INDEX)
                 (stage / layout.CAPTIONS).write_text("\n".join(captions) + "\n", encoding="utf-8")
                 files.update({layout.CAPTION_EMBEDDINGS: "caption embeddings",
-                              layout.CAPTION_INDEX: "caption index", layout.CAPTIONS: "captions"})
+                              **({layout.CAPTION_INDEX: "caption index"} if store is None else {}),
+                              layout.CAPTIONS: "captions"})
 
             recall = None
             if cfg.kind != "flat":
@@ -286,10 +323,11 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
                 "backend": cfg.backend,
                 "vocab": {"file": layout.VOCAB, "sha256": sha256_file(enc.vocab_path),
                           "words": len(enc.vocab)},
-                "images": {"count": n, "regions": k, "features": str(Path(cfg.images).resolve()),
-                           "features_shape": list(feats.array.shape),
-                           "features_bytes": Path(cfg.images).stat().st_size,
-                           "boxes": str(Path(cfg.boxes).resolve()) if cfg.boxes else None},
+                "images": ({"count": n, "regions": k, "features": str(Path(cfg.images).resolve()),
+                            "features_shape": list(feats.array.shape),
+                            "features_bytes": Path(cfg.images).stat().st_size,
+                            "boxes": str(Path(cfg.boxes).resolve()) if cfg.boxes else None}
+                           if not cfg.embeddings else embedded.images_entry(k, cfg.boxes)),
                 "captions": ({"count": len(captions), "source": str(Path(cfg.captions).resolve())}
                              if captions is not None else None),
                 "embed_dim": enc.embed_dim,
@@ -298,6 +336,7 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
                 "params": params.to_dict(),
                 "caption_kind": caption_kind if captions is not None else None,
                 "recall_at_10": recall,
+                **({"store": store.record(cfg.kind, captions is not None)} if store is not None else {}),
                 "files": {name: {"bytes": (stage / name).stat().st_size, "sha256": sha256_file(stage / name),
                                  "what": what} for name, what in files.items()},
                 "seconds": round(time.perf_counter() - clock, 3),

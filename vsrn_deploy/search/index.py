@@ -136,6 +136,8 @@ class Index:
         if self._encoders is not None:
             self._encoders.close()
             self._encoders = None
+        for client in self.__dict__.pop("_milvus_clients", {}).values():
+            client.close()
 
     def __enter__(self) -> Index:
         return self
@@ -144,6 +146,14 @@ class Index:
         self.close()
 
     def _index(self, target: str) -> Any:
+        store = self.manifest.get("store")
+        if target not in self._faiss and isinstance(store, dict) and store.get("name") == "milvus":
+            from vsrn_deploy.search.milvus import open_collection  # answers faiss's search(), ntotal
+
+            kind = self.kind if target == "images" else self.manifest.get("caption_kind") or self.kind
+            size = self.num_images if target == "images" else self.num_captions
+            self._faiss[target] = open_collection(store, target, kind, self.params, size,
+                                                  self.__dict__.setdefault("_milvus_clients", {}))
         if target not in self._faiss:
             name = layout.IMAGE_INDEX if target == "images" else layout.CAPTION_INDEX
             try:
@@ -244,6 +254,9 @@ class Index:
         """
         ids = self._check_ids(image_ids)
         images = self.manifest["images"]
+        if not images.get("features"):
+            raise VsrnError(f"the index {self.path} was built from embeddings (index --embeddings) and "
+                            "names no features file; draw maps with vsrn-deploy attention --images F.npy")
         enc = self.encoders
         feats = FeatureFile(images["features"], enc.num_regions, enc.feature_dim)
         if list(feats.array.shape) != images["features_shape"]:
