@@ -34,6 +34,7 @@ class Runner:
     """
 
     backend: str = ""
+    batch: int | None = None  # rows per call of `infer_batched` (None: all in one)
 
     def __init__(self, encoder: str) -> None:
         if encoder not in ENCODERS:
@@ -67,6 +68,20 @@ class Runner:
         if not self.is_active:
             raise RuntimeError(f"{self.name} runner used before activate()")
         return self._infer(feed)
+
+    def infer_batched(self, feed: dict[str, np.ndarray], batch: int | None = None) -> dict[str, np.ndarray]:
+        """`infer` over `feed` in batches of `batch` rows (None: the runner's `batch`; when that is
+        None too, one call), outputs concatenated.
+
+        The one place large inputs are split: a row's result does not depend on the rows beside it,
+        and batches of many small recurrent ops run many times slower than a few medium ones.
+        """
+        batch = batch or self.batch
+        n = len(next(iter(feed.values())))
+        if batch is None or n <= batch:
+            return self.infer(feed)
+        parts = [self.infer({k: v[i : i + batch] for k, v in feed.items()}) for i in range(0, n, batch)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     def synchronize(self) -> None:
         """Wait for queued device work (GPU backends); a no-op on the CPU."""

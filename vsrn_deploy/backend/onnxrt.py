@@ -28,18 +28,26 @@ _PROVIDERS = {
 }
 
 
-def cpu_session(model: Any, threads: int | None = 2) -> Any:
-    """An ONNX Runtime CPU session (all graph optimisations, warnings only) of a graph file or a
-    ModelProto, with `threads` intra-op threads (None: ONNX Runtime's default): what the export's
-    checks, the INT8 search and the benchmarks' probes run graphs with."""
-    import onnxruntime as ort
-
+def _session(ort: Any, model: Any, threads: int | None, providers: list[str], quiet: bool) -> Any:
+    """An ONNX Runtime session of a graph file or a ModelProto (all graph optimisations; `threads`
+    intra-op threads, None: ONNX Runtime's default; `quiet`: its warnings and info not logged)."""
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if quiet:
+        opts.log_severity_level = 3
     data = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, opts, providers=providers)
+
+
+def cpu_session(model: Any, threads: int | None = 2) -> Any:
+    """A quiet ONNX Runtime CPU session of a graph file or a ModelProto, with `threads` intra-op
+    threads (None: ONNX Runtime's default), for graphs that are not an encoder (the benchmarks'
+    probes) or whose every output is wanted; encoders run through `OrtRunner`."""
+    import onnxruntime as ort
+
+    return _session(ort, model, threads, ["CPUExecutionProvider"], quiet=True)
 
 
 def graph_path(onnx_dir: str | os.PathLike, encoder: str, precision: str = "fp32") -> Path:
@@ -60,15 +68,17 @@ class OrtRunner(Runner):
 
     Args:
         encoder: "image" or "text".
-        onnx_path: the .onnx file.
+        onnx_path: the .onnx file, or an in-memory onnx ModelProto (the export's checks and the
+            INT8 search run the graphs they make before or without writing them).
         device: "cpu", "cuda" or "tensorrt" (the execution provider to put first).
         threads: intra-op threads (None: onnxruntime's default, one per physical core).
+        quiet: onnxruntime's warnings not logged (the export's checks run many sessions).
         row: its backend table row: its name is what `name` reports, its precision the graph's
             (None: an FP32 graph of no table row, as the export's checks run).
     """
 
-    def __init__(self, encoder: str, onnx_path: str | os.PathLike, *, device: str = "cpu",
-                 threads: int | None = None, row: Any = None) -> None:
+    def __init__(self, encoder: str, onnx_path: str | os.PathLike | Any, *, device: str = "cpu",
+                 threads: int | None = None, row: Any = None, quiet: bool = False) -> None:
         super().__init__(encoder)
         if device not in _PROVIDERS:
             raise VsrnError(f"onnxruntime device must be one of {sorted(_PROVIDERS)}, got {device!r}")
@@ -77,32 +87,32 @@ class OrtRunner(Runner):
         if row is not None:
             self.backend = row.name
         self.precision = row.precision if row is not None else contract.PRECISIONS[0]
-        self.onnx_path = Path(onnx_path)
+        self.model = onnx_path if hasattr(onnx_path, "SerializeToString") else None  # a ModelProto
+        self.onnx_path = None if self.model is not None else Path(onnx_path)
         self.device = device
         self.threads = threads
+        self.quiet = quiet
         self.session: Any = None
 
     def _activate(self) -> None:
         ort = import_optional("onnxruntime", "ort", "running ONNX graphs")
-        if not self.onnx_path.is_file():
+        if self.model is None and not self.onnx_path.is_file():
             raise VsrnError(f"ONNX graph not found: {self.onnx_path}")
+        where = self.onnx_path or f"the in-memory {self.encoder} graph"
         wanted = _PROVIDERS[self.device]
         available = set(ort.get_available_providers())
         if wanted[0] not in available:
             raise VsrnError(f"onnxruntime here has no {wanted[0]} (available: {sorted(available)}); "
                             "install onnxruntime-gpu on a machine with an NVIDIA GPU, or use device='cpu'")
-        opts = ort.SessionOptions()
-        if self.threads is not None:
-            opts.intra_op_num_threads = self.threads
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(self.onnx_path), sess_options=opts,
-                                                providers=[p for p in wanted if p in available])
+            source = self.model if self.model is not None else self.onnx_path
+            self.session = _session(ort, source, self.threads,
+                                    [p for p in wanted if p in available], self.quiet)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise VsrnError(f"onnxruntime cannot load {self.onnx_path}: {exc}") from None
+            raise VsrnError(f"onnxruntime cannot load {where}: {exc}") from None
         names = {i.name for i in self.session.get_inputs()}
         if encoder_inputs := [n for n in INPUT_NAMES[self.encoder] if n not in names]:
-            raise VsrnError(f"{self.onnx_path} lacks inputs {encoder_inputs}; is it the "
+            raise VsrnError(f"{where} lacks inputs {encoder_inputs}; is it the "
                             f"{self.encoder} encoder?")
 
     def _deactivate(self) -> None:

@@ -19,10 +19,18 @@ the same number.
   raw deltas to the reference's are reported, and the points that changed beyond near-ties (a
   query's hit at K flipped although the reference's ground truth is not within `near_tie` of the
   cut-off) are judged; gains and losses both count, so they cannot cancel.
+- Non-finite rows: a row (last-axis vector) holding NaN or Inf fails, at every precision.
+
+`judge` is the one pass rule: it applies a precision's bounds to these measures and returns a
+`Verdict` (passed, the checks made, the failures with reasons, the measured numbers); the export's
+checks (`vsrn_deploy.export.validation.Validator`, FP32, FP16 and INT8 alike) and `validate`
+(`vsrn_deploy.jobs.validate.compare_backend`) take their verdicts from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -174,18 +182,150 @@ def compare_retrieval(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray,
     }
 
 
-def retrieval_failures(result: dict[str, Any], bounds: ParityBounds) -> list[str]:
-    """What a `compare_retrieval` result misses of `bounds` (empty: passed)."""
-    failures = []
-    if result.get("non_finite_rows"):
-        failures.append(f"{result['non_finite_rows']} embedding rows hold NaN/Inf")
-    flips = result["recall_flips_beyond_ties"]
+@dataclass(frozen=True)
+class Check:
+    """One bound applied by `judge`: what was measured, against which bound, and whether it held.
+
+    output: the output's name ("image_embedding", ...), a retrieval key ("i2t_r1", "top1") or
+        "embeddings" (the retrieval set's rows). metric: "max_abs_err", "min_cosine",
+        "non_finite_rows", "recall_delta" (points changed beyond near-ties) or "agreement"
+        (tie-aware top-1). reason: why it failed (empty when it held).
+    """
+
+    output: str
+    metric: str
+    value: float
+    bound: float
+    passed: bool
+    reason: str = ""
+
+
+@dataclass
+class Verdict:
+    """What `judge` decided: every check made, the measured numbers and the failures with reasons."""
+
+    precision: str
+    checks: list[Check] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # outputs missing or of the wrong shape / dtype
+    measured: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> list[str]:
+        return self.problems + [c.reason for c in self.checks if not c.passed]
+
+
+def non_finite_rows(x: np.ndarray) -> int:
+    """How many last-axis vectors (rows, or each region's vector) of `x` hold NaN or Inf."""
+    if x.size == 0:
+        return 0
+    return int((~np.isfinite(x.reshape(-1, x.shape[-1])).all(axis=1)).sum())
+
+
+def _judge_output(verdict: Verdict, name: str, ref: np.ndarray, got: np.ndarray, bounds: ParityBounds,
+                  cosine: bool) -> np.ndarray | None:
+    """The bounds of one output; returns its row cosines when computed."""
+    stats = abs_error_stats(ref, got)
+    entry: dict[str, Any] = dict(stats)
+    bad_rows = non_finite_rows(got)
+    cos = None
+    bound = bounds.max_abs
+    if bound is not None:
+        err = stats["max"]
+        verdict.checks.append(Check(name, "max_abs_err", err, bound, err <= bound,
+                                    f"{name}: max abs error {err:.3g} > {bound:g}"))
+    if cosine:
+        cos = row_cosine(ref, got)
+        entry["min_cosine"] = float(cos.min()) if cos.size else 1.0
+        if bounds.min_cosine is not None:
+            low = entry["min_cosine"]
+            verdict.checks.append(Check(name, "min_cosine", low, bounds.min_cosine, low >= bounds.min_cosine,
+                                        f"{name}: min row cosine {low:.6f} < {bounds.min_cosine}"))
+    entry["non_finite_rows"] = bad_rows
+    if bad_rows:  # every precision: a NaN/Inf row is never an answer
+        verdict.checks.append(Check(name, "non_finite_rows", float(bad_rows), 0.0, False,
+                                    f"{name}: {bad_rows} rows hold NaN/Inf"))
+    verdict.measured["outputs"][name] = entry
+    return cos
+
+
+def _judge_retrieval(verdict: Verdict, result: dict[str, Any], bounds: ParityBounds) -> None:
+    """The retrieval bounds of a `compare_retrieval` result."""
+    bad_rows = int(result.get("non_finite_rows") or 0)
+    if bad_rows:
+        verdict.checks.append(Check("embeddings", "non_finite_rows", float(bad_rows), 0.0, False,
+                                    f"retrieval: {bad_rows} embedding rows hold NaN/Inf"))
     if bounds.recall_delta is not None:
-        bad = {k: round(flips[k], 3) for k in RECALL_KEYS if not flips[k] <= bounds.recall_delta + 1e-9}
-        if bad:
-            raw = {k: round(result["recall_delta"][k], 2) for k in RECALL_KEYS}
-            failures.append(f"R@K changed beyond near-ties by more than {bounds.recall_delta} points: "
-                            f"{bad} (raw deltas {raw})")
-    if bounds.top1 is not None and not result["top1_agreement"] >= bounds.top1:
-        failures.append(f"top-1 agreement {result['top1_agreement']:.4f} < {bounds.top1}")
-    return failures
+        for key in RECALL_KEYS:
+            flips = result["recall_flips_beyond_ties"][key]
+            raw = result["recall_delta"][key]
+            verdict.checks.append(Check(
+                key, "recall_delta", flips, bounds.recall_delta, flips <= bounds.recall_delta + 1e-9,
+                f"{key} changed by {flips:.3g} points beyond near-ties > {bounds.recall_delta} "
+                f"(raw delta {raw:+.2f})"))
+    if bounds.top1 is not None:
+        top1 = result["top1_agreement"]
+        verdict.checks.append(Check("top1", "agreement", top1, bounds.top1, top1 >= bounds.top1,
+                                    f"top-1 agreement {top1:.4f} < {bounds.top1}"))
+
+
+def judge(precision: str, ref: Mapping[str, np.ndarray] | None = None,
+          got: Mapping[str, np.ndarray] | None = None, *, retrieval: dict[str, Any] | None = None,
+          bounds: ParityBounds | None = None, cosine_outputs: Sequence[str] | None = None) -> Verdict:
+    """THE pass rule: `got` against `ref` (and a retrieval result) under `PARITY[precision]`.
+
+    Export-time validation, the INT8 graphs' checks and `vsrn-deploy validate` all take their
+    verdict from here. Per output of `ref`: it must be in `got` as float32 of the same shape; its
+    max abs error is bounded where the precision bounds it; its row cosine where the precision
+    bounds it; and any row holding NaN or Inf fails, whatever the precision. A `compare_retrieval`
+    result adds its bounds: NaN/Inf embedding rows, R@K changed beyond near-ties (each direction
+    and K), tie-aware top-1 agreement.
+
+    Args:
+        precision: "fp32", "fp16" or "int8" (the bounds).
+        ref, got: outputs by name (the reference's and the candidate's), or None for retrieval only.
+        retrieval: a `compare_retrieval` result of the same precision.
+        bounds: the bounds in place of `PARITY[precision]`: a backend's own (its table row's
+            `parity(precision)`: TensorRT's FP32 plans have a max abs error bound of their own).
+        cosine_outputs: the outputs whose row cosine is measured and bounded (None: all of `ref`).
+
+    Returns:
+        The Verdict: `passed`, `checks` (every bound applied), `failures` (reasons), and `measured`:
+        {"outputs": {name: {max, mean, p99, min_cosine, non_finite_rows}}, "max_abs_err",
+        "mean_abs_err", "p99_abs_err", "min_cosine", "mean_cosine" (over the rows of
+        `cosine_outputs`), "non_finite_rows"} for outputs, plus "retrieval" when given.
+    """
+    bounds = bounds or PARITY[precision]
+    verdict = Verdict(precision)
+    ref, got = ref or {}, got or {}
+    verdict.measured["outputs"] = {}
+    cosines = []
+    for name, expected in ref.items():
+        value = got.get(name)
+        if value is None or value.shape != expected.shape or value.dtype != np.float32:
+            shape = None if value is None else (value.shape, value.dtype)
+            verdict.problems.append(f"output {name} is {shape}, expected ({expected.shape}, float32)")
+            continue
+        cosine = cosine_outputs is None or name in cosine_outputs
+        cos = _judge_output(verdict, name, expected, value, bounds, cosine)
+        if cos is not None:
+            cosines.append(cos)
+    outputs = verdict.measured["outputs"]
+    if outputs:
+        verdict.measured.update({
+            "max_abs_err": max(o["max"] for o in outputs.values()),
+            "mean_abs_err": float(np.mean([o["mean"] for o in outputs.values()])),
+            "p99_abs_err": max(o["p99"] for o in outputs.values()),
+            "non_finite_rows": sum(o["non_finite_rows"] for o in outputs.values()),
+        })
+    if cosines:
+        rows = np.concatenate(cosines)
+        verdict.measured["min_cosine"] = float(rows.min()) if rows.size else 1.0
+        verdict.measured["mean_cosine"] = float(rows.mean()) if rows.size else 1.0
+    if retrieval is not None:
+        verdict.measured["retrieval"] = retrieval
+        _judge_retrieval(verdict, retrieval, bounds)
+    return verdict

@@ -18,6 +18,9 @@ import onnx
 from onnx import numpy_helper
 from onnx.helper import tensor_dtype_to_np_dtype
 
+from vsrn_deploy.backend.base import OUTPUT_NAMES, Runner
+from vsrn_deploy.backend.feeds import check_feed
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
@@ -115,3 +118,21 @@ def run_strict(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str
                     value = value.astype(np.float16)
             env[name] = value
     return {o.name: env[o.name] for o in model.graph.output}
+
+
+class StrictFp16Runner(Runner):
+    """The strict FP16 executor as a runner (`strict-fp16`): one encoder's graph (a ModelProto),
+    run by `run_strict`; how the export checks its FP16 graphs beside ONNX Runtime."""
+
+    backend = "strict-fp16"
+
+    def __init__(self, encoder: str, model: onnx.ModelProto) -> None:
+        super().__init__(encoder)
+        self.model = model
+
+    def _activate(self) -> None:
+        pass
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = run_strict(self.model, check_feed(self.encoder, feed))
+        return {name: outs[name] for name in OUTPUT_NAMES[self.encoder] if name in outs}

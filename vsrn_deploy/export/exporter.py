@@ -11,12 +11,14 @@ executor); then vocab.json and manifest.json. Everything is written into a tempo
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
 import os
 import platform
 import time
+import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ import onnx
 import torch
 
 from vsrn_deploy.artifacts import export as export_artifact
-from vsrn_deploy.backend.onnxrt import cpu_session
+from vsrn_deploy.backend.base import Runner
 from vsrn_deploy.core import contract
 from vsrn_deploy.core.errors import CheckFailed, VsrnError
 from vsrn_deploy.data import synthetic_inputs
@@ -41,7 +43,7 @@ from vsrn_deploy.export.manifest import (
     file_entry,
     write_manifest,
 )
-from vsrn_deploy.export.validation import Validator, check_io
+from vsrn_deploy.export.validation import GRAPH_BATCH, Validator, check_io, graph_runner, reference_runner
 from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
 from vsrn_deploy.io.outputs import marker
 from vsrn_deploy.model.config import VSRNConfig
@@ -257,42 +259,6 @@ def export_loaded(
 
 
 @dataclass
-class _Eager:
-    """The eager reference: the training model's encoders, run in chunks (row results do not depend
-    on the batch, and large batches of small recurrent ops are many times slower on a shared CPU)."""
-
-    img_enc: torch.nn.Module
-    txt_enc: torch.nn.Module
-
-    @torch.no_grad()
-    def image(self, feed: dict[str, np.ndarray], chunk: int = 64) -> dict[str, np.ndarray]:
-        (x,) = (feed[n] for n in contract.IMAGE.input_names)
-        parts = [self.img_enc(torch.from_numpy(x[i : i + chunk])) for i in range(0, len(x), chunk)]
-        return {name: np.concatenate([p[j].numpy() for p in parts])
-                for j, name in enumerate(contract.IMAGE.output_names)}
-
-    @torch.no_grad()
-    def text(self, feed: dict[str, np.ndarray], chunk: int = 256) -> dict[str, np.ndarray]:
-        ids, lengths = (feed[n] for n in contract.TEXT.input_names)
-        parts = [self.txt_enc(torch.from_numpy(ids[i : i + chunk]), torch.from_numpy(lengths[i : i + chunk]))
-                 for i in range(0, len(ids), chunk)]
-        return {contract.TEXT.embedding: torch.cat(parts).numpy()}
-
-
-def _run(session, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One ONNX Runtime call, outputs by name."""
-    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed), strict=True))
-
-
-def _run_chunked(run: Callable[[dict], dict], feed: dict[str, np.ndarray], name: str,
-                 chunk: int = 32) -> np.ndarray:
-    """`run(feed)[name]` over `feed` in batches of `chunk` rows, concatenated."""
-    n = len(next(iter(feed.values())))
-    parts = [run({k: v[i : i + chunk] for k, v in feed.items()})[name] for i in range(0, n, chunk)]
-    return np.concatenate(parts)
-
-
-@dataclass
 class _Probe:
     """The synthetic inputs every graph is checked on: one image and one text feed per batch size."""
 
@@ -308,6 +274,10 @@ class _Probe:
         text = {b: synthetic_inputs.text_feed(synthetic_inputs.captions(
             b, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + b)) for b in batches}
         return cls(batches, image, text)
+
+    def feeds(self, encoder: str) -> dict[int, dict[str, np.ndarray]]:
+        """{batch size: feed} of `encoder` ("image" or "text")."""
+        return self.image if encoder == contract.IMAGE.key else self.text
 
 
 def _build_graphs(img_enc, txt_enc, cfg: ExportConfig,
@@ -335,20 +305,19 @@ def _check_graphs(models: dict[str, onnx.ModelProto], precision: str) -> None:
         trt_lint.assert_trt_compatible(m, f"{name}{suffix}")
 
 
-def _check_fp32(tmp: Path, models: dict[str, onnx.ModelProto], eager: _Eager, probe: _Probe, val: Validator,
-                mcfg: VSRNConfig) -> dict[str, Path]:
+def _check_fp32(tmp: Path, models: dict[str, onnx.ModelProto], eager: dict[str, Runner], probe: _Probe,
+                val: Validator, mcfg: VSRNConfig) -> dict[str, Path]:
     """Stage 2: write the FP32 graphs and check the written files against the eager model."""
     written = {}
     for spec in contract.ENCODERS.values():
         path = tmp / contract.onnx_name(spec.graph, "fp32")
         _write_model(models[spec.graph], path)
         written[spec.graph] = path
-        sess = cpu_session(path)
-        io = spec.io_spec(mcfg)
-        val.problems += check_io(sess, io["inputs"], io["outputs"], path.name)
-        feeds, ref = (probe.image, eager.image) if spec is contract.IMAGE else (probe.text, eager.text)
-        for b in probe.batches:
-            val.compare_fp32(path.name, "ort", b, ref(feeds[b]), _run(sess, feeds[b]))
+        with graph_runner(spec.key, path) as graph:
+            io = spec.io_spec(mcfg)
+            val.problems += check_io(graph.session, io["inputs"], io["outputs"], path.name)
+            for b, feed in probe.feeds(spec.key).items():
+                val.check(path.name, "ort", b, eager[spec.key].infer_batched(feed), graph.infer(feed), "fp32")
     return written
 
 
@@ -381,41 +350,47 @@ def _calibrate_fp16(tmp: Path, models: dict[str, onnx.ModelProto], calib: _Calib
     return written, islands, calib_source
 
 
-def _retrieval_set(eager: _Eager, mcfg: VSRNConfig, cfg: ExportConfig) -> tuple[dict, dict, tuple]:
+def _retrieval_set(eager: dict[str, Runner], mcfg: VSRNConfig, cfg: ExportConfig) -> tuple[dict, dict, tuple]:
     """The synthetic retrieval set (N images, 5 captions each) and its eager embeddings."""
     n = cfg.retrieval_images or (500 if mcfg.embed_size <= 512 else 200)
     images = synthetic_inputs.image_feed(
         synthetic_inputs.region_features(n, mcfg.num_regions, mcfg.img_dim, seed=cfg.seed + 3000))
     texts = synthetic_inputs.text_feed(synthetic_inputs.captions(
         CAPTIONS_PER_IMAGE * n, mcfg.vocab_size, max_tokens=cfg.max_tokens, seed=cfg.seed + 3001))
-    ref = (eager.image(images)[contract.IMAGE.embedding], eager.text(texts)[contract.TEXT.embedding])
+    ref = (eager["image"].infer_batched(images)[contract.IMAGE.embedding],
+           eager["text"].infer_batched(texts)[contract.TEXT.embedding])
     return images, texts, ref
 
 
-def _check_fp16(written: dict[str, Path], eager: _Eager, probe: _Probe, val: Validator, mcfg: VSRNConfig,
+def _check_fp16(written: dict[str, Path], eager: dict[str, Runner], probe: _Probe, val: Validator,
                 retrieval_set: Callable[[], tuple[dict, dict, tuple]]) -> dict[str, Any]:
     """Stage 3 (checks): the FP16 files in ONNX Runtime and the strict FP16 executor, per batch and
     on a synthetic retrieval set (N images, 5 captions each). Returns the retrieval summary."""
-    img_name, txt_name = contract.IMAGE.graph, contract.TEXT.graph
-    sessions = {name: cpu_session(path) for name, path in written.items()}
-    m16s = {name: onnx.load(str(path)) for name, path in written.items()}
-    runtimes: dict[str, dict[str, Callable[[dict], dict]]] = {
-        "ort": {n: (lambda feed, s=s: _run(s, feed)) for n, s in sessions.items()},
-        "strict-fp16": {n: (lambda feed, m=m: emulate.run_strict(m, feed)) for n, m in m16s.items()},
+    strict = {}
+    for spec in contract.ENCODERS.values():
+        strict[spec.key] = emulate.StrictFp16Runner(spec.key, onnx.load(str(written[spec.graph])))
+        strict[spec.key].batch = GRAPH_BATCH[spec.key]
+    runtimes: dict[str, dict[str, Runner]] = {
+        "ort": {spec.key: graph_runner(spec.key, written[spec.graph]) for spec in contract.ENCODERS.values()},
+        "strict-fp16": strict,
     }
-    for b in probe.batches:
-        for runtime, run in runtimes.items():
-            val.compare_fp16(written[img_name].name, runtime, b, eager.image(probe.image[b]),
-                             run[img_name](probe.image[b]))
-            val.compare_fp16(written[txt_name].name, runtime, b, eager.text(probe.text[b]),
-                             run[txt_name](probe.text[b]))
-    images, texts, ref = retrieval_set()
-    n = len(ref[0])
-    retrieval: dict[str, Any] = {"images": n, "captions": CAPTIONS_PER_IMAGE * n}
-    for runtime, run in runtimes.items():
-        got = (_run_chunked(run[img_name], images, contract.IMAGE.embedding),
-               run[txt_name](texts)[contract.TEXT.embedding])
-        retrieval[runtime] = val.compare_retrieval(runtime, ref, got, "fp16")
+    with contextlib.ExitStack() as stack:
+        for runners in runtimes.values():
+            for runner in runners.values():
+                stack.enter_context(runner)
+        for b in probe.batches:
+            for runtime, runners in runtimes.items():
+                for spec in contract.ENCODERS.values():
+                    feed = probe.feeds(spec.key)[b]
+                    val.check(written[spec.graph].name, runtime, b, eager[spec.key].infer_batched(feed),
+                              runners[spec.key].infer(feed), "fp16")
+        images, texts, ref = retrieval_set()
+        n = len(ref[0])
+        retrieval: dict[str, Any] = {"images": n, "captions": CAPTIONS_PER_IMAGE * n}
+        for runtime, runners in runtimes.items():
+            got = (runners["image"].infer_batched(images)[contract.IMAGE.embedding],
+                   runners["text"].infer_batched(texts)[contract.TEXT.embedding])
+            retrieval[runtime] = val.check_retrieval(runtime, ref, got, "fp16")
     return retrieval
 
 
@@ -508,25 +483,28 @@ def _export_into(
     """The export's stages, in order, into the staging folder `tmp`: build the graphs; write and
     check the FP32 ones; calibrate, write and check the FP16 ones; write vocab.json and the manifest."""
     models = _build_graphs(img_enc, txt_enc, cfg, say)
-    eager, probe, val = _Eager(img_enc, txt_enc), _Probe.make(mcfg, cfg), Validator(log=say)
-    written32 = _check_fp32(tmp, models, eager, probe, val, mcfg)
-    written = {(name, "fp32"): path for name, path in written32.items()}
+    # the eager reference: the training model's encoders as `torch` runners, loaded once
+    encoders = types.SimpleNamespace(img_enc=img_enc, txt_enc=txt_enc)
+    eager = {key: reference_runner(key, encoders) for key in contract.ENCODERS}
+    probe, val = _Probe.make(mcfg, cfg), Validator(log=say)
     islands: dict[str, dict[str, str]] = {}
     calib_source = retrieval = int8_made = None
-    retrieval_set = functools.cache(lambda: _retrieval_set(eager, mcfg, cfg))
-    if cfg.fp16:
-        written16, islands, calib_source = _calibrate_fp16(tmp, models, calib, cfg, say)
-        written.update({(name, "fp16"): path for name, path in written16.items()})
-        retrieval = _check_fp16(written16, eager, probe, val, mcfg, retrieval_set)
-    if cfg.with_int8:
-        int8_made = int8.export_int8(
-            models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
-            image_calibration=calib.images[:64], text_calibration=calib.text,
-            inputs=int8.CheckInputs(probe.batches, probe.image, probe.text, eager.image, eager.text,
-                                    retrieval_set),
-        )
-        written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
-        retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
+    with eager["image"], eager["text"]:
+        written32 = _check_fp32(tmp, models, eager, probe, val, mcfg)
+        written = {(name, "fp32"): path for name, path in written32.items()}
+        retrieval_set = functools.cache(lambda: _retrieval_set(eager, mcfg, cfg))
+        if cfg.fp16:
+            written16, islands, calib_source = _calibrate_fp16(tmp, models, calib, cfg, say)
+            written.update({(name, "fp16"): path for name, path in written16.items()})
+            retrieval = _check_fp16(written16, eager, probe, val, retrieval_set)
+        if cfg.with_int8:
+            int8_made = int8.export_int8(
+                models, tmp, settings=cfg.int8_settings, validator=val, write=_write_model, say=say,
+                image_calibration=calib.images[:64], text_calibration=calib.text,
+                inputs=int8.CheckInputs(probe.batches, probe.image, probe.text, eager, retrieval_set),
+            )
+            written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
+            retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
     if not val.passed:
         raise CheckFailed("export validation failed (nothing was written):\n  " + "\n  ".join(val.failures()))
     say("validation passed")

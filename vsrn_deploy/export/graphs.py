@@ -52,15 +52,25 @@ def value_infos(spec: EncoderSpec, config) -> tuple[list, list]:
 
 @dataclass
 class GraphBuilder:
-    """A small helper that accumulates nodes and initializers with unique, readable names."""
+    """A small helper that accumulates nodes and initializers with unique, readable names.
+
+    Attributes:
+        nodes: the nodes, in order.
+        initializers: {name: TensorProto}; builders of a graph and of its subgraphs (a Loop's body)
+            may share one dict, so a body reads the outer graph's constants by name.
+        keep_0d: a 0-d constant stays 0-d (a Loop's scalar Gather index and clamps need it); off,
+            it is widened to shape (1,), which the FP32 graphs have always had.
+    """
 
     nodes: list = field(default_factory=list)
     initializers: dict = field(default_factory=dict)
+    keep_0d: bool = False
 
     def const(self, name: str, array: np.ndarray) -> str:
         """Add an initializer (once per name) and return its name."""
         if name not in self.initializers:
-            self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+            array = np.array(array, order="C") if self.keep_0d else np.ascontiguousarray(array)
+            self.initializers[name] = numpy_helper.from_array(array, name)
         return name
 
     def node(self, op: str, inputs: list[str], name: str, n_out: int = 1, **attrs) -> list[str]:

@@ -48,10 +48,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from vsrn_deploy.backend.onnxrt import cpu_session
-from vsrn_deploy.core.contract import PARITY
+from vsrn_deploy.backend.base import Runner
+from vsrn_deploy.core.contract import IMAGE, PARITY, TEXT
 from vsrn_deploy.evaluation import compare
-from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ
+from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ, GraphBuilder
+from vsrn_deploy.export.validation import graph_runner
 
 DEFAULT_NODE_SHARE = 0.05
 DEFAULT_TOTAL_SHARE = 0.25
@@ -134,19 +135,21 @@ class Int8Graph:
 # --- measuring ------------------------------------------------------------------------------------
 
 
-def run_all(model: onnx.ModelProto | Any, feeds: Sequence[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
-    """Every output of `model` (a ModelProto or a session) on each feed."""
-    sess = cpu_session(model) if isinstance(model, onnx.ModelProto) else model
-    return [sess.run(None, feed) for feed in feeds]
+def run_all(model: onnx.ModelProto, encoder: str,
+            feeds: Sequence[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Every output of `model` (the `encoder` graph, "image" or "text") on each feed, by name: the
+    graph runs in the export checks' ONNX Runtime runner (`validation.graph_runner`)."""
+    with graph_runner(encoder, model) as runner:
+        return [runner.infer(feed) for feed in feeds]
 
 
-def output_loss(reference: list[list[np.ndarray]], got: list[list[np.ndarray]]) -> float:
+def output_loss(reference: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
     """1 - the smallest row cosine (`compare.row_cosine`, the export checks' own measure) over every
     output and feed (rows: the last axis)."""
     worst = 1.0
     for ref_outs, got_outs in zip(reference, got, strict=True):
-        for a, b in zip(ref_outs, got_outs, strict=True):
-            cos = compare.row_cosine(a, b)
+        for name, a in ref_outs.items():
+            cos = compare.row_cosine(a, got_outs[name])
             worst = min(worst, float(cos.min()) if cos.size else 1.0)
     return 1.0 - worst
 
@@ -319,13 +322,14 @@ def quantize_image(
     Returns:
         The Int8Graph.
     """
-    reference = run_all(fp32, feeds)
+    reference = run_all(fp32, IMAGE.key, feeds)
     fp32 = merge_recurrent(fp32)
     groups, policy = weight_groups(fp32)
 
     def loss_of(chosen: Sequence[str]) -> float:
         nodes = [n for g in chosen for n in groups[g]]
-        return output_loss(reference, run_all(quantize_nodes(fp32, nodes, settings.per_channel), feeds))
+        return output_loss(reference, run_all(quantize_nodes(fp32, nodes, settings.per_channel), IMAGE.key,
+                                              feeds))
 
     decided, loss, loss_all = choose_int8(list(groups), loss_of, settings)
     nodes = [n for g, d in decided.items() if d["int8"] for n in groups[g]]
@@ -349,44 +353,22 @@ def _quantize_weight(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.n
     return np.clip(np.rint(w / scale), -127, 127).astype(np.int8), scale
 
 
-class _Builder:
-    """Nodes and initializers of one (sub)graph with readable names.
-
-    Like `graphs.GraphBuilder`, but a 0-d constant stays 0-d (the loop's scalar Gather index and
-    clamps need it); GraphBuilder.const widens it to shape (1,), which its FP32 graphs keep."""
-
-    def __init__(self, inits: dict[str, onnx.TensorProto]) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits = inits  # shared by the main graph and the loop body (outer-scope names)
-
-    def const(self, name: str, array: np.ndarray) -> str:
-        if name not in self.inits:
-            self.inits[name] = numpy_helper.from_array(np.array(array, order="C"), name)
-        return name
-
-    def node(self, op: str, inputs: list[str], name: str, n_out: int = 1, **attrs: Any) -> list[str]:
-        outputs = [f"{name}:{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
-        return outputs
-
-    def op(self, op: str, inputs: list[str], name: str, **attrs: Any) -> str:
-        return self.node(op, inputs, name, **attrs)[0]
-
-    def matmul(self, x: str, w: np.ndarray, weight: str, name: str, quantize: bool, per_channel: bool) -> str:
-        """x @ w in FP32, or in quantize_dynamic's INT8 pattern (fused by ONNX Runtime)."""
-        if not quantize:
-            return self.op("MatMul", [x, self.const(weight, w)], f"{name}/MatMul")
-        wq, scale = _quantize_weight(w, per_channel)
-        xq, xs, xz = self.node("DynamicQuantizeLinear", [x], f"{name}/QuantizeInput", n_out=3)
-        zero = np.zeros(scale.shape, dtype=np.int8)
-        acc = self.op(
-            "MatMulInteger",
-            [xq, self.const(f"{weight}_quantized", wq), xz, self.const(f"{weight}_zero_point", zero)],
-            f"{name}/MatMulInteger",
-        )
-        acc = self.op("Cast", [acc], f"{name}/Cast", to=TensorProto.FLOAT)
-        s = self.op("Mul", [xs, self.const(f"{weight}_scale", scale)], f"{name}/Scale")
-        return self.op("Mul", [acc, s], f"{name}/Dequantize")
+def _matmul(b: GraphBuilder, x: str, w: np.ndarray, weight: str, name: str, quantize: bool,
+            per_channel: bool) -> str:
+    """x @ w in FP32, or in quantize_dynamic's INT8 pattern (fused by ONNX Runtime), added to `b`."""
+    if not quantize:
+        return b.op("MatMul", [x, b.const(weight, w)], f"{name}/MatMul")
+    wq, scale = _quantize_weight(w, per_channel)
+    xq, xs, xz = b.node("DynamicQuantizeLinear", [x], f"{name}/QuantizeInput", n_out=3)
+    zero = np.zeros(scale.shape, dtype=np.int8)
+    acc = b.op(
+        "MatMulInteger",
+        [xq, b.const(f"{weight}_quantized", wq), xz, b.const(f"{weight}_zero_point", zero)],
+        f"{name}/MatMulInteger",
+    )
+    acc = b.op("Cast", [acc], f"{name}/Cast", to=TensorProto.FLOAT)
+    s = b.op("Mul", [xs, b.const(f"{weight}_scale", scale)], f"{name}/Scale")
+    return b.op("Mul", [acc, s], f"{name}/Dequantize")
 
 
 def text_weight_groups(fp32: onnx.ModelProto) -> list[str]:
@@ -418,8 +400,8 @@ def build_text_loop(
     eps = float(src["embed_norm/eps"].reshape(-1)[0])
     use_abs = any(n.op_type == "Abs" for n in fp32.graph.node)
     quantized = set(quantized)
-    inits: dict[str, onnx.TensorProto] = {}
-    b = _Builder(inits)
+    inits: dict[str, onnx.TensorProto] = {}  # shared by the main graph and the loop body (outer-scope names)
+    b = GraphBuilder(initializers=inits, keep_0d=True)
     i64 = np.int64
 
     def weights(layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -430,7 +412,7 @@ def build_text_loop(
     emb = b.op("Gather", [b.const("embed.weight", src["embed.weight"]), "token_ids"], "embed/Gather", axis=0)
     w0, _, wb0, _ = weights(0)
     q = "rnn/l0.W" in quantized
-    x0 = b.matmul(emb, w0, "rnn/l0.W", "rnn/l0/input", q, per_channel)  # (B, T, 3D)
+    x0 = _matmul(b, emb, w0, "rnn/l0.W", "rnn/l0/input", q, per_channel)  # (B, T, 3D)
     x0 = b.op("Add", [x0, b.const("rnn/l0.Wb", wb0)], "rnn/l0/input/Add")
     x0 = b.op("Transpose", [x0], "rnn/l0/input/Transpose", perm=[1, 0, 2])  # (T, B, 3D)
     shape = b.op("Shape", ["token_ids"], "tokens/Shape")
@@ -443,7 +425,7 @@ def build_text_loop(
     lens = b.op("Max", ["lengths", b.const("lengths/one", np.array(1, dtype=i64))], "lengths/ClampMin")
     lens = b.op("Unsqueeze", [lens, b.const("axes_1", np.array([1], dtype=i64))], "lengths/Unsqueeze")
 
-    body = _Builder(inits)
+    body = GraphBuilder(initializers=inits, keep_0d=True)
     split_in = b.const("split_2d_d", np.array([2 * d, d], dtype=i64))
     split_zr = b.const("split_d_d", np.array([d, d], dtype=i64))
     valid = body.op("Less", ["t", lens], "step/valid/Less")  # (B, 1)
@@ -455,10 +437,10 @@ def build_text_loop(
         h = f"h{layer}_in"
         if layer > 0:
             wname = f"rnn/l{layer}.W"
-            x = body.matmul(x, w, wname, f"{p}/input", wname in quantized, per_channel)
+            x = _matmul(body, x, w, wname, f"{p}/input", wname in quantized, per_channel)
             x = body.op("Add", [x, b.const(f"rnn/l{layer}.Wb", wb)], f"{p}/input/Add")
         rname = f"rnn/l{layer}.R"
-        hr = body.matmul(h, r, rname, f"{p}/recurrent", rname in quantized, per_channel)
+        hr = _matmul(body, h, r, rname, f"{p}/recurrent", rname in quantized, per_channel)
         hr = body.op("Add", [hr, b.const(f"rnn/l{layer}.Rb", rb)], f"{p}/recurrent/Add")  # (B, 3D)
         x_zr, x_h = body.node("Split", [x, split_in], f"{p}/input/Split", n_out=2, axis=1)
         h_zr, h_h = body.node("Split", [hr, split_in], f"{p}/recurrent/Split", n_out=2, axis=1)
@@ -485,13 +467,7 @@ def build_text_loop(
     )
     finals = b.node("Loop", [steps, "", *([h0] * layers)], "rnn/Loop", n_out=layers, body=body_graph)
     feats = finals[-1]  # (B, D): the last layer's state at each row's length - 1
-    axes = b.const("axes_1", np.array([1], dtype=i64))
-    sq = b.op("Mul", [feats, feats], "embed_norm/Square")
-    norm = b.op("ReduceSum", [sq, axes], "embed_norm/ReduceSum", keepdims=1)
-    norm = b.op("Sqrt", [norm], "embed_norm/Sqrt")
-    eps_c = b.const("embed_norm/eps", np.array(eps, dtype=np.float32))
-    norm = b.op("Max", [norm, eps_c], "embed_norm/ClampEps")
-    feats = b.op("Div", [feats, norm], "embed_norm/Div")
+    feats = b.l2norm(feats, 1, eps, "embed_norm")  # the FP32 graph's normalisation, eps kept 0-d
     if use_abs:
         feats = b.op("Abs", [feats], "embed/Abs")
     b.nodes.append(helper.make_node("Identity", [feats], ["text_embedding"], name="text_embedding"))
@@ -513,10 +489,11 @@ def quantize_text(
 ) -> Int8Graph:
     """The INT8 text graph (`build_text_loop`) with the weights the measured error allows."""
     groups = text_weight_groups(fp32)
-    reference = run_all(fp32, feeds)
+    reference = run_all(fp32, TEXT.key, feeds)
 
     def loss_of(chosen: Sequence[str]) -> float:
-        return output_loss(reference, run_all(build_text_loop(fp32, chosen, settings.per_channel), feeds))
+        return output_loss(reference, run_all(build_text_loop(fp32, chosen, settings.per_channel), TEXT.key,
+                                              feeds))
 
     decided, loss, loss_all = choose_int8(groups, loss_of, settings)
     chosen = [g for g, d in decided.items() if d["int8"]]
@@ -540,7 +517,7 @@ class CheckInputs:
     Attributes:
         batches: the batch sizes checked.
         image, text: per batch size, the image and text feeds.
-        eager_image, eager_text: the eager FP32 model on a feed -> outputs by name.
+        reference: {"image", "text"}: the eager FP32 model's active runners (`validation.reference_runner`).
         retrieval_set: returns (image feed, text feed, (eager image, eager caption embeddings)) of
             the synthetic retrieval set (5 captions per image); computed once per export.
     """
@@ -548,8 +525,7 @@ class CheckInputs:
     batches: Sequence[int]
     image: dict[int, dict[str, np.ndarray]]
     text: dict[int, dict[str, np.ndarray]]
-    eager_image: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-    eager_text: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+    reference: dict[str, Runner]
     retrieval_set: Callable[[], tuple[dict, dict, tuple[np.ndarray, np.ndarray]]]
 
 
@@ -580,7 +556,7 @@ def export_int8(
 
     from onnxruntime import __version__ as ort_version
 
-    from vsrn_deploy.core.contract import IMAGE, TEXT, onnx_name
+    from vsrn_deploy.core.contract import onnx_name
     from vsrn_deploy.export import graph_checks
 
     t0 = time.perf_counter()
@@ -592,37 +568,33 @@ def export_int8(
     }
     forbidden = {IMAGE.graph: graph_checks.FORBIDDEN_IMAGE_OPS, TEXT.graph: frozenset()}
     paths: dict[str, Path] = {}
-    sessions = {}
-    for name, g in made.items():
-        validator.problems += [f"{name} (int8): {p}" for p in graph_checks.graph_problems(
-            g.model, forbidden=forbidden[name])]
-        path = out_dir / onnx_name(name, "int8")
+    runners: dict[str, Runner] = {}
+    for spec in (IMAGE, TEXT):
+        g = made[spec.graph]
+        validator.problems += [f"{spec.graph} (int8): {p}" for p in graph_checks.graph_problems(
+            g.model, forbidden=forbidden[spec.graph])]
+        path = out_dir / onnx_name(spec.graph, "int8")
         write(g.model, path)
-        paths[name] = path
-        sessions[name] = cpu_session(path)
+        paths[spec.graph] = path
+        runners[spec.key] = graph_runner(spec.key, path)  # the written file is what is checked
         n_int8 = sum(1 for d in g.groups.values() if d["int8"])
         all_int8 = "not measured" if g.loss_all is None else f"{g.loss_all:.3g}"
-        say(f"{name}: {n_int8} of {len(g.groups)} weight groups INT8, {len(g.fp32_nodes)} MatMul/weights "
-            f"FP32; calibration loss {g.loss:.3g} (all INT8: {all_int8})")
+        say(f"{spec.graph}: {n_int8} of {len(g.groups)} weight groups INT8, {len(g.fp32_nodes)} "
+            f"MatMul/weights FP32; calibration loss {g.loss:.3g} (all INT8: {all_int8})")
     say(f"INT8 graphs chosen and written in {time.perf_counter() - t0:.1f} s")
 
-    def run(name: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        sess = sessions[name]
-        return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed), strict=True))
-
-    for b in inputs.batches:
-        validator.compare_fp16(paths[IMAGE.graph].name, "ort", b, inputs.eager_image(inputs.image[b]),
-                               run(IMAGE.graph, inputs.image[b]), precision="int8")
-        validator.compare_fp16(paths[TEXT.graph].name, "ort", b, inputs.eager_text(inputs.text[b]),
-                               run(TEXT.graph, inputs.text[b]), precision="int8")
-    images, texts, ref = inputs.retrieval_set()
-    n = len(ref[0])
-    img8 = np.concatenate([
-        run(IMAGE.graph, {k: v[i : i + 32] for k, v in images.items()})[IMAGE.embedding]
-        for i in range(0, n, 32)
-    ])
-    got = (img8, run(TEXT.graph, texts)[TEXT.embedding])
-    summary = validator.compare_retrieval("ort-int8", ref, got, "int8")
+    with contextlib.ExitStack() as stack:
+        for runner in runners.values():
+            stack.enter_context(runner)
+        for b in inputs.batches:
+            for spec, feeds in ((IMAGE, inputs.image), (TEXT, inputs.text)):
+                ref_out = inputs.reference[spec.key].infer_batched(feeds[b])
+                validator.check(paths[spec.graph].name, "ort", b, ref_out, runners[spec.key].infer(feeds[b]),
+                                "int8")
+        images, texts, ref = inputs.retrieval_set()
+        got = (runners[IMAGE.key].infer_batched(images)[IMAGE.embedding],
+               runners[TEXT.key].infer_batched(texts)[TEXT.embedding])
+    summary = validator.check_retrieval("ort-int8", ref, got, "int8")
     manifest = {
         "settings": settings.describe(),
         "quantizer": f"onnxruntime.quantization.quantize_dynamic (onnxruntime {ort_version}) for the image "

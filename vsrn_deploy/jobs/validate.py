@@ -165,19 +165,24 @@ def backend_precision(backend: str, runner: Any) -> str:
 
 def compare_backend(backend: str, precision: str, ref: dict[str, np.ndarray], got: dict[str, np.ndarray],
                     ref_recall: dict[str, float]) -> dict[str, Any]:
-    """All metrics of one backend against the reference, with pass/fail and the failures listed."""
-    outputs = {n: compare.abs_error_stats(ref[n], got[n]) for n in ref}
+    """All metrics of one backend against the reference, with pass/fail and the failures listed: the
+    verdict is `compare.judge`'s (the export's checks' too) under the backend's bounds at `precision`;
+    the row cosine is the embeddings' (image and text), NaN/Inf rows of any output fail."""
     embeddings = (IMAGE.embedding, TEXT.embedding)
-    cos = np.concatenate([compare.row_cosine(ref[n], got[n]) for n in embeddings])
     retrieval = compare.compare_retrieval(tuple(ref[n] for n in embeddings),
                                           tuple(got[n] for n in embeddings), precision, ref_recall=ref_recall)
-    result: dict[str, Any] = {
+    verdict = compare.judge(precision, ref, got, retrieval=retrieval, cosine_outputs=embeddings,
+                            bounds=_backends.get(backend).parity(precision))
+    measured = verdict.measured
+    outputs = {n: {k: measured["outputs"][n][k] for k in ("max", "mean", "p99")} for n in measured["outputs"]}
+    return {
         "precision": precision,
-        "max_abs_err": max(o["max"] for o in outputs.values()),
-        "mean_abs_err": float(np.mean([o["mean"] for o in outputs.values()])),
-        "p99_abs_err": max(o["p99"] for o in outputs.values()),
-        "min_cosine": float(cos.min()),
-        "mean_cosine": float(cos.mean()),
+        "max_abs_err": measured["max_abs_err"],
+        "mean_abs_err": measured["mean_abs_err"],
+        "p99_abs_err": measured["p99_abs_err"],
+        "min_cosine": measured["min_cosine"],
+        "mean_cosine": measured["mean_cosine"],
+        "non_finite_rows": measured["non_finite_rows"],
         "top1_agreement": retrieval["top1_agreement"],
         "top1_agreement_raw": retrieval["top1_agreement_raw"],
         "top1": retrieval["top1"],
@@ -187,19 +192,9 @@ def compare_backend(backend: str, precision: str, ref: dict[str, np.ndarray], go
         "recall_delta": retrieval["recall_delta"],
         "recall_flips_beyond_ties": retrieval["recall_flips_beyond_ties"],
         "outputs": outputs,
+        "failures": verdict.failures,
+        "passed": verdict.passed,
     }
-    bounds = PARITY[precision]
-    failures = []
-    if bounds.max_abs is not None:
-        bound = _backends.get(backend).parity(precision).max_abs  # TensorRT FP32: its own bound
-        if not result["max_abs_err"] <= bound:
-            failures.append(f"max abs error {result['max_abs_err']:.3g} > {bound:g}")
-    if bounds.min_cosine is not None and not result["min_cosine"] >= bounds.min_cosine:
-        failures.append(f"min row cosine {result['min_cosine']:.6f} < {bounds.min_cosine}")
-    failures += compare.retrieval_failures(retrieval, bounds)
-    result["failures"] = failures
-    result["passed"] = not failures
-    return result
 
 
 # --- the run -----------------------------------------------------------------------------------
