@@ -25,16 +25,15 @@ REGIONS, FEATURE_DIM = 36, 24  # 36 regions like the demo (an authors' checkpoin
 
 def build_workspace(root: Path) -> Path:
     import torch
+    from typer.testing import CliRunner
 
+    from vsrn_deploy.cli.app import app
     from vsrn_deploy.data.synthetic import generate_dataset
     from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_model
     from vsrn_deploy.model import VSRN
     from vsrn_deploy.model.checkpoint import save_authors_checkpoint, save_checkpoint
     from vsrn_deploy.model.config import VSRNConfig
-    from typer.testing import CliRunner
-
-    from vsrn_deploy.cli.app import app
 
     run = root / "runs" / "demo"
     data = generate_dataset(run / "data", n_train=40, n_dev=10, n_test=20, num_regions=REGIONS,

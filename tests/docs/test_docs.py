@@ -30,7 +30,8 @@ RUN_LANGS = {"bash": "shell", "sh": "shell", "console": "console", "python": "py
 README_MAX_LINES = 200
 # pages whose blocks another suite runs (their links are still checked here)
 RUN_ELSEWHERE = {
-    "docs/serving.md": "tests/system/serving/test_serve_docs.py runs this page's blocks against a real server",
+    "docs/serving.md":
+        "tests/system/serving/test_serve_docs.py runs this page's blocks against a real server",
 }
 BLOCK_TIMEOUT_S = 300
 
@@ -182,7 +183,8 @@ def test_every_runnable_block_is_found() -> None:
 
 def test_readme_is_short() -> None:
     count = len((REPO / "README.md").read_text(encoding="utf-8").splitlines())
-    assert count <= README_MAX_LINES, f"README.md has {count} lines (at most {README_MAX_LINES}): move detail to docs/"
+    assert count <= README_MAX_LINES, (
+        f"README.md has {count} lines (at most {README_MAX_LINES}): move detail to docs/")
 
 
 def _links(path: Path) -> list[tuple[int, str]]:
@@ -231,12 +233,14 @@ def _cli_commands() -> set[str]:
 
 def test_readme_command_table_lists_every_command() -> None:
     missing = _cli_commands() - _readme_table_commands()
-    assert not missing, f"commands in `vsrn-deploy --help` missing from README's command table: {sorted(missing)}"
+    assert not missing, (
+        f"commands in `vsrn-deploy --help` missing from README's command table: {sorted(missing)}")
 
 
 def test_readme_command_table_names_only_real_commands() -> None:
     extra = _readme_table_commands() - _cli_commands()
-    assert not extra, f"README's command table names commands `vsrn-deploy --help` does not have: {sorted(extra)}"
+    assert not extra, (
+        f"README's command table names commands `vsrn-deploy --help` does not have: {sorted(extra)}")
 
 
 def test_readme_names_every_backend() -> None:
