@@ -544,9 +544,10 @@ def export_int8(
     """Make, write and check `image_encoder.int8.onnx` and `text_encoder.int8.onnx`.
 
     The checks go into `validator` (the export's `validation.Validator`, which fails the export),
-    judged by `PARITY["int8"]`: graph hygiene; every row's cosine with eager FP32 at each batch size;
+    judged by `compare.judge` under `PARITY["int8"]`: graph hygiene; the written files (in ONNX
+    Runtime's runner) against the eager reference's runners, every row's cosine at each batch size;
     on the synthetic retrieval set, R@1/5/10 changed beyond near-ties and the tie-aware top-1
-    agreement (`vsrn_deploy.evaluation.compare`).
+    agreement; a row holding NaN or Inf fails anywhere.
 
     Returns:
         {"paths": {graph: written path}, "manifest": the manifest's "int8" entry,
