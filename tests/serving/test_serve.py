@@ -6,6 +6,7 @@ own refusals (no server needed)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
 from pathlib import Path
@@ -204,3 +205,49 @@ def test_client_refusals_are_one_line_vsrn_errors():
         assert "cannot reach a Triton server" in message and "vsrn-deploy serve" in message
         assert "\n" not in message
         nobody.close()
+
+
+FAKE_TRITON = '''
+import http.server, json, sys
+port = int(next(a for a in sys.argv if a.startswith("--http-port=")).split("=")[1])
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def _send(self, body):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self._send(b"")
+    def do_POST(self):
+        self._send(json.dumps([{"name": "image_encoder", "version": "1", "state": "READY"}]).encode())
+http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_the_server_and_exits_130(tmp_path, signum):
+    """A stand-in server that answers readiness and the repository index: serve reports it ready,
+    and Ctrl-C or SIGTERM ends serve with 130 and the server with it."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    binary = _fake_server(tmp_path / "s", f'exec "{sys.executable}" -c \'{FAKE_TRITON}\' "$@"')
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen(["vsrn-deploy", "serve", "--repo", str(_repo(tmp_path / "repo")), "--server",
+                             str(binary), "--http-port", _free(), "--grpc-port", _free()],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    deadline = time.monotonic() + 60
+    while "Ctrl-C stops it" not in out and time.monotonic() < deadline and proc.poll() is None:
+        out += proc.stdout.readline()
+    assert "image_encoder version 1: READY" in out, out
+    server_pid = int(re.search(r"\(pid (\d+)\)", out)[1])
+    proc.send_signal(signum)
+    assert proc.wait(30) == 130, out + proc.stdout.read()
+    assert f"stopped tritonserver (pid {server_pid})" in proc.stdout.read()
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)

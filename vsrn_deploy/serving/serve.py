@@ -11,7 +11,9 @@ Standard library only.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +82,7 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         say(f"warning: listening on {host}: Triton has no authentication, so anyone who reaches these "
             "ports can run the models (put it behind a proxy that authenticates, or a firewall)")
     running = None
+    restore = _interruptible()
     try:
         running = triton_server.start_server(repo, server_root=root, python=python, host=host,
                                              http_port=http_port, grpc_port=grpc_port, log_path=log,
@@ -110,6 +113,16 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
     finally:
         if running is not None and running.alive():
             _stop(running)
+        restore()
+
+
+def _interruptible() -> Callable[[], None]:
+    """Ctrl-C raises KeyboardInterrupt while serving, even where SIGINT was inherited as ignored (a
+    process started in the background by a non-interactive shell); returns what restores the handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    return lambda: signal.signal(signal.SIGINT, previous)
 
 
 def _stop(running: triton_server.TritonServer) -> None:
