@@ -114,3 +114,14 @@ def test_the_layer_sits_above_io_and_core_only():
             "             or (m.startswith('vsrn_deploy.') and m.split('.')[1] in above)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_demo_run_folders_are_recognised_with_and_without_the_marker(tmp_path):
+    from vsrn_deploy.artifacts import run
+
+    (tmp_path / run.DEMO_SUMMARY).write_text(json.dumps({"config": {}, "stages": {}}))  # before the marker
+    assert run.demo_summary(tmp_path) == {"config": {}, "stages": {}}
+    (tmp_path / run.DEMO_SUMMARY).write_text(json.dumps({"written_by": base.marker("demo")}))
+    assert run.demo_summary(tmp_path) is not None
+    (tmp_path / run.DEMO_SUMMARY).write_text(json.dumps({"written_by": base.marker("export")}))
+    assert run.demo_summary(tmp_path) is None

@@ -8,7 +8,8 @@ its manifest's file name, and the command that rebuilds it (for error text):
   every graph carries provenance metadata_props: producer, version, manifest format, checkpoint sha256);
 - `engines`: the JSON sidecar beside each TensorRT plan (`vsrn-deploy build-engine`);
 - `index`: index.json of `vsrn-deploy index`;
-- `triton`: vsrn_repo.json of `vsrn-deploy triton-repo`.
+- `triton`: vsrn_repo.json of `vsrn-deploy triton-repo`;
+- `run`: the demo's run folder (demo_summary.json).
 
 Writing (`base.Kind.writer`, built on `vsrn_deploy.io.outputs.OutputFolder` and the atomic writers
 of `vsrn_deploy.io.files`): the folder is locked for the whole command (a second writer of the same
@@ -35,6 +36,6 @@ This package imports only `vsrn_deploy.core` and `vsrn_deploy.io` (and onnx lazi
 backend/, export/, search/, serving/ and the jobs import it.
 """
 
-from vsrn_deploy.artifacts import base, engines, export, index, triton
+from vsrn_deploy.artifacts import base, engines, export, index, run, triton
 
-__all__ = ["base", "engines", "export", "index", "triton"]
+__all__ = ["base", "engines", "export", "index", "run", "triton"]

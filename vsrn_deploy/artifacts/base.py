@@ -142,6 +142,7 @@ class Kind:
             "vsrn-deploy index --onnx-dir EXPORT --images F.npy --out {folder}".
         owned_files: the relative paths an earlier manifest says the tool wrote.
         recognise: a manifest of this kind written without the ownership marker (older versions).
+        overwrite_flag: the command's option to replace what is in the way (None: it has none).
     """
 
     name: str
@@ -149,6 +150,7 @@ class Kind:
     rebuild: str
     owned_files: Callable[[dict[str, Any]], Iterable[str]] = lambda m: list(m.get("files") or {})
     recognise: Callable[[dict[str, Any]], bool] | None = None
+    overwrite_flag: str | None = "--overwrite"
 
     def rebuild_command(self, folder: str | os.PathLike) -> str:
         return self.rebuild.format(folder=folder)
@@ -160,4 +162,5 @@ class Kind:
         a staging folder, and a commit that replaces only the files its previous manifest lists."""
         return OutputFolder(target, kind=self.name, manifest_name=self.manifest_name, entries=entries,
                             overwrite=overwrite, flag=flag, input_dirs=input_dirs, input_files=input_files,
-                            owned_files=self.owned_files, recognise=self.recognise)
+                            owned_files=self.owned_files, recognise=self.recognise,
+                            overwrite_flag=self.overwrite_flag)

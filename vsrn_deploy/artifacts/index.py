@@ -30,7 +30,8 @@ VOCAB = "vocab.json"
 ENTRIES = (IMAGE_EMBEDDINGS, IMAGE_INDEX, BOXES, CAPTION_EMBEDDINGS, CAPTION_INDEX, CAPTIONS, VOCAB)
 REBUILD = "vsrn-deploy index --onnx-dir EXPORT --images F.npy --out {folder}"
 
-KIND = Kind("index", MANIFEST, REBUILD, recognise=lambda data: data.get("format") == FORMAT)
+KIND = Kind("index", MANIFEST, REBUILD, recognise=lambda data: data.get("format") == FORMAT,
+            overwrite_flag=None)  # `index` has no --overwrite: what is in the way is moved by the user
 
 
 @dataclass

@@ -4,11 +4,12 @@ The rule: a command never deletes or replaces anything it did not write itself.
 
 - Every output folder vsrn-deploy writes carries an ownership marker: the key ``written_by`` =
   ``{"tool": "vsrn-deploy", "kind": KIND}`` in its manifest (``manifest.json`` of an export,
-  ``vsrn_repo.json`` of a Triton repository). A folder with that marker may be rewritten without
-  ``--overwrite``; only the entries its previous manifest listed (and the new ones) are touched.
+  ``vsrn_repo.json`` of a Triton repository; an index's ``index.json`` is recognised by its
+  ``format``). A folder with that marker may be rewritten without ``--overwrite``; only the FILES its
+  previous manifest listed (and the new ones) are touched, never a sub-folder as a whole.
 - Anything else in the way (a non-empty folder without the marker, a same-named file the tool did not
-  write) needs ``--overwrite``; even then only the entries the tool writes are replaced, never the
-  rest of the folder.
+  write) needs ``--overwrite``; even then only the files the tool writes are replaced, never the
+  rest of the folder (user files inside the tool's sub-folders included).
 - Outputs that overlap inputs (the output folder is an input folder or holds one; an input file
   would be replaced) are refused.
 - Path problems (unwritable or missing parent, a file where a folder is wanted and the reverse,
@@ -17,7 +18,8 @@ The rule: a command never deletes or replaces anything it did not write itself.
 
 `OutputFolder` is the one place that writes a folder: it checks, takes a lock beside the target (a
 second command writing the same folder is refused, never interleaved), gives a staging folder to
-build in (umask permissions), and commits entry by entry with rollback.
+build in (umask permissions), and commits file by file with rollback. Each kind of folder is
+declared in `vsrn_deploy.artifacts` (its manifest, the files it owns), which builds its writer here.
 """
 
 from __future__ import annotations
@@ -64,22 +66,10 @@ def read_owned_manifest(folder: str | os.PathLike, manifest_name: str, kind: str
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if isinstance(data, dict) and (data.get(MARKER_KEY) == marker(kind) or _legacy_owned(kind, data)
+    if isinstance(data, dict) and (data.get(MARKER_KEY) == marker(kind)
                                    or (recognise is not None and recognise(data))):
         return data
     return None
-
-
-def _legacy_owned(kind: str, data: dict[str, Any]) -> bool:
-    """Manifests vsrn-deploy wrote before the marker existed, recognised by their own fields."""
-    if kind == "export":
-        versions = data.get("versions")
-        return (isinstance(versions, dict) and "vsrn_deploy" in versions
-                and isinstance(data.get("files"), dict) and isinstance(data.get("graphs"), dict)
-                and "parity" in data)
-    if kind == "demo":
-        return isinstance(data.get("config"), dict) and isinstance(data.get("stages"), dict)
-    return False
 
 
 def _probe_writable(folder: Path, flag: str, given: str | os.PathLike) -> None:
@@ -238,6 +228,8 @@ class OutputFolder:
             this run writes under it, and nothing is ever removed from it.
         recognise: a manifest without the ownership marker that is still one of this kind's (older
             versions), e.g. the index's {"format": "vsrn-deploy-index"}.
+        overwrite_flag: the command's option that lets it replace what is in the way, named in the
+            refusals (None: the command has none, e.g. index).
     """
 
     def __init__(self, target: str | os.PathLike, *, kind: str, manifest_name: str,
@@ -246,11 +238,14 @@ class OutputFolder:
                  input_files: Iterable[str | os.PathLike | None] = (),
                  owned_files: Callable[[dict[str, Any]], Iterable[str]] | None = None,
                  recognise: Callable[[dict[str, Any]], bool] | None = None,
-                 shared: bool = False) -> None:
+                 shared: bool = False, overwrite_flag: str | None = "--overwrite") -> None:
         self.given = target
         self.kind, self.manifest_name, self.flag = kind, manifest_name, flag
         self.entries = _top_level([*entries, manifest_name])
         self.overwrite = overwrite
+        # how the command spells "replace what is in the way" (None: it has no such option)
+        self._overwrite_flag = overwrite_flag
+        self._or_overwrite = f" or pass {overwrite_flag} to replace it" if overwrite_flag else ""
         # shared: a folder that may hold other things (encode's --out); only name clashes matter, and
         # entries of an earlier run that this one does not write stay
         self.shared = shared
@@ -281,13 +276,14 @@ class OutputFolder:
         if self.old_manifest is None and present and not self.overwrite and not self.shared:
             raise VsrnError(
                 f"{self.flag} {self.given} is a non-empty folder and not a vsrn-deploy {self.kind} (no "
-                f"{self.manifest_name} with its marker); choose another {self.flag}, or pass --overwrite "
-                f"to write the {self.kind} into it (only its own files are replaced)")
+                f"{self.manifest_name} with its marker); choose another {self.flag}"
+                + (f", or pass {self._overwrite_flag} to write the {self.kind} into it (only its own files "
+                   "are replaced)" if self._overwrite_flag else ""))
         owned_top = set(_top_level(self.old_owned))
         foreign = sorted(n for n in self.entries if n in present and n not in owned_top)
         if foreign and (self.old_manifest is not None or self.shared) and not self.overwrite:
             raise VsrnError(f"{self.flag} {self.given} holds {', '.join(foreign)}, which the earlier "
-                            f"{self.kind} did not write; move it away or pass --overwrite to replace it")
+                            f"{self.kind} did not write; move it away{self._or_overwrite}")
 
     def _owned(self, rel: str) -> bool:
         parts = rel.split("/")
@@ -374,13 +370,13 @@ class OutputFolder:
             blocker_rel = blocker.relative_to(target).as_posix()
             if not self.overwrite and not (blocker_rel == rel and self._owned(rel)):
                 raise VsrnError(f"{self.flag} {self.given}: {blocker} is in the way of the {self.kind}'s "
-                                f"{rel} and the earlier {self.kind} did not write it; move it away or pass "
-                                "--overwrite to replace it")
+                                f"{rel} and the earlier {self.kind} did not write it; move it away"
+                                f"{self._or_overwrite}")
         for rel in files:
             dst = target / rel
             if (dst.exists() or dst.is_symlink()) and not self._owned(rel) and not self.overwrite:
                 raise VsrnError(f"{self.flag} {self.given} holds {rel}, which the earlier {self.kind} did "
-                                "not write; move it away or pass --overwrite to replace it")
+                                f"not write; move it away{self._or_overwrite}")
         new = set(files)
         stale = [] if self.shared else sorted(
             p for p in self.old_owned - new

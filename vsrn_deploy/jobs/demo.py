@@ -22,7 +22,7 @@ from typing import Any
 from vsrn_deploy.core.errors import CheckFailed
 from vsrn_deploy.io.files import atomic_write_json
 
-SUMMARY = "demo_summary.json"
+SUMMARY = "demo_summary.json"  # vsrn_deploy.artifacts.run.DEMO_SUMMARY
 _log = logging.getLogger(__name__)  # the demo's story, stage by stage; the command line shows it on stderr
 
 
@@ -84,19 +84,20 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     say = _log.info
 
+    from vsrn_deploy.artifacts.run import demo_summary
     from vsrn_deploy.core.contract import AUTHORS_CHECKPOINT_NAME, BEST_CHECKPOINT_NAME
     from vsrn_deploy.data.precomp import PrecompSplit
     from vsrn_deploy.data.synthetic import generate_dataset
     from vsrn_deploy.evaluation.recall import format_table, recall_report
     from vsrn_deploy.export import ExportConfig, export_model
-    from vsrn_deploy.io.outputs import check_out_path, marker, read_owned_manifest
+    from vsrn_deploy.io.outputs import check_out_path, marker
     from vsrn_deploy.jobs.encode_data import encode_split
     from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation
     from vsrn_deploy.model.checkpoint import load_checkpoint, load_model, save_authors_checkpoint
     from vsrn_deploy.training import TrainConfig, train
 
     out = check_out_path(cfg.out, want="folder")
-    if out.is_dir() and any(out.iterdir()) and read_owned_manifest(out, SUMMARY, "demo") is None:
+    if out.is_dir() and any(out.iterdir()) and demo_summary(out) is None:
         from vsrn_deploy.core.errors import VsrnError
 
         raise VsrnError(f"--out {cfg.out} is a non-empty folder that no earlier demo wrote; choose another "
