@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-_PACKAGES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "openvino",
-             "vsrn-deploy")
+from vsrn_deploy.core.backends import Family
+
+# the backends' runtimes (the table's families name their packages) and what else the timings depend on
+_PACKAGES = ("numpy", "onnx", *(f.value for f in Family), "onnxruntime-gpu", "vsrn-deploy")
 
 
 def cpu_model() -> str:

@@ -30,7 +30,8 @@ from vsrn_deploy.core.contract import PARITY, PRECISIONS, TRT_FP32_MAX_ABS, Pari
 
 
 class Family(str, enum.Enum):
-    """The runtime a backend runs in."""
+    """The runtime a backend runs in; its value is the runtime's Python package (the one whose
+    version `validate` and `bench` report)."""
 
     TORCH = "torch"
     ONNXRUNTIME = "onnxruntime"

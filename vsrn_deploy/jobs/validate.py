@@ -343,7 +343,7 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version(), "machine": platform.machine()}
-    for pkg in ("numpy", "torch", "onnxruntime", "tensorrt", "openvino"):
+    for pkg in ("numpy", *(f.value for f in _backends.Family)):  # the backends' runtimes
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
