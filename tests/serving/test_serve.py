@@ -251,3 +251,22 @@ def test_ctrl_c_or_sigterm_stops_the_server_and_exits_130(tmp_path, signum):
     assert f"stopped tritonserver (pid {server_pid})" in proc.stdout.read()
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_a_python_the_models_cannot_run_in_is_warned_about(tmp_path):
+    """numpy 2 (the 2.51 stub garbles captions under it) or a missing module: serve says so up front."""
+    fake = tmp_path / "bin" / "python3"
+    fake.parent.mkdir()
+    probe = '{"python": "3.11", "numpy": "2.1.0", "onnxruntime": null, "nltk": "3.9"}'
+    fake.write_text(f"#!/bin/sh\necho '{probe}'\n")
+    fake.chmod(0o755)
+    assert triton_server.python_problems(fake) == [
+        "onnxruntime is not installed",
+        "numpy is 2.1.0 (tritonserver 2.51's python backend garbles string tensors, so captions, "
+        "under numpy 2)"]
+    assert triton_server.python_problems(tmp_path / "missing") == [f"{tmp_path / 'missing'} does not run"]
+    server = _fake_server(tmp_path / "s", "exit 1")
+    result = _serve("--repo", str(_repo(tmp_path / "repo")), "--server", str(server), "--python", str(fake),
+                    "--http-port", _free(), "--grpc-port", _free())
+    assert result.exit_code == 2
+    assert f"warning: in {fake}, the Python the python-backend models run in, numpy is 2.1.0" in result.output

@@ -17,6 +17,9 @@ def serve(
     server: Annotated[Path | None, typer.Option(
         help="The tritonserver binary or its install folder. Default: $TRITONSERVER, PATH, then the "
              "server `bash .ci/setup` unpacks into .venv/triton.")] = None,
+    python: Annotated[Path | None, typer.Option(
+        help="The Python the python-backend models run in ('numpy<2', onnxruntime, nltk). Default: the "
+             "set-up's .venv/triton-python, else the first python3 on PATH.")] = None,
     host: Annotated[str, typer.Option(
         help="Address to listen on. Triton has no authentication: anything other than 127.0.0.1 lets "
              "whoever reaches the port run the models.")] = "127.0.0.1",
@@ -25,7 +28,8 @@ def serve(
     the server on Ctrl-C or SIGTERM (exit 130)."""
     from vsrn_deploy.serving.serve import serve as run
 
-    code = run(repo, http_port=http_port, grpc_port=grpc_port, server=server, host=host, say=typer.echo)
+    code = run(repo, http_port=http_port, grpc_port=grpc_port, server=server, host=host, python=python,
+              say=typer.echo)
     raise typer.Exit(code)
 
 

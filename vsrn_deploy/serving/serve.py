@@ -60,7 +60,8 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         http_port, grpc_port: where Triton's HTTP/REST and gRPC endpoints listen.
         server: the tritonserver binary or its install folder (default: `find_server()`'s search).
         host: the address to listen on (127.0.0.1: this machine only).
-        python: the Python the python backend stub embeds (default: `stub_python()`).
+        python: the Python the python-backend models run in (default: `stub_python()`); warned about
+            when it lacks numpy, onnxruntime or nltk, or has numpy 2.
         timeout: seconds to wait for every model to be ready.
         say: where the URLs and model states go (stdout).
         ready: called with the running server once it is ready (tests, embedding callers).
@@ -75,6 +76,10 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
     if http_port == grpc_port:
         raise VsrnError(f"--http-port and --grpc-port are both {http_port}; give two different ports")
     root = triton_server.find_server(server)
+    python = triton_server.stub_python(python)
+    for problem in triton_server.python_problems(python):
+        say(f"warning: in {python}, the Python the python-backend models run in, {problem}; pass --python "
+            "a Python 3.11 with 'numpy<2' onnxruntime nltk")
     fd, log_name = tempfile.mkstemp(prefix="vsrn-tritonserver-", suffix=".log")
     os.close(fd)
     log = Path(log_name)

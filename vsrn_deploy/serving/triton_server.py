@@ -123,13 +123,42 @@ def find_server(server: str | os.PathLike[str] | None = None) -> Path:
 
 def stub_python(python: str | os.PathLike[str] | None = None) -> Path:
     """The Python the python backend's stub embeds: `python`, else a set-up's `<env>/triton-python`
-    (numpy < 2, onnxruntime, nltk), else this Python."""
+    (numpy < 2, onnxruntime, nltk), else the first python3 on PATH (where the stub would look), else
+    this Python."""
     if python is not None:
         return Path(python)
     for env in _environments():
         if (env / STUB_PYTHON).is_file():
             return env / STUB_PYTHON
-    return Path(sys.executable)
+    on_path = shutil.which("python3")
+    return Path(on_path) if on_path else Path(sys.executable)
+
+
+_PROBE = """
+import importlib, json, sys
+found = {}
+for name in ("numpy", "onnxruntime", "nltk"):
+    try:
+        found[name] = importlib.import_module(name).__version__
+    except Exception:
+        found[name] = None
+print(json.dumps({"python": "%d.%d" % sys.version_info[:2], **found}))
+"""
+
+
+def python_problems(python: str | os.PathLike[str]) -> list[str]:
+    """What in `python` keeps the repository's python-backend models from working with the 2.51 stub:
+    missing numpy / onnxruntime / nltk, numpy 2 (the stub garbles string tensors under it)."""
+    try:
+        out = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True, timeout=120)
+        found = json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return [f"{python} does not run"]
+    problems = [f"{name} is not installed" for name in ("numpy", "onnxruntime", "nltk") if not found[name]]
+    if found["numpy"] and int(found["numpy"].split(".")[0]) >= 2:
+        problems.append(f"numpy is {found['numpy']} (tritonserver 2.51's python backend garbles string "
+                        "tensors, so captions, under numpy 2)")
+    return problems
 
 
 def _libpython_dir(python: str | os.PathLike[str]) -> str:
