@@ -191,3 +191,22 @@ def test_index_embeddings_refused_when_not_this_export_or_changed(tiny_export, f
     with pytest.raises(VsrnError, match="incomplete"):
         build(unfinished)
     assert not (tmp_path / "idx").exists()
+
+
+def test_failure_on_a_worker_is_one_line(tiny_export, tmp_path, monkeypatch, ray_session):
+    """A shard a worker cannot read (gone after the driver checked it, as on a node without the shared
+    file system) ends the job with one error naming the file, not Ray's traceback."""
+    import vsrn_deploy.distributed.job as job
+
+    parts = write_shards(tmp_path / "f")
+    checked = job.open_shards
+
+    def then_gone(*args, **kwargs):
+        found = checked(*args, **kwargs)
+        parts[1].unlink()
+        return found
+
+    monkeypatch.setattr(job, "open_shards", then_gone)
+    with pytest.raises(VsrnError, match=r"failed on the local Ray \(FileNotFoundError: .*part1\.npy"):
+        embed(tiny_export, parts, tmp_path / "emb")
+    assert not list((tmp_path / "emb").glob("*.parquet"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,6 +226,26 @@ def _ray_session(cfg: EmbedConfig):
             ray.shutdown()
 
 
+@contextlib.contextmanager
+def _job_errors(cfg: EmbedConfig):
+    """A task or actor that failed on the cluster (a shard path a node cannot read, the export missing
+    there, a worker that died) is one line naming the cause, not Ray's traceback."""
+    try:
+        yield
+    except VsrnError:
+        raise
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raised = [line for line in lines if re.match(r"^[\w.]*(Error|Exception): ", line)
+                  and not line.startswith("ray.")]  # the user code's error, not Ray's wrapper of it
+        cause = raised[0] if raised else (lines[-1] if lines else type(exc).__name__)
+        cause = re.sub(r"\x1b\[[0-9;]*m", "", cause)
+        where = f"the Ray cluster at {cfg.ray_address}" if cfg.ray_address else "the local Ray"
+        raise VsrnError(f"the embed job failed on {where} ({cause[:300]}); on a cluster the export, the "
+                        "shards and --out must be at the same paths on every node; finished shards are "
+                        "kept, run again to resume") from None
+
+
 def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     """Embed every image of the shards `cfg.images` matches into `cfg.out` (see the module docstring).
 
@@ -263,8 +284,10 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
             ray.data.DataContext.get_current().enable_progress_bars = cfg.progress
             items = [{"index": s.index, "path": s.path, "out": str(out / output_name(s.index))}
                      for s in shards]
-            scans = {int(r["index"]): r for r in ray.data.from_items(items, override_num_blocks=len(items))
-                     .map(scan_shard, num_cpus=1).take_all()}
+            with _job_errors(cfg):
+                scanned = (ray.data.from_items(items, override_num_blocks=len(items))
+                           .map(scan_shard, num_cpus=1))
+                scans = {int(r["index"]): r for r in scanned.take_all()}
             check_scans(shards, scans)
             pending: list[Shard] = []
             for s, entry in zip(shards, entries, strict=True):
@@ -281,7 +304,8 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
             _log.info(f"embed: {len(shards)} shards, {manifest['count']} images; {len(pending)} to encode, "
                       f"{len(shards) - len(pending)} already done")
             if pending:
-                _encode(ray, cfg, pending, out, entries, manifest)
+                with _job_errors(cfg):
+                    _encode(ray, cfg, pending, out, entries, manifest)
         _final_check(out, shards, entries)
         manifest["complete"] = True
         manifest["run"]["seconds"] = round(time.perf_counter() - clock, 3)
