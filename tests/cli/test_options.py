@@ -56,12 +56,15 @@ def test_backends_help_lists_every_backend_of_the_table():
 
 
 def _assert_usage_error_listing(result, wrong: str, choices: tuple[str, ...]) -> None:
+    """Exit 2 and one `error: ...` line (like every user error) naming the wrong value and the choices."""
     assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    text = " ".join(result.output.replace("│", " ").split())
-    assert wrong in text
+    assert "Traceback" not in result.output and "Usage:" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert wrong in lines[0]
     for name in choices:
-        assert name in text, (name, text)
+        assert name in lines[0], (name, lines[0])
+    assert "--help" in lines[0]  # where to read the choices again
 
 
 @pytest.mark.parametrize("command", [
@@ -139,7 +142,7 @@ def test_bench_precision_sets_what_torch_deploy_computes_in(tmp_path):
 
 def test_bench_dtype_is_gone():
     result = invoke(*BENCH, "--dtype", "bf16")
-    assert result.exit_code == 2 and "No such option" in result.output
+    assert result.exit_code == 2 and result.output.startswith("error: No such option: --dtype")
 
 
 def test_quiet_drops_progress_lines_and_keeps_results():
@@ -149,6 +152,11 @@ def test_quiet_drops_progress_lines_and_keeps_results():
     assert "matmul peak" in loud.stderr and "torch-deploy" in loud.stderr  # progress: on stderr
     assert quiet.stderr == ""
     assert "### text encoder" in quiet.stdout  # the result table still goes to stdout
+
+
+def test_no_arguments_still_shows_the_help():
+    result = invoke()
+    assert "Usage: vsrn-deploy" in result.output and "build-engine" in result.output
 
 
 def test_verbose_and_quiet_together_exit_2():

@@ -14,9 +14,12 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from vsrn_deploy.cli.common import one_line
 
 # Each module defines its command function(s) at module level and `register(app)`, which only adds them.
 _COMMAND_MODULES: list[str] = [
@@ -37,8 +40,34 @@ _COMMAND_MODULES: list[str] = [
     "attention",
 ]
 
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The root group: a usage error (a wrong choice, an unknown option, a missing value) ends like
+    every other user error, in one `error: ...` line and exit 2, not in a usage panel."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not argv:  # no arguments at all: the help, as typer shows it
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # typer's usage errors (BadParameter, NoSuchOption, ...)
+            message = one_line(exc.format_message()).replace("Value error, ", "").rstrip(".")
+            ctx = getattr(exc, "ctx", None)
+            hint = f"; see {ctx.command_path} --help" if ctx is not None else ""
+            typer.echo(f"error: {message}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="vsrn-deploy",
+    cls=_OneLineUsageErrors,
     help="VSRN image-text retrieval: train, evaluate, export to ONNX, build TensorRT engines, "
     "validate and benchmark.",
     no_args_is_help=True,
