@@ -13,17 +13,27 @@ from vsrn_deploy.backend.registry import make_runner
 from vsrn_deploy.core.errors import VsrnError
 
 
-def test_graph_path_prefers_manifest_names(tmp_path):
+def test_graph_path_prefers_manifest_names_and_checks_their_sha256(tmp_path):
+    import hashlib
+
     (tmp_path / "img.onnx").write_bytes(b"x")
-    (tmp_path / "manifest.json").write_text(json.dumps({"graphs": {"image_encoder": {"fp32": "img.onnx"}}}))
+    files = {"img.onnx": {"sha256": hashlib.sha256(b"x").hexdigest(), "bytes": 1}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": files,
+                                                        "graphs": {"image_encoder": {"fp32": "img.onnx"}}}))
     assert graph_path(tmp_path, "image", "fp32").name == "img.onnx"
     with pytest.raises(VsrnError, match="--precision fp16"):
         graph_path(tmp_path, "image", "fp16")
+    (tmp_path / "img.onnx").write_bytes(b"y")  # same size, other bytes: refused before any runner
+    with pytest.raises(VsrnError, match="img.onnx changed since export"):
+        graph_path(tmp_path, "image", "fp32")
 
 
 def test_graph_path_bad_manifest_is_a_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(VsrnError, match="not valid JSON"):
+    with pytest.raises(VsrnError, match="not readable JSON; rebuild the export with: vsrn-deploy export"):
+        graph_path(tmp_path, "text", "fp32")
+    (tmp_path / "manifest.json").write_text(json.dumps({"graphs": {}}))  # no file list: nothing to check
+    with pytest.raises(VsrnError, match="not a vsrn-deploy export manifest"):
         graph_path(tmp_path, "text", "fp32")
 
 
