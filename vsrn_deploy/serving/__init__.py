@@ -1,2 +1,3 @@
-"""Serving: Triton model repositories (`triton_repo`), a local Triton server (`triton_server`) and
-the python-backend model files copied into repositories (`triton_models/`, not imported here)."""
+"""Serving: Triton model repositories (`triton_repo`), finding and starting a local Triton server
+(`triton_server`), `vsrn-deploy serve` (`serve`), and the python-backend model files copied into
+repositories (`triton_models/`, not imported here). The client is `vsrn_deploy.client`. No torch."""
