@@ -242,10 +242,17 @@ def test_f30k_authors_checkpoint_exports_int8_through_the_cli(tmp_path):
     ckpt = save_authors_checkpoint(tmp_path / "model_best.pth.tar", model, legacy=True, cuda_tagged=True)
     vocab = write_vocab(tmp_path / "vocab.json", model.config.vocab_size)
     out = tmp_path / "export"
+    # --calibration calibrates the INT8 search too (it was refused without fp16)
+    from vsrn_deploy.data.synthetic_inputs import region_features
+
+    calib = tmp_path / "calib.npy"
+    np.save(calib, region_features(20, 36, model.config.img_dim, seed=7))  # authors: 36 regions
     res = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--vocab", str(vocab),
-                                   "--precision", "int8", "--max-batch", "4", "--no-polygraphy-lint"])
+                                   "--precision", "int8", "--max-batch", "4", "--no-polygraphy-lint",
+                                   "--calibration", str(calib)])
     assert res.exit_code == 0, res.output
     manifest = read_manifest(out)
+    assert manifest["int8"]["calibration"] == str(calib)
     assert manifest["config"]["final_bn"] is True and manifest["precision"] == "int8"
     assert {manifest["graphs"][g]["int8"] for g in ("image_encoder", "text_encoder")} == {
         "image_encoder.int8.onnx", "text_encoder.int8.onnx"}

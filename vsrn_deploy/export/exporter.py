@@ -503,6 +503,7 @@ def _export_into(
                 image_calibration=calib.images[:64], text_calibration=calib.text,
                 inputs=int8.CheckInputs(probe.batches, probe.image, probe.text, eager, retrieval_set),
             )
+            int8_made["manifest"]["calibration"] = calib.source  # what the INT8 search calibrated on
             written.update({(name, "int8"): path for name, path in int8_made["paths"].items()})
             retrieval = {**(retrieval or {}), **int8_made["retrieval"]}
     if not val.passed:
@@ -543,9 +544,9 @@ def export_model(
     path = require_file(checkpoint, "checkpoint")
     if cfg.calibration:
         require_file(cfg.calibration, "--calibration")
-        if not cfg.fp16:
-            raise VsrnError("--calibration only chooses the FP16 islands; add --precision fp16 (or all), or "
-                            "drop --calibration")
+        if not (cfg.fp16 or cfg.with_int8):
+            raise VsrnError("--calibration calibrates the FP16 islands and the INT8 search; add --precision "
+                            "fp16, int8 or all, or drop --calibration")
     if cfg.vocab:
         require_file(cfg.vocab, "--vocab")
     # the output is checked before the checkpoint is read: a bad --out costs nothing

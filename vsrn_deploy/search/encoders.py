@@ -18,6 +18,7 @@ import numpy as np
 from vsrn_deploy.core import backends
 from vsrn_deploy.core.contract import IMAGE, MANIFEST_NAME, TEXT, UNK_ID, VOCAB_NAME
 from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.core.tokens import unusable_query
 from vsrn_deploy.io.inputs import load_npy
 
 #: Backends that run exported graphs without torch (read from the backend table).
@@ -188,12 +189,10 @@ class ExportEncoders:
         """Captions -> (token_ids, lengths); a caption without one known word is refused."""
         ids, lengths = self.vocab.encode_batch(list(captions))
         for row, caption in enumerate(captions):
-            if not caption.strip():
-                raise VsrnError("the query is empty; give a caption such as 'a dog on a bench'")
-            words = ids[row, 1:lengths[row] - 1]
-            if words.size == 0 or (words == UNK_ID).all():
-                raise VsrnError(f"no word of {caption!r} is in the export's vocabulary "
-                                f"({self.vocab_path}); use words of the training captions")
+            problem = unusable_query(ids[row, :lengths[row]].tolist(), caption, UNK_ID)
+            if problem:
+                where = f"the export's vocabulary ({self.vocab_path})"
+                raise VsrnError(problem.replace("the vocabulary", where))
         return ids, lengths
 
     def encode_texts(self, captions: Sequence[str]) -> np.ndarray:
