@@ -201,16 +201,40 @@ def _links(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+def _anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a markdown file's headings (lower case, punctuation dropped, spaces to
+    hyphens, repeats numbered)."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    in_fence = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if in_fence or not match:
+            continue
+        slug = re.sub(r"[^\w\- ]", "", match.group(1).lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
 @pytest.mark.parametrize("path", DOCS, ids=[str(p.relative_to(REPO)) for p in DOCS])
 def test_relative_links_point_to_files(path: Path) -> None:
+    """Every relative link names a file that exists, and a heading of it when it has an #anchor."""
     missing = []
     for number, target in _links(path):
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-            continue  # a URL (http:, mailto:) or an anchor in the same file
-        file_part = target.split("#", 1)[0]
-        if not (path.parent / file_part).exists():
-            missing.append(f"{path.relative_to(REPO)}:{number}: {target}")
-    assert not missing, "links to files that do not exist:\n" + "\n".join(missing)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
+            continue  # a URL (http:, mailto:)
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part) if file_part else path
+        if not linked.exists():
+            missing.append(f"{path.relative_to(REPO)}:{number}: {target} (no such file)")
+        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+            missing.append(f"{path.relative_to(REPO)}:{number}: {target} (no such heading)")
+    assert not missing, "broken links:\n" + "\n".join(missing)
 
 
 def _readme_table_commands() -> set[str]:
