@@ -122,14 +122,17 @@ def test_an_export_of_other_sizes_or_checkpoint_does_not_match(tmp_path):
     graphs = {"image_encoder": {"fp32": "i.onnx"}, "text_encoder": {"fp32": "t.onnx"}}
     (tmp_path / "i.onnx").write_bytes(b"x")
     (tmp_path / "t.onnx").write_bytes(b"x")
-    manifest = {"config": cfg.to_dict(), "source": {"sha256": "aa"}, "graphs": graphs}
+    files = {name: {"sha256": "0" * 64, "bytes": 1} for name in ("i.onnx", "t.onnx")}
+    manifest = {"config": cfg.to_dict(), "source": {"sha256": "aa"}, "files": files, "graphs": graphs}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     assert _export_matches(tmp_path, cfg, None, {"fp32"}) is None
     assert _export_matches(tmp_path, cfg, "aa", {"fp32"}) is None
     assert "another checkpoint" in _export_matches(tmp_path, cfg, "bb", {"fp32"})
     assert "fp16" in _export_matches(tmp_path, cfg, None, {"fp16"})
     assert "embed_size" in _export_matches(tmp_path, cfg.replace(embed_size=32), None, {"fp32"})
-    assert "no manifest" in _export_matches(tmp_path / "nothing", cfg, None, {"fp32"})
+    assert "holds no export" in _export_matches(tmp_path / "nothing", cfg, None, {"fp32"})
+    (tmp_path / "manifest.json").write_text(json.dumps({"graphs": graphs}))  # not an export's manifest
+    assert "not a vsrn-deploy export manifest" in _export_matches(tmp_path, cfg, None, {"fp32"})
 
 
 def test_a_checkpoint_is_benchmarked_and_named(tmp_path):
