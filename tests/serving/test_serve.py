@@ -226,10 +226,11 @@ http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
 '''
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_ctrl_c_or_sigterm_stops_the_server_and_exits_130(tmp_path, signum):
     """A stand-in server that answers readiness and the repository index: serve reports it ready,
-    and Ctrl-C or SIGTERM ends serve with 130 and the server with it."""
+    and Ctrl-C or SIGTERM ends serve with 130 and the server with it; a serve killed outright takes
+    the server down too (it was started to die with its parent)."""
     import re
     import subprocess
     import sys
@@ -247,10 +248,26 @@ def test_ctrl_c_or_sigterm_stops_the_server_and_exits_130(tmp_path, signum):
     assert "image_encoder version 1: READY" in out, out
     server_pid = int(re.search(r"\(pid (\d+)\)", out)[1])
     proc.send_signal(signum)
+    if signum == signal.SIGKILL:
+        assert proc.wait(30) == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _running(server_pid):
+            time.sleep(0.1)
+        assert not _running(server_pid), "the server outlived a killed serve"
+        return
     assert proc.wait(30) == 130, out + proc.stdout.read()
     assert f"stopped tritonserver (pid {server_pid})" in proc.stdout.read()
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped by init, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_python_the_models_cannot_run_in_is_warned_about(tmp_path):
