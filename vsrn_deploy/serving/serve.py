@@ -10,6 +10,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.serving import triton_server
 
+_log = logging.getLogger(__name__)  # warnings; the command line shows them on stderr
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 INTERRUPTED = 130  # the exit status after Ctrl-C / SIGTERM, as a shell reports SIGINT
 
@@ -63,7 +65,7 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         python: the Python the python-backend models run in (default: `stub_python()`); warned about
             when it lacks numpy, onnxruntime or nltk, or has numpy 2.
         timeout: seconds to wait for every model to be ready.
-        say: where the URLs and model states go (stdout).
+        say: where the URLs and model states go (stdout); warnings go to the `logging` warning level.
         ready: called with the running server once it is ready (tests, embedding callers).
 
     Raises:
@@ -78,14 +80,14 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
     root = triton_server.find_server(server)
     python = triton_server.stub_python(python)
     for problem in triton_server.python_problems(python):
-        say(f"warning: in {python}, the Python the python-backend models run in, {problem}; pass --python "
-            "a Python 3.11 with 'numpy<2' onnxruntime nltk")
+        _log.warning(f"warning: in {python}, the Python the python-backend models run in, {problem}; "
+                     "pass --python a Python 3.11 with 'numpy<2' onnxruntime nltk")
     fd, log_name = tempfile.mkstemp(prefix="vsrn-tritonserver-", suffix=".log")
     os.close(fd)
     log = Path(log_name)
     if host not in LOOPBACK:
-        say(f"warning: listening on {host}: Triton has no authentication, so anyone who reaches these "
-            "ports can run the models (put it behind a proxy that authenticates, or a firewall)")
+        _log.warning(f"warning: listening on {host}: Triton has no authentication, so anyone who reaches "
+                     "these ports can run the models (put it behind an authenticating proxy or a firewall)")
     running = None
     restore = _interruptible()
     try:
