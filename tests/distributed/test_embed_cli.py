@@ -64,11 +64,13 @@ def test_command_line_starts_and_stops_local_ray(tiny_export, shards, tmp_path):
     code = ("import sys\nfrom vsrn_deploy.cli.app import main\n"
             f"sys.argv = {argv!r}\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    rc = exc.code or 0\nelse:\n    rc = 0\n"
-            "import ray\nprint('ray still up:', ray.is_initialized())\nsys.exit(rc)\n")
+            "import ray\nprint('ray still up:', ray.is_initialized())\n"
+            "print('torch imported:', 'torch' in sys.modules)\nsys.exit(rc)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{TOTAL} images in 3 shards" in done.stdout
     assert "ray still up: False" in done.stdout
+    assert "torch imported: False" in done.stdout  # the job's driver never imports torch
     import pyarrow.parquet as pq
 
     ids = [i for p in sorted(out.glob("shard-*.parquet")) for i in pq.read_table(p).column("id").to_pylist()]

@@ -204,7 +204,7 @@ def _ray_session(cfg: EmbedConfig):
     quiet = logging.getLogger("ray.data")  # its per-dataset INFO lines, unless progress is asked for
     level = quiet.level
     if not cfg.progress:
-        quiet.setLevel(logging.WARNING)
+        quiet.setLevel(logging.ERROR)
     if not ray.is_initialized():
         try:
             if cfg.ray_address:
