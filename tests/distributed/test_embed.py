@@ -210,3 +210,41 @@ def test_failure_on_a_worker_is_one_line(tiny_export, tmp_path, monkeypatch, ray
     with pytest.raises(VsrnError, match=r"failed on the local Ray \(FileNotFoundError: .*part1\.npy"):
         embed(tiny_export, parts, tmp_path / "emb")
     assert not list((tmp_path / "emb").glob("*.parquet"))
+
+
+def test_engine_backend_asks_one_gpu_per_actor(monkeypatch, tmp_path):
+    """The actor pool's resources follow the backend table: a backend that runs engines (trt) asks
+    Ray for one GPU per actor, an export backend (ort) for none; threads are the actors' CPUs."""
+    import vsrn_deploy.distributed.job as job
+    from vsrn_deploy.core import backends
+
+    asked = {}
+
+    class Dataset:
+        def map_batches(self, fn, **kwargs):
+            asked.update(kwargs)
+            return self
+
+        def iter_rows(self):
+            return iter(())
+
+    class Data:
+        @staticmethod
+        def from_items(items, override_num_blocks):
+            return Dataset()
+
+        @staticmethod
+        def ActorPoolStrategy(size):  # noqa: N802 (Ray's name)
+            return ("pool", size)
+
+    class FakeRay:
+        data = Data
+
+    shard = job.Shard(0, str(tmp_path / "a.npy"), 3, 0)
+    engines = [b.name for b in backends.rows() if b.needs is backends.Needs.ENGINES]
+    for backend, gpus in ((engines[0], 1), ("ort", 0)):
+        cfg = EmbedConfig(onnx_dir="x", images="*.npy", out=str(tmp_path), workers=3, threads=2,
+                          backend=backend)
+        job._encode(FakeRay, cfg, [shard], tmp_path, [{}], {})
+        assert asked["num_gpus"] == gpus and asked["num_cpus"] == 2
+        assert asked["compute"] == ("pool", 1)  # no more actors than shards to encode

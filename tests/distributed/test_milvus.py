@@ -133,3 +133,18 @@ def test_store_options_checked(tiny_export, corpus, tmp_path):
         errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and needle in errors[0], result.output
     assert not (tmp_path / "i").exists()
+
+
+def test_search_with_milvus_gone_is_one_line(faiss_and_milvus, tmp_path):
+    """The folder's Milvus is unreachable at search time: one line, exit 2."""
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(faiss_and_milvus[1], moved)
+    manifest = json.loads((moved / "index.json").read_text())
+    manifest["store"]["uri"] = "http://127.0.0.1:9"
+    (moved / "index.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(app, ["search", "--index", str(moved), "--text", "a red dog"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "cannot reach Milvus at http://127.0.0.1:9" in errors[0], result.output
