@@ -4,8 +4,10 @@ pyarrow."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +88,63 @@ def test_help_imports_no_ray_or_pyarrow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 
+
+
+def to_parquet(npy: Path, target: Path, fixed: bool = False) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    feats = np.load(npy)
+    per_image = feats.shape[1] * feats.shape[2]
+    flat = pa.array(feats.reshape(-1))
+    offsets = pa.array(np.arange(0, len(flat) + 1, per_image, dtype=np.int32))
+    column = (pa.FixedSizeListArray.from_arrays(flat, per_image) if fixed
+              else pa.ListArray.from_arrays(offsets, flat))
+    pq.write_table(pa.table({"features": column}), target, row_group_size=3)
+    return target
+
+
+def test_parquet_shards_equal_npy_shards(tiny_export, shards, tmp_path, ray_session):
+    """Parquet shards (a list or fixed-size list of k x F floats per image) embed like .npy shards;
+    numbering runs across both kinds in sorted path order."""
+    import pyarrow.parquet as pq
+
+    from vsrn_deploy.search.encoders import ExportEncoders
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    to_parquet(shards[0], mixed / "part0.parquet")
+    to_parquet(shards[1], mixed / "part1.parquet", fixed=True)
+    shutil.copy(shards[2], mixed / "part2.npy")
+    out = tmp_path / "emb"
+    result = CliRunner().invoke(app, ["embed", "--onnx-dir", str(tiny_export), "--images",
+                                      str(mixed / "part*"), "--out", str(out), "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    tables = [pq.read_table(p) for p in sorted(out.glob("shard-*.parquet"))]
+    ids = np.concatenate([t.column("id").to_numpy() for t in tables])
+    emb = np.concatenate([np.stack(t.column("embedding").to_numpy(zero_copy_only=False)) for t in tables])
+    assert ids.tolist() == list(range(TOTAL))
+    with ExportEncoders(tiny_export, threads=1) as enc:
+        want = enc.encode_images(np.concatenate([np.load(p) for p in shards]))[0]
+    np.testing.assert_allclose(emb, want, rtol=0, atol=1e-6)
+
+
+def test_bad_parquet_shard_is_one_line(tiny_export, shards, tmp_path, ray_session):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    good = to_parquet(shards[0], folder / "a.parquet")
+    pq.write_table(pa.table({"pixels": [[1.0, 2.0]]}), folder / "b.parquet")
+    args = ["embed", "--onnx-dir", str(tiny_export), "--images", str(folder / "*.parquet"), "--out"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "o1")])
+    one_error_line(result, "b.parquet must have a column 'features'", "pixels: list<element: double>")
+    (folder / "b.parquet").unlink()
+    values = 2 * REGIONS * FEATURE_DIM - 1
+    short = pa.ListArray.from_arrays(pa.array([0, REGIONS * FEATURE_DIM, values], type=pa.int32()),
+                                     pa.array(np.ones(values, np.float32)))
+    pq.write_table(pa.table({"features": short}), folder / "c.parquet")
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "o2")])
+    one_error_line(result, f"c.parquet: image 1 holds {REGIONS * FEATURE_DIM - 1} feature values")
+    assert good.exists() and not list((tmp_path / "o2").glob("*.parquet"))

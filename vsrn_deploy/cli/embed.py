@@ -12,8 +12,10 @@ from vsrn_deploy.cli.options import EngineDir, OnnxDir, TorchFreeBackend, TorchF
 
 
 def embed_command(
-    images: Annotated[str, typer.Option(help="A glob of region-feature .npy shards (images, regions, dims), "
-                                             "quoted; taken in sorted order, ids numbered across them.")],
+    images: Annotated[str, typer.Option(
+        help="A glob of region-feature shards, quoted: .npy (images, regions, dims) or .parquet (column "
+             "'features': regions x dims floats per image); taken in sorted order, ids numbered across "
+             "them.")],
     out: Annotated[Path, typer.Option(help="The embeddings folder: one parquet shard per input shard + "
                                            "embeddings.json; a rerun redoes only missing or changed "
                                            "shards.")],

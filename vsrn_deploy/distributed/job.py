@@ -126,9 +126,9 @@ class ShardEncoder:
 
         import pyarrow as pa
 
-        from vsrn_deploy.search.encoders import FeatureFile
+        from vsrn_deploy.distributed.shards import open_features
 
-        feats = FeatureFile(path, self.encoders.num_regions, self.encoders.feature_dim)
+        feats = open_features(path, self.encoders.num_regions, self.encoders.feature_dim)
         pq = emb_manifest.pyarrow_parquet()
         schema = pa.schema([("id", pa.int64()), ("embedding", pa.list_(pa.float32()))])
         target = Path(out)
@@ -282,8 +282,8 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
 
         with _ray_session(cfg) as ray:
             ray.data.DataContext.get_current().enable_progress_bars = cfg.progress
-            items = [{"index": s.index, "path": s.path, "out": str(out / output_name(s.index))}
-                     for s in shards]
+            items = [{"index": s.index, "path": s.path, "out": str(out / output_name(s.index)),
+                      "regions": export.num_regions, "feature_dim": export.feature_dim} for s in shards]
             with _job_errors(cfg):
                 scanned = (ray.data.from_items(items, override_num_blocks=len(items))
                            .map(scan_shard, num_cpus=1))
