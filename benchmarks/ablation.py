@@ -28,8 +28,8 @@ from vsrn_deploy.bench.report import write_atomic, write_json
 from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.data.synthetic import generate_dataset
 from vsrn_deploy.evaluation.recall import recall_report
-from vsrn_deploy.jobs.encode_data import encode_split
 from vsrn_deploy.model.checkpoint import load_checkpoint
+from vsrn_deploy.model.encode import encode_split
 from vsrn_deploy.training import TrainConfig, train
 
 VARIANTS = {  # name -> (gcn_layers, img_pool)

@@ -26,8 +26,8 @@ from export_helpers import tiny_model  # noqa: E402
 
 from vsrn_deploy.data.synthetic_inputs import captions, image_feed, region_features, text_feed  # noqa: E402
 from vsrn_deploy.export import emulate, fp16  # noqa: E402
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy  # noqa: E402
 from vsrn_deploy.export.graphs import build_image_graph, build_text_graph  # noqa: E402
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy  # noqa: E402
 
 
 def _round_trips(model: onnx.ModelProto) -> list[str]:

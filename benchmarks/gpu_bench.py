@@ -6,7 +6,7 @@ Variants, each timed with CUDA events on device-resident inputs (no host copies 
                    (torch's default TF32 settings, recorded in the JSON)
 - torch-fp16       the same module cast to FP16
 - torch-deploy-fp16-cudagraph
-                   the deploy-form module (vsrn_deploy.export.deploy) in FP16, captured once per batch
+                   the deploy-form module (vsrn_deploy.model.deploy) in FP16, captured once per batch
                    size into a CUDA graph and replayed (inputs copied into the graph's static buffers
                    inside the timed call)
 - torch-compile-fp16
@@ -42,8 +42,8 @@ from vsrn_deploy.bench.machine import machine_info, measure_matmul_peak
 from vsrn_deploy.bench.plot import plot_report
 from vsrn_deploy.bench.report import speedups, to_markdown, write_atomic, write_json
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.model.config import VSRNConfig
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 BASELINE = "torch"
 GRAPH = "torch-deploy-fp16-cudagraph"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
@@ -40,29 +41,52 @@ def _imports(path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize(("lower", "upper"), [
-    ("backend", "vsrn_deploy.engine"),  # engine/ builds plans with backend/'s pieces, never the reverse
-    ("io", "vsrn_deploy.model.checkpoint"),  # io/ is the bottom layer checkpoint.py reads through
-])
-def test_dependencies_point_one_way(lower, upper):
-    from pathlib import Path
-
-    folder = Path(vsrn_deploy.__file__).parent / lower
-    offenders = {p.name: sorted(i for i in _imports(p) if i.startswith(upper)) for p in folder.glob("*.py")}
-    assert not {k: v for k, v in offenders.items() if v}
+ROOT = Path(vsrn_deploy.__file__).parent
+# The layers, bottom first (docs/architecture.md draws them): a folder imports only from layers below
+# its own. client/ (for users' programs) and attention/ (a public alias of search.attention) stand aside.
+LAYERS = [("core",), ("io",), ("artifacts", "data", "evaluation"), ("model",), ("backend",),
+          ("export", "engine", "search", "serving"), ("bench", "distributed", "training"), ("jobs",),
+          ("cli",)]
+ASIDE = {"client": {"core"}, "attention": {"search"}}
 
 
-def test_the_bottom_layer_imports_nothing_above_it():
-    from pathlib import Path
+def folder_imports() -> dict[str, set[str]]:
+    """vsrn_deploy folder -> the other vsrn_deploy folders its modules import (any import, anywhere)."""
+    found: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).parts
+        if len(rel) == 1 or "triton_models" in rel:  # the root's entry points; Triton's model files
+            continue
+        for module in _imports(path):
+            parts = module.split(".")
+            if len(parts) > 1 and parts[1] != rel[0] and (ROOT / parts[1]).is_dir():
+                found.setdefault(rel[0], set()).add(parts[1])
+    return found
 
-    root = Path(vsrn_deploy.__file__).parent
-    allowed = ("vsrn_deploy.core", "vsrn_deploy.io", "vsrn_deploy.evaluation.recall",
-               "vsrn_deploy.data.vocab")
-    bottom = [*sorted((root / "core").glob("*.py")), *sorted((root / "io").glob("*.py")),
-              root / "evaluation" / "compare.py", root / "data" / "synthetic_inputs.py"]
-    for path in bottom:
-        above = [i for i in _imports(path) if not i.startswith(allowed) and i != "vsrn_deploy"]
-        assert not above, (path.name, above)
+
+def test_every_folder_imports_only_from_layers_below_it():
+    level = {name: n for n, layer in enumerate(LAYERS) for name in layer}
+    folders = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders == set(level) | set(ASIDE), "a new folder: give it a layer here and in the docs"
+    for folder, imported in folder_imports().items():
+        if folder in ASIDE:
+            assert imported <= ASIDE[folder], (folder, imported)
+            continue
+        upward = sorted(f for f in imported if f in ASIDE or level[f] >= level[folder])
+        assert not upward, f"{folder}/ imports {upward}, which are not below it"
+
+
+def test_the_architecture_page_states_the_real_imports():
+    """docs/architecture.md's table of who imports whom is the code's, folder by folder."""
+    import re
+
+    page = (ROOT.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    stated = {}
+    for row in re.findall(r"^\| `(\w+)/` \| ([^|]*) \|", page, flags=re.M):
+        stated[row[0]] = set(re.findall(r"`(\w+)`", row[1])) - {"nothing"}
+    actual = folder_imports()
+    assert stated == {f: actual.get(f, set()) for f in stated} and set(stated) >= set(actual), \
+        (stated, actual)
 
 
 def test_the_package_root_holds_only_its_entry_points():

@@ -24,8 +24,8 @@ def tiny_graphs(tiny_model: VSRN, tmp_path_factory: pytest.TempPathFactory) -> P
     """FP32 and FP16 graphs of the tiny model, written by the exporter's graph builders."""
     from vsrn_deploy.data.synthetic_inputs import captions, region_features, text_feed
     from vsrn_deploy.export import fp16
-    from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
     from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
+    from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
     out = tmp_path_factory.mktemp("tiny_graphs")
     cfg = tiny_model.config

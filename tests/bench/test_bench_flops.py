@@ -7,9 +7,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vsrn_deploy.bench import flops
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.model import VSRN
 from vsrn_deploy.model.config import VSRNConfig
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 
 def _counted(fn, *args) -> int:

@@ -48,9 +48,9 @@ def test_the_declaration_names_what_users_rely_on():
 
 
 def test_graphs_carry_the_contract_io():
-    from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
     from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
     from vsrn_deploy.model import VSRN
+    from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
     model = VSRN(CFG, with_caption=False).eval()
     built = {contract.IMAGE.graph: build_image_graph(ImageEncoderDeploy.from_encoder(model.img_enc)),

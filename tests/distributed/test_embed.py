@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from dist_fixtures import SHARD_ROWS, write_shards
 
+from vsrn_deploy.artifacts.embeddings import MANIFEST
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.distributed import EmbedConfig, run_embed
-from vsrn_deploy.distributed.manifest import MANIFEST
 from vsrn_deploy.io.files import sha256_file
 
 TOTAL = sum(SHARD_ROWS)

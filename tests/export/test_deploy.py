@@ -8,9 +8,9 @@ from export_helpers import tiny_model
 
 from vsrn_deploy.data.synthetic_inputs import captions, text_feed
 from vsrn_deploy.data.synthetic_inputs import region_features as synthetic_region_features
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.model import VSRN
 from vsrn_deploy.model.config import VSRNConfig
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 VARIANTS = {
     "coco": {},

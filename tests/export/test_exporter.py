@@ -10,11 +10,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from vsrn_deploy.artifacts.export import read_export_manifest as read_manifest
+from vsrn_deploy.artifacts.export import verify_listed_files as verify_files
 from vsrn_deploy.core import contract
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.synthetic_inputs import captions, text_feed
 from vsrn_deploy.data.synthetic_inputs import region_features as synthetic_region_features
-from vsrn_deploy.export.manifest import read_manifest, verify_files
 from vsrn_deploy.io.files import sha256_file
 
 pytestmark = pytest.mark.export

@@ -13,9 +13,9 @@ from vsrn_deploy.core.errors import CheckFailed
 from vsrn_deploy.data.synthetic_inputs import region_features as synthetic_region_features
 from vsrn_deploy.evaluation.compare import row_cosine
 from vsrn_deploy.export import emulate, fp16
-from vsrn_deploy.export.deploy import ImageEncoderDeploy
 from vsrn_deploy.export.exporter import ExportConfig, export_loaded
 from vsrn_deploy.export.graphs import build_image_graph
+from vsrn_deploy.model.deploy import ImageEncoderDeploy
 
 pytestmark = pytest.mark.export
 

@@ -10,8 +10,8 @@ import torch
 from export_helpers import tiny_model
 
 from vsrn_deploy.export import graph_checks
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:

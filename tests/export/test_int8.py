@@ -12,12 +12,13 @@ import pytest
 import torch
 from export_helpers import tiny_model
 
+from vsrn_deploy.artifacts.export import read_export_manifest as read_manifest
+from vsrn_deploy.artifacts.export import verify_listed_files as verify_files
 from vsrn_deploy.core.contract import PARITY, onnx_name
 from vsrn_deploy.core.errors import CheckFailed
 from vsrn_deploy.data.synthetic_inputs import captions, region_features, text_feed
 from vsrn_deploy.export import ExportConfig, export_loaded, graphs, int8
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
-from vsrn_deploy.export.manifest import read_manifest, verify_files
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 pytestmark = pytest.mark.export
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vsrn_deploy.artifacts.export import read_export_manifest as read_manifest
 from vsrn_deploy.data.vocab import load_vocab
-from vsrn_deploy.export.manifest import read_manifest, sha256_file
 from vsrn_deploy.export.test_vectors import FOLDER, read_test_vectors, tokenizer_cases
+from vsrn_deploy.io.files import sha256_file
 
 pytestmark = pytest.mark.export
 

@@ -9,9 +9,9 @@ from export_helpers import tiny_model
 from onnx import TensorProto, helper, numpy_helper
 
 from vsrn_deploy.core.errors import CheckFailed
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.graphs import build_image_graph, build_text_graph
 from vsrn_deploy.export.trt_lint import SUPPORTED_OPS, assert_trt_compatible, lint_model
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 
 def _one_node(op: str, dtype=TensorProto.FLOAT, dims=("batch", 4), opset=17, **attrs) -> onnx.ModelProto:

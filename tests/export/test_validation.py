@@ -15,8 +15,8 @@ from onnx import helper
 from vsrn_deploy.core.contract import PARITY, TEXT
 from vsrn_deploy.data.synthetic_inputs import captions, image_feed, region_features, text_feed
 from vsrn_deploy.export import graphs
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
 from vsrn_deploy.export.validation import GRAPH_BATCH, Validator, graph_runner, reference_runner
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 pytestmark = pytest.mark.export
 

@@ -243,3 +243,25 @@ def _compact(value: Any, prefix: str = "") -> str:
     if isinstance(value, float):
         value = f"{value:.8g}"
     return f"{prefix[:-1]}={value}" if prefix else str(value)
+
+
+def check_export_matches_model(onnx_dir: str | os.PathLike, manifest: dict[str, Any], model_config: Any,
+                               checkpoint: str | None) -> None:
+    """The export was made from a model of the same sizes as `model_config` (asdict-able)."""
+    from dataclasses import asdict  # the model config is a dataclass
+
+    theirs = manifest.get("config") or {}
+    ours = asdict(model_config)
+    differ = sorted(k for k in ours if k in theirs and theirs[k] != ours[k])
+    if differ:
+        shown = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in differ[:4])
+        raise VsrnError(f"the export in {onnx_dir} belongs to another model than {checkpoint or 'the model'} "
+                        f"({shown}); pass the checkpoint it was made from, or re-export with: "
+                        f"vsrn-deploy export {checkpoint or 'CKPT'} --out {onnx_dir}")
+
+
+def write_manifest(directory: str | os.PathLike, manifest: dict[str, Any]) -> Path:
+    """Write `manifest.json` into `directory` atomically, through `ExportManifest` (the declared keys)."""
+    from vsrn_deploy.io.files import atomic_write_json
+
+    return atomic_write_json(Path(directory) / MANIFEST_NAME, ExportManifest.from_dict(manifest).to_dict())

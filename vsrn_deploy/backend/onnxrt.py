@@ -95,7 +95,7 @@ class OrtRunner(Runner):
         self.session: Any = None
 
     def _activate(self) -> None:
-        ort = import_optional("onnxruntime", "ort", "running ONNX graphs")
+        ort = import_optional("onnxruntime", "", "running ONNX graphs")
         if self.model is None and not self.onnx_path.is_file():
             raise VsrnError(f"ONNX graph not found: {self.onnx_path}")
         where = self.onnx_path or f"the in-memory {self.encoder} graph"

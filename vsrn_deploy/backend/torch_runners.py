@@ -96,7 +96,7 @@ class TorchDeployRunner(_ModuleRunner):
     """`torch-deploy`: the deploy-form module the ONNX graphs are exported from, in eager torch."""
 
     def _build(self) -> nn.Module:
-        from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
+        from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
         if self.encoder == "image":
             return ImageEncoderDeploy.from_encoder(self.model.img_enc)

@@ -402,7 +402,7 @@ def run_benchmark(bench: BenchConfig) -> dict[str, Any]:
         raise VsrnError("--device cuda, but torch sees no CUDA GPU; run on a GPU machine or use --device cpu")
     if bench.onnx_dir and any(b in ORT_BACKENDS for b in bench.backends) \
             and (Path(bench.onnx_dir) / "manifest.json").is_file():
-        from vsrn_deploy.io.inputs import verify_export
+        from vsrn_deploy.artifacts.export import verify_export
 
         verify_export(bench.onnx_dir)  # a graph changed since export is refused, never timed
     previous_threads = torch.get_num_threads()

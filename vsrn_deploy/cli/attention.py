@@ -8,7 +8,12 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import EngineDir, OnnxDir, TorchFreeBackend, TorchFreeBackendOption
+from vsrn_deploy.cli.options import (
+    TORCH_FREE_DEFAULT,
+    EngineDir,
+    OnnxDir,
+    TorchFreeBackendOption,
+)
 
 
 def attention_command(
@@ -22,7 +27,7 @@ def attention_command(
         help="The photo to draw over (default: a blank canvas of the boxes' extent).")] = None,
     top: Annotated[int, typer.Option(help="Outline the N best-ranked regions.")] = 3,
     lam: Annotated[float, typer.Option(help="Score scale lambda: s_i = lambda (k - r_i)^2.")] = 50.0,
-    backend: TorchFreeBackendOption = TorchFreeBackend("ort"),
+    backend: TorchFreeBackendOption = TORCH_FREE_DEFAULT,
     engine_dir: EngineDir = Path("engines"),
 ) -> None:
     """Heat map of the regions the image embedding correlates with, top regions outlined."""

@@ -8,7 +8,12 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import EngineDir, OnnxDir, TorchFreeBackend, TorchFreeBackendOption
+from vsrn_deploy.cli.options import (
+    TORCH_FREE_DEFAULT,
+    EngineDir,
+    OnnxDir,
+    TorchFreeBackendOption,
+)
 
 
 def embed_command(
@@ -26,7 +31,7 @@ def embed_command(
     workers: Annotated[int, typer.Option(help="Encoder actors (each opens the image graph once).")] = 2,
     threads: Annotated[int, typer.Option(help="Intra-op threads (and Ray CPUs) per actor.")] = 1,
     batch: Annotated[int, typer.Option(help="Images per encoder call.")] = 64,
-    backend: TorchFreeBackendOption = TorchFreeBackend("ort"),
+    backend: TorchFreeBackendOption = TORCH_FREE_DEFAULT,
     engine_dir: EngineDir = Path("engines"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress",
                                            help="Ray Data progress bars.")] = False,

@@ -1,6 +1,6 @@
 """`vsrn-deploy evaluate`: recall of one checkpoint, or a two-model ensemble, on a precomp split.
 
-The work is done by `vsrn_deploy.jobs.encode_data.run_evaluation`; the command only parses options,
+The work is done by `vsrn_deploy.jobs.evaluate.run_evaluation`; the command only parses options,
 prints the table and writes the JSON report.
 """
 
@@ -38,7 +38,7 @@ def evaluate(
     The vocabulary is the checkpoint's own, else <data>/../vocab/<data_name>_vocab.*, unless --vocab
     names one.
     """
-    from vsrn_deploy.jobs.encode_data import run_evaluation
+    from vsrn_deploy.jobs.evaluate import run_evaluation
 
     if out is not None:  # a bad --out fails now, not after the evaluation
         from vsrn_deploy.io.outputs import check_out_path

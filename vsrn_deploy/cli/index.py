@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import EngineDir, OnnxDir, Threads, TorchFreeBackend, TorchFreeBackendOption
+from vsrn_deploy.cli.options import (
+    TORCH_FREE_DEFAULT,
+    EngineDir,
+    OnnxDir,
+    Threads,
+    TorchFreeBackendOption,
+)
 
 
 def index_command(
@@ -23,7 +29,7 @@ def index_command(
         help="Region boxes .npy (images, regions, 4) (x1, y1, x2, y2), for attention maps.")] = None,
     captions: Annotated[Path | None, typer.Option(
         help="Captions, one per line, to search images -> captions.")] = None,
-    backend: TorchFreeBackendOption = TorchFreeBackend("ort"),
+    backend: TorchFreeBackendOption = TORCH_FREE_DEFAULT,
     engine_dir: EngineDir = Path("engines"),
     batch: Annotated[int, typer.Option(help="Images (captions) per encoder call.")] = 64,
     kind: Annotated[str, typer.Option(help="flat (exact), ivfpq or hnsw (approximate; recall@10 "

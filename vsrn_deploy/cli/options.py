@@ -31,6 +31,7 @@ def _enum(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
 
 BackendName = _table.BackendName  # every backend of the table
 TorchFreeBackend = _enum("TorchFreeBackend", _table.choices("torch-free"))  # index, search, attention
+TORCH_FREE_DEFAULT = TorchFreeBackend(_table.defaults("index")[0])  # the table says which
 Precision = contract.Precision  # fp32, fp16, int8: an export's graph precisions
 PlanPrecision = _enum("PlanPrecision", contract.PLAN_PRECISIONS)  # what TensorRT plans are built in
 ExportPrecision = _enum("ExportPrecision", (*contract.PRECISIONS, "all"))

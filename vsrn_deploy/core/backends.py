@@ -208,6 +208,15 @@ def defaults(command: str) -> tuple[str, ...]:
     return names
 
 
+def runs(family: Family, precision: str) -> str:
+    """The backend of `family` that runs an export's graphs of `precision` (the export's own checks
+    and the manifest's retrieval entries are named after it)."""
+    for b in _TABLE:
+        if b.family is family and b.precision == precision and b.runs_export:
+            return b.name
+    raise ValueError(f"no {family.value} backend runs {precision} graphs")
+
+
 def rows(names: tuple[str, ...] | list[str] | None = None) -> tuple[Backend, ...]:
     """The rows of `names` (default: every backend), in the order given."""
     return tuple(get(n) for n in names) if names is not None else _TABLE

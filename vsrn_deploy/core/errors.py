@@ -41,7 +41,8 @@ def import_optional(module: str, extra: str, purpose: str):
 
     Args:
         module: the module to import, e.g. ``"onnxruntime"``.
-        extra: the pip extra of vsrn-deploy that provides it, e.g. ``"trt"``.
+        extra: the pip extra of vsrn-deploy that provides it (a backend row's `extra`); "" when
+            the base install has it (the message then names the package itself).
         purpose: what the caller needs it for, used in the message.
     """
     import importlib
@@ -51,5 +52,6 @@ def import_optional(module: str, extra: str, purpose: str):
     except ImportError as exc:
         raise VsrnError(
             f"{purpose} needs the Python package '{module}', which is not installed ({exc}). "
-            f"Install it with: pip install 'vsrn-deploy[{extra}]'"
+            + (f"Install it with: pip install 'vsrn-deploy[{extra}]'" if extra
+               else f"Install it with: pip install {module}")
         ) from None

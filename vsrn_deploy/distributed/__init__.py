@@ -9,7 +9,7 @@ torch never.
 
 from __future__ import annotations
 
+from vsrn_deploy.artifacts.embeddings import open_embeddings
 from vsrn_deploy.distributed.job import EmbedConfig, run_embed
-from vsrn_deploy.distributed.manifest import open_embeddings
 
 __all__ = ["EmbedConfig", "open_embeddings", "run_embed"]

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.artifacts import embeddings as emb_manifest
 from vsrn_deploy.core import backends
 from vsrn_deploy.core.errors import VsrnError, import_optional
-from vsrn_deploy.distributed import manifest as emb_manifest
 from vsrn_deploy.distributed.shards import (
     Shard,
     check_scans,
@@ -44,10 +44,9 @@ from vsrn_deploy.distributed.shards import (
     open_shards,
     output_name,
     scan_shard,
-    sha256_of,
     temp_leftovers,
 )
-from vsrn_deploy.io.files import atomic_write_json
+from vsrn_deploy.io.files import atomic_write_json, sha256_file
 
 _log = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ class ShardEncoder:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        return sha256_of(target), target.stat().st_size, len(feats)
+        return sha256_file(target), target.stat().st_size, len(feats)
 
 
 # --- the driver --------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ source and of an earlier output, all in one read).
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.core.errors import VsrnError
-
-_CHUNK = 1 << 20
+from vsrn_deploy.io.files import sha256_file
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class ParquetFeatures:
     def __init__(self, path: str | os.PathLike, num_regions: int, feature_dim: int) -> None:
         import pyarrow as pa
 
-        from vsrn_deploy.distributed.manifest import pyarrow_parquet
+        from vsrn_deploy.artifacts.embeddings import pyarrow_parquet
 
         pq = pyarrow_parquet()
         self.path, self.k, self.f = str(path), num_regions, feature_dim
@@ -150,14 +148,6 @@ def open_shards(paths: list[str], num_regions: int, feature_dim: int) -> list[Sh
     return shards
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def scan_shard(row: dict[str, Any], chunk_rows: int = 256) -> dict[str, Any]:
     """One shard's content check (a Ray Data `map` task): the source's sha256, the first image holding
     NaN or Inf (-1: none), what else is wrong with it ("" when nothing), and the sha256 of the output
@@ -171,8 +161,8 @@ def scan_shard(row: dict[str, Any], chunk_rows: int = 256) -> dict[str, Any]:
                 pass
         except VsrnError as exc:
             problem = str(exc)
-        return {"index": int(row["index"]), "source_sha256": sha256_of(path), "nonfinite_row": -1,
-                "problem": problem, "out_sha256": sha256_of(out) if os.path.isfile(out) else ""}
+        return {"index": int(row["index"]), "source_sha256": sha256_file(path), "nonfinite_row": -1,
+                "problem": problem, "out_sha256": sha256_file(out) if os.path.isfile(out) else ""}
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     bad = -1
     for start in range(0, array.shape[0], chunk_rows):
@@ -182,8 +172,8 @@ def scan_shard(row: dict[str, Any], chunk_rows: int = 256) -> dict[str, Any]:
             bad = start + int(np.flatnonzero(~rows_ok)[0])
             break
     del array
-    return {"index": int(row["index"]), "source_sha256": sha256_of(path), "nonfinite_row": bad,
-            "problem": "", "out_sha256": sha256_of(out) if os.path.isfile(out) else ""}
+    return {"index": int(row["index"]), "source_sha256": sha256_file(path), "nonfinite_row": bad,
+            "problem": "", "out_sha256": sha256_file(out) if os.path.isfile(out) else ""}
 
 
 def output_name(index: int) -> str:

@@ -381,9 +381,9 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         VsrnError: manifest or graph missing/changed, tensorrt or GPU missing, build failure.
         CheckFailed: the engine does not run the requested precision.
     """
+    from vsrn_deploy.artifacts.export import rebuild_hint, verify_export
     from vsrn_deploy.backend.cuda import gpu_info
     from vsrn_deploy.backend.trt import import_tensorrt
-    from vsrn_deploy.io.inputs import rebuild_hint, verify_export
     from vsrn_deploy.io.outputs import check_out_path
 
     onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)

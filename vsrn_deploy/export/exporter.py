@@ -29,26 +29,24 @@ import onnx
 import torch
 
 from vsrn_deploy.artifacts import export as export_artifact
+from vsrn_deploy.artifacts.base import file_entry
+from vsrn_deploy.artifacts.export import FORMAT_VERSION, ExportManifest, write_manifest
 from vsrn_deploy.backend.base import Runner
-from vsrn_deploy.core import contract
+from vsrn_deploy.core import backends, contract
+from vsrn_deploy.core.contract import MANIFEST_NAME
 from vsrn_deploy.core.errors import CheckFailed, VsrnError
 from vsrn_deploy.data import synthetic_inputs
 from vsrn_deploy.evaluation.recall import CAPTIONS_PER_IMAGE
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
-from vsrn_deploy.export.manifest import (
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    ExportManifest,
-    file_entry,
-    write_manifest,
-)
 from vsrn_deploy.export.validation import GRAPH_BATCH, Validator, check_io, graph_runner, reference_runner
 from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
 from vsrn_deploy.io.outputs import marker
 from vsrn_deploy.model.config import VSRNConfig
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 PRECISIONS = (*contract.PRECISIONS, "all")  # the contract's precisions, or "all" of them
+# the label of the checks that run graphs in ONNX Runtime (their lines and the manifest name it so)
+_ORT = backends.runs(backends.Family.ONNXRUNTIME, "fp32")
 _TWO_GB = 2 * 1024**3
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
@@ -317,7 +315,7 @@ def _check_fp32(tmp: Path, models: dict[str, onnx.ModelProto], eager: dict[str, 
             io = spec.io_spec(mcfg)
             val.problems += check_io(graph.session, io["inputs"], io["outputs"], path.name)
             for b, feed in probe.feeds(spec.key).items():
-                val.check(path.name, "ort", b, eager[spec.key].infer_batched(feed), graph.infer(feed), "fp32")
+                val.check(path.name, _ORT, b, eager[spec.key].infer_batched(feed), graph.infer(feed), "fp32")
     return written
 
 
@@ -371,7 +369,7 @@ def _check_fp16(written: dict[str, Path], eager: dict[str, Runner], probe: _Prob
         strict[spec.key] = emulate.StrictFp16Runner(spec.key, onnx.load(str(written[spec.graph])))
         strict[spec.key].batch = GRAPH_BATCH[spec.key]
     runtimes: dict[str, dict[str, Runner]] = {
-        "ort": {spec.key: graph_runner(spec.key, written[spec.graph]) for spec in contract.ENCODERS.values()},
+        _ORT: {spec.key: graph_runner(spec.key, written[spec.graph]) for spec in contract.ENCODERS.values()},
         "strict-fp16": strict,
     }
     with contextlib.ExitStack() as stack:

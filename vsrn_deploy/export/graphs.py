@@ -3,7 +3,7 @@
 Writing the graph node by node (instead of tracing) gives one self-contained file in milliseconds
 at any size, stable readable node names (`gcn2/affinity/MatMul`, `gru/step07/...`) that the FP16
 islands and the manifest refer to, and only operators TensorRT's ONNX parser supports. The deploy
-torch modules (`vsrn_deploy.export.deploy`) compute the same operations in the same order; export
+torch modules (`vsrn_deploy.model.deploy`) compute the same operations in the same order; export
 validation proves the two equal on every output.
 
 Image graph: region_features float32 (B, k, F) -> image_embedding (B, D), region_embeddings (B, k, D);
@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from vsrn_deploy.core.contract import IMAGE, TEXT, EncoderSpec
-from vsrn_deploy.export.deploy import ImageEncoderDeploy, TextEncoderDeploy
+from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # ReduceSum / Squeeze / Split take their axes as inputs from opset 13

@@ -49,11 +49,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from vsrn_deploy.backend.base import Runner
+from vsrn_deploy.core import backends
 from vsrn_deploy.core.contract import IMAGE, PARITY, TEXT
 from vsrn_deploy.evaluation import compare
 from vsrn_deploy.export.graphs import GRU_BH_N, GRU_WH_N, GRU_WH_RZ, GraphBuilder
 from vsrn_deploy.export.validation import graph_runner
 
+# the names the INT8 checks are labelled with: ONNX Runtime's FP32 and INT8 backends
+_ORT = backends.runs(backends.Family.ONNXRUNTIME, "fp32")
+_ORT_INT8 = backends.runs(backends.Family.ONNXRUNTIME, "int8")
 DEFAULT_NODE_SHARE = 0.05
 DEFAULT_TOTAL_SHARE = 0.25
 STATIC_NOTE = (
@@ -551,7 +555,7 @@ def export_int8(
 
     Returns:
         {"paths": {graph: written path}, "manifest": the manifest's "int8" entry,
-        "retrieval": {"ort-int8": the retrieval summary}}.
+        "retrieval": {the ONNX Runtime INT8 backend's name: the retrieval summary}}.
     """
     import time
 
@@ -590,12 +594,12 @@ def export_int8(
         for b in inputs.batches:
             for spec, feeds in ((IMAGE, inputs.image), (TEXT, inputs.text)):
                 ref_out = inputs.reference[spec.key].infer_batched(feeds[b])
-                validator.check(paths[spec.graph].name, "ort", b, ref_out, runners[spec.key].infer(feeds[b]),
+                validator.check(paths[spec.graph].name, _ORT, b, ref_out, runners[spec.key].infer(feeds[b]),
                                 "int8")
         images, texts, ref = inputs.retrieval_set()
         got = (runners[IMAGE.key].infer_batched(images)[IMAGE.embedding],
                runners[TEXT.key].infer_batched(texts)[TEXT.embedding])
-    summary = validator.check_retrieval("ort-int8", ref, got, "int8")
+    summary = validator.check_retrieval(_ORT_INT8, ref, got, "int8")
     manifest = {
         "settings": settings.describe(),
         "quantizer": f"onnxruntime.quantization.quantize_dynamic (onnxruntime {ort_version}) for the image "
@@ -606,4 +610,4 @@ def export_int8(
         "graphs": {name: {"file": paths[name].name, **g.manifest_entry()} for name, g in made.items()},
         "runtime": "ONNX Runtime CPU provider (MatMulInteger, Loop); not for TensorRT",
     }
-    return {"paths": paths, "manifest": manifest, "retrieval": {"ort-int8": summary}}
+    return {"paths": paths, "manifest": manifest, "retrieval": {_ORT_INT8: summary}}

@@ -3,8 +3,6 @@
 - `require_file`: a path that must be a readable file (a folder or a missing path says which).
 - `check_finite_features`: region features with NaN/Inf are refused, naming the first bad image.
 - `read_caption_lines`: a captions file: UTF-8 (a BOM is stripped), CRLF or LF, one per line.
-- `verify_export`: the export a command is about to use matches its manifest (sha256 of every file),
-  else one line with the command that rebuilds that very folder (`vsrn_deploy.artifacts.export`).
 - `check_device`, `check_positive`: options that would otherwise fail deep inside torch.
 
 Standard library and numpy only (the serving and search paths use them without torch).
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -156,50 +153,3 @@ def check_positive(value: int | None, flag: str, *, allow_none: bool = True) -> 
         return
     if value is None or value < 1:
         raise VsrnError(f"{flag} must be >= 1 (got {value})")
-
-
-# The export folder's manifest is the artifacts layer's (`vsrn_deploy.artifacts.export`); these names
-# stay for the callers that import them from here.
-
-def rebuild_hint(onnx_dir: str | os.PathLike, manifest: dict[str, Any] | None = None) -> str:
-    """`vsrn_deploy.artifacts.export.rebuild_hint`."""
-    from vsrn_deploy.artifacts.export import rebuild_hint as hint
-
-    return hint(onnx_dir, manifest)
-
-
-def read_export_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
-    """`vsrn_deploy.artifacts.export.read_export_manifest`."""
-    from vsrn_deploy.artifacts.export import read_export_manifest as read
-
-    return read(onnx_dir)
-
-
-def verify_export(onnx_dir: str | os.PathLike, files: list[str] | None = None) -> dict[str, Any]:
-    """`vsrn_deploy.artifacts.export.verify_export`: the manifest, every listed file's sha256."""
-    from vsrn_deploy.artifacts.export import verify_export as verify
-
-    return verify(onnx_dir, files)
-
-
-def verify_listed_files(onnx_dir: str | os.PathLike, manifest: dict[str, Any],
-                        files: list[str] | None = None) -> None:
-    """`vsrn_deploy.artifacts.export.verify_listed_files`."""
-    from vsrn_deploy.artifacts.export import verify_listed_files as verify
-
-    verify(onnx_dir, manifest, files)
-
-
-def check_export_matches_model(onnx_dir: str | os.PathLike, manifest: dict[str, Any], model_config: Any,
-                               checkpoint: str | None) -> None:
-    """The export was made from a model of the same sizes as `model_config` (asdict-able)."""
-    from dataclasses import asdict
-
-    theirs = manifest.get("config") or {}
-    ours = asdict(model_config)
-    differ = sorted(k for k in ours if k in theirs and theirs[k] != ours[k])
-    if differ:
-        shown = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in differ[:4])
-        raise VsrnError(f"the export in {onnx_dir} belongs to another model than {checkpoint or 'the model'} "
-                        f"({shown}); pass the checkpoint it was made from, or re-export with: "
-                        f"vsrn-deploy export {checkpoint or 'CKPT'} --out {onnx_dir}")

@@ -91,9 +91,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from vsrn_deploy.evaluation.recall import format_table, recall_report
     from vsrn_deploy.export import ExportConfig, export_model
     from vsrn_deploy.io.outputs import check_out_path, marker
-    from vsrn_deploy.jobs.encode_data import encode_split
     from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation
     from vsrn_deploy.model.checkpoint import load_checkpoint, load_model, save_authors_checkpoint
+    from vsrn_deploy.model.encode import encode_split
     from vsrn_deploy.training import TrainConfig, train
 
     out = check_out_path(cfg.out, want="folder")

@@ -104,7 +104,7 @@ def encode_captions(model: VSRN, vocab: Vocabulary, captions: Sequence[str], bat
                         f"{model.config.vocab_size}; pass the vocabulary it was trained with")
     if not captions:
         return np.zeros((0, model.config.embed_size), np.float32)
-    from vsrn_deploy.jobs.encode_data import encode_captions as encode_batches
+    from vsrn_deploy.model.encode import encode_captions as encode_batches
 
     return encode_batches(model, list(captions), vocab, batch_size=batch_size, device=device)
 

@@ -229,8 +229,9 @@ def run_validation(cfg: ValidateConfig, *, model: Any = None, vocab: Any = None)
         The report: {"passed", "reference", "inputs", "thresholds", "reference_recall",
         "backends": {name: {...}}, "versions"}.
     """
+    from vsrn_deploy.artifacts.export import check_export_matches_model, verify_export
     from vsrn_deploy.backend.registry import make_runner
-    from vsrn_deploy.io.inputs import check_device, check_export_matches_model, verify_export
+    from vsrn_deploy.io.inputs import check_device
 
     check_device(cfg.device)
 
@@ -286,9 +287,9 @@ def _torch_free_reference(cfg: ValidateConfig, vocab: Any) -> tuple[str, Any, An
     checkpoint is refused with the install hint. Returns (reference, sizes, vocab)."""
     import types
 
+    from vsrn_deploy.artifacts.export import read_export_manifest
     from vsrn_deploy.core.errors import torch_missing
     from vsrn_deploy.data.vocab import load_vocab
-    from vsrn_deploy.io.inputs import read_export_manifest
 
     wanted = ([b for b in cfg.backends if not _backends.get(b).torch_free]
               or (["--checkpoint"] if cfg.checkpoint else []))

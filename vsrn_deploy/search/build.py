@@ -228,11 +228,12 @@ def _build_index(cfg: IndexConfig, out: Path, store: Any) -> dict[str, Any]:
                                         input_files=_input_files(cfg))
     clock = time.perf_counter()
     with ExportEncoders(cfg.onnx_dir, cfg.backend, cfg.engine_dir, cfg.threads) as enc:
-        from vsrn_deploy.io.inputs import read_caption_lines, verify_listed_files
+        from vsrn_deploy.artifacts.export import verify_listed_files
+        from vsrn_deploy.io.inputs import read_caption_lines
 
         verify_listed_files(enc.onnx_dir, enc.manifest)
         if cfg.embeddings:  # embeddings of `vsrn-deploy embed`, checked against this export
-            from vsrn_deploy.distributed.manifest import open_embeddings
+            from vsrn_deploy.artifacts.embeddings import open_embeddings
 
             embedded = open_embeddings(cfg.embeddings, enc.manifest_sha256, cfg.onnx_dir, enc.embed_dim)
             n, k = len(embedded), enc.num_regions

@@ -194,7 +194,7 @@ def validate(model: VSRN, dataset: CaptionDataset, batch_size: int, device: torc
         `vsrn_deploy.evaluation.recall_report` of the split.
     """
     from vsrn_deploy.evaluation.recall import recall_report
-    from vsrn_deploy.jobs.encode_data import encode_split
+    from vsrn_deploy.model.encode import encode_split
 
     was_training = model.training
     model.eval()

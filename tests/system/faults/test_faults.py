@@ -47,7 +47,7 @@ def test_1_export_into_a_foreign_folder_loses_nothing(world, tmp_path):
     for name, digest in before.items():
         if name != "mine/manifest.json":
             assert after[name] == digest, name
-    from vsrn_deploy.io.inputs import verify_export
+    from vsrn_deploy.artifacts.export import verify_export
 
     verify_export(out)
 
@@ -275,8 +275,8 @@ def test_7_a_changed_or_unlisted_export_is_refused_before_use(world, tmp_path):
                    2, "manifest.json not found", f"--out {export}")
     assert snapshot(tmp_path) == before
 
+    from vsrn_deploy.artifacts.export import verify_export
     from vsrn_deploy.core.errors import VsrnError
-    from vsrn_deploy.io.inputs import verify_export
 
     with pytest.raises(VsrnError, match="my-export"):  # build-engine and index use the same check
         verify_export(export)

@@ -54,7 +54,7 @@ def _leftovers(folder: Path) -> list[str]:
 def test_interrupted_export_keeps_the_previous_export(world, tmp_path, signum):
     import shutil
 
-    from vsrn_deploy.io.inputs import verify_export
+    from vsrn_deploy.artifacts.export import verify_export
 
     out = tmp_path / "export"
     shutil.copytree(world["export"], out)
@@ -91,7 +91,7 @@ def test_sigint_during_train_leaves_a_loadable_last_checkpoint(world, tmp_path):
 
 
 def test_two_exports_to_one_folder_never_mix(world, tmp_path):
-    from vsrn_deploy.io.inputs import verify_export
+    from vsrn_deploy.artifacts.export import verify_export
 
     out = tmp_path / "export"
     procs = [run_module("export", ckpt, "--out", out, "--max-batch", "4")

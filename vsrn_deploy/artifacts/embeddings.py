@@ -14,7 +14,6 @@ and belong to the export given, and every shard's sha256 is checked before it is
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.core.errors import VsrnError, import_optional
-from vsrn_deploy.io.outputs import marker
+from vsrn_deploy.io.files import sha256_file
+from vsrn_deploy.io.outputs import marker, read_owned_manifest
 
 KIND = "embeddings"
 FORMAT = "vsrn-deploy-embeddings"
@@ -41,16 +41,8 @@ def pyarrow_parquet() -> Any:
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The embeddings.json of `folder` when it is one this tool wrote (the marker), else None."""
-    path = Path(folder) / MANIFEST
-    try:
-        if not path.is_file() or path.stat().st_size > 256 * 1024 * 1024:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if isinstance(data, dict) and data.get("written_by") == marker(KIND) and data.get("format") == FORMAT:
-        return data
-    return None
+    data = read_owned_manifest(folder, MANIFEST, KIND)
+    return data if data is not None and data.get("format") == FORMAT else None
 
 
 def new_manifest(**fields: Any) -> dict[str, Any]:
@@ -106,13 +98,11 @@ class EmbeddingShards:
         if self.count != int(manifest.get("count", -1)):
             raise VsrnError(f"{self.folder / MANIFEST} counts {manifest.get('count')} images but its shards "
                             f"hold {self.count}; {fix}")
-        from vsrn_deploy.distributed.shards import sha256_of
-
         for entry in self.shards:  # every shard checked before the first is used
             path = self.folder / entry["file"]
             if not path.is_file():
                 raise VsrnError(f"{path} is missing (listed in {MANIFEST}); {fix}")
-            if sha256_of(path) != entry["sha256"]:
+            if sha256_file(path) != entry["sha256"]:
                 raise VsrnError(f"{path} changed since embed wrote it (sha256 differs from {MANIFEST}); "
                                 f"{fix}")
 

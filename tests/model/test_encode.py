@@ -12,9 +12,9 @@ from vsrn_deploy.data.precomp import PrecompSplit
 from vsrn_deploy.data.synthetic import default_vocab_path, generate_dataset
 from vsrn_deploy.data.vocab import Vocabulary, load_vocab
 from vsrn_deploy.evaluation import recall as evaluation
-from vsrn_deploy.jobs.encode_data import encode_split
 from vsrn_deploy.model import VSRN
 from vsrn_deploy.model.config import VSRNConfig
+from vsrn_deploy.model.encode import encode_split
 
 
 @pytest.fixture(scope="module")
