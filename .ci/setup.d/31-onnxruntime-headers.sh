@@ -13,18 +13,8 @@ want=$(sha256sum "$0" | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$dest/include/onnxruntime/onnxruntime_cxx_api.h" ]; then
   exit 0
 fi
-apt_root=$PWD/.venv/apt
-mkdir -p "$apt_root/etc/sources.list.d" "$apt_root/etc/preferences.d" "$apt_root/state/lists/partial" \
-  "$apt_root/cache/archives/partial" "$apt_root/download"
-cat > "$apt_root/etc/sources.list" <<LIST
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
-LIST
-opts=(-o "Dir::Etc::sourcelist=$apt_root/etc/sources.list" -o "Dir::Etc::sourceparts=$apt_root/etc/sources.list.d"
-      -o "Dir::Etc::preferencesparts=$apt_root/etc/preferences.d" -o "Dir::State=$apt_root/state"
-      -o "Dir::Cache=$apt_root/cache" -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
-apt-get -qq "${opts[@]}" update
-(cd "$apt_root/download" && rm -f libonnxruntime-dev_*.deb && apt-get -qq "${opts[@]}" download libonnxruntime-dev)
-deb=$(ls "$apt_root"/download/libonnxruntime-dev_*.deb)
+source .ci/lib/debian-download.sh
+deb=$(debian_download libonnxruntime-dev)
 rm -rf "$dest.tmp"
 mkdir -p "$dest.tmp/root"
 dpkg-deb -x "$deb" "$dest.tmp/root"

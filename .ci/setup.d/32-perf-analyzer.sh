@@ -23,21 +23,10 @@ if [ ! -x "$dest.tmp/py/bin/perf_analyzer" ] || [ -z "$cudart" ]; then
   echo "32-perf-analyzer.sh: no perf_analyzer in tritonclient $TRITONCLIENT_VERSION or no libcudart.so.12" >&2
   exit 1
 fi
-apt_root=$PWD/.venv/apt
-mkdir -p "$apt_root/etc/sources.list.d" "$apt_root/etc/preferences.d" "$apt_root/state/lists/partial" \
-  "$apt_root/cache/archives/partial" "$apt_root/download"
-cat > "$apt_root/etc/sources.list" <<LIST
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
-LIST
-opts=(-o "Dir::Etc::sourcelist=$apt_root/etc/sources.list" -o "Dir::Etc::sourceparts=$apt_root/etc/sources.list.d"
-      -o "Dir::Etc::preferencesparts=$apt_root/etc/preferences.d" -o "Dir::State=$apt_root/state"
-      -o "Dir::Cache=$apt_root/cache" -o "APT::Get::List-Cleanup=0" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
-if ! ls "$apt_root"/state/lists/*_Packages >/dev/null 2>&1; then
-  apt-get -qq "${opts[@]}" update
-fi
-(cd "$apt_root/download" && rm -f libb64-0d_*.deb && apt-get -qq "${opts[@]}" download libb64-0d)
+source .ci/lib/debian-download.sh
+deb=$(debian_download libb64-0d)
 mkdir -p "$dest.tmp/deb" "$dest.tmp/lib"
-dpkg-deb -x "$(ls "$apt_root"/download/libb64-0d_*.deb)" "$dest.tmp/deb"
+dpkg-deb -x "$deb" "$dest.tmp/deb"
 find "$dest.tmp/deb" -name 'libb64.so.0d*' -exec cp -P {} "$dest.tmp/lib/" \;
 cp -P "$(dirname "$cudart")"/libcudart.so.12* "$dest.tmp/lib/"
 rm -rf "$dest.tmp/deb"
