@@ -44,7 +44,7 @@ def _imports(path) -> set[str]:
 ROOT = Path(vsrn_deploy.__file__).parent
 # The layers, bottom first (docs/architecture.md draws them): a folder imports only from layers below
 # its own. client/ (for users' programs) and attention/ (a public alias of search.attention) stand aside.
-LAYERS = [("core",), ("io",), ("artifacts", "data", "evaluation"), ("model",), ("backend",),
+LAYERS = [("core",), ("io",), ("artifacts", "evaluation"), ("data",), ("model",), ("backend",),
           ("export", "engine", "search", "serving"), ("bench", "distributed", "training"), ("jobs",),
           ("cli",)]
 ASIDE = {"client": {"core"}, "attention": {"search"}}

@@ -45,8 +45,8 @@ def test_a_second_index_build_while_the_first_runs_is_refused(world, tmp_path, m
 def test_the_index_command_is_refused_while_another_writes_the_folder(world, tmp_path):
     from typer.testing import CliRunner
 
+    from vsrn_deploy.artifacts.outputs import output_lock
     from vsrn_deploy.cli.app import app
-    from vsrn_deploy.io.outputs import output_lock
 
     out = tmp_path / "index"
     args = ["index", "--onnx-dir", world["export"], "--images", world["images"], "--out", out,
@@ -61,7 +61,7 @@ def test_the_index_command_is_refused_while_another_writes_the_folder(world, tmp
 
 @pytest.mark.parametrize("kind", ["export", "triton"])
 def test_other_writers_hold_the_same_lock(world, tmp_path, kind):
-    from vsrn_deploy.io.outputs import output_lock
+    from vsrn_deploy.artifacts.outputs import output_lock
 
     out = tmp_path / "out"
     with output_lock(out), pytest.raises(VsrnError, match="being written by another"):

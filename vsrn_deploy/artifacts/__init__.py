@@ -11,7 +11,7 @@ its manifest's file name, and the command that rebuilds it (for error text):
 - `triton`: vsrn_repo.json of `vsrn-deploy triton-repo`;
 - `run`: the demo's run folder (demo_summary.json).
 
-Writing (`base.Kind.writer`, built on `vsrn_deploy.io.outputs.OutputFolder` and the atomic writers
+Writing (`base.Kind.writer`, built on `vsrn_deploy.artifacts.outputs.OutputFolder` and the atomic writers
 of `vsrn_deploy.io.files`): the folder is locked for the whole command (a second writer of the same
 folder is refused), built in a staging folder beside it, and committed FILE BY FILE: only files the
 folder's previous manifest lists are replaced or removed (any same-named file with --overwrite);

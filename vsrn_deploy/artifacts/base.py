@@ -6,21 +6,19 @@ Standard library only (plus `vsrn_deploy.core` and `vsrn_deploy.io`): every laye
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from vsrn_deploy.artifacts.outputs import MARKER_KEY, OutputFolder, marker, parse_manifest
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import sha256_file
-from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
 
 __all__ = ["ABSENT", "Kind", "Manifest", "file_entry", "load_manifest", "verify_files", "MARKER_KEY",
            "marker"]
 
-_MAX_MANIFEST = 64 * 1024 * 1024  # a manifest larger than this is not one of ours
 
 
 class _Absent:
@@ -95,9 +93,7 @@ def load_manifest(path: str | os.PathLike, *, what: str, fix: str) -> dict[str, 
     if not path.is_file():
         raise VsrnError(f"{path} not found; {fix}")
     try:
-        if path.stat().st_size > _MAX_MANIFEST:
-            raise ValueError("too large")
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = parse_manifest(path)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         raise VsrnError(f"{path} is not readable JSON; {fix}") from None
     if not isinstance(data, dict):
@@ -158,7 +154,7 @@ class Kind:
     def writer(self, target: str | os.PathLike, *, entries: Iterable[str], overwrite: bool = False,
                flag: str = "--out", input_dirs: Iterable[str | os.PathLike | None] = (),
                input_files: Iterable[str | os.PathLike | None] = ()) -> OutputFolder:
-        """The folder writer of this kind (`vsrn_deploy.io.outputs.OutputFolder`): checks, the lock,
+        """The folder writer of this kind (`vsrn_deploy.artifacts.outputs.OutputFolder`): checks, the lock,
         a staging folder, and a commit that replaces only the files its previous manifest lists."""
         return OutputFolder(target, kind=self.name, manifest_name=self.manifest_name, entries=entries,
                             overwrite=overwrite, flag=flag, input_dirs=input_dirs, input_files=input_files,

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.artifacts.outputs import marker, read_owned_manifest
 from vsrn_deploy.core.errors import VsrnError, import_optional
 from vsrn_deploy.io.files import sha256_file
-from vsrn_deploy.io.outputs import marker, read_owned_manifest
 
 KIND = "embeddings"
 FORMAT = "vsrn-deploy-embeddings"

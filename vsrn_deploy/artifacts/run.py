@@ -3,7 +3,7 @@
 demo_summary.json keys: written_by, config (asdict DemoConfig), stages {name: seconds}, status, and
 what each stage reported. A demo rewrites only a folder an earlier demo marked (or an empty one).
 Training run folders keep their fixed file names (`vsrn_deploy.training.trainer.RUN_FILES`) and
-are guarded by `vsrn_deploy.io.outputs.check_run_folder` / `run_folder_guard`.
+are guarded by `vsrn_deploy.artifacts.outputs.check_run_folder` / `run_folder_guard`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from vsrn_deploy.artifacts.base import Kind
-from vsrn_deploy.io.outputs import read_owned_manifest
+from vsrn_deploy.artifacts.outputs import read_owned_manifest
 
 DEMO_SUMMARY = "demo_summary.json"
 

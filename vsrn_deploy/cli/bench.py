@@ -73,7 +73,7 @@ def bench(
                       warmup=warmup, iters=iters, seconds=None if iters is not None else (seconds or 2.0),
                       threads=threads, device=device, dtype=value(precision), checkpoint=checkpoint,
                       onnx_dir=str(onnx_dir) if onnx_dir is not None else None, tiny=tiny, seed=seed)
-    from vsrn_deploy.io.outputs import check_out_path
+    from vsrn_deploy.artifacts.outputs import check_out_path
 
     for flag, path in (("--out", out), ("--markdown", markdown), ("--plot", plot)):
         if path is not None:  # a bad output path fails now, not after the run

@@ -41,7 +41,7 @@ def evaluate(
     from vsrn_deploy.jobs.evaluate import run_evaluation
 
     if out is not None:  # a bad --out fails now, not after the evaluation
-        from vsrn_deploy.io.outputs import check_out_path
+        from vsrn_deploy.artifacts.outputs import check_out_path
 
         check_out_path(out, want="file")
     report = run_evaluation(checkpoints, data, split=split, fold5=fold5, vocab=vocab,

@@ -41,8 +41,8 @@ def validate(
     Exits 1 when any backend misses the parity bounds of its precision (FP32: max abs error; FP16:
     min row cosine, R@1/5/10 change, top-1 agreement); `python -m vsrn_deploy.core.contract` prints them.
     """
+    from vsrn_deploy.artifacts.outputs import check_out_path
     from vsrn_deploy.core.errors import CheckFailed
-    from vsrn_deploy.io.outputs import check_out_path
     from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation, write_report
 
     if out is not None:  # a bad --out fails now, not after the run

@@ -29,7 +29,6 @@ Everything is deterministic given the seed.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, staging_folder, swap_in_folder
 
+GENERATOR = "vsrn_deploy.data.synthetic"  # synthetic.json names it: the folder is ours to rewrite
 NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
          "bench", "umbrella")
 COLOURS = ("red", "blue", "green", "yellow", "white", "black", "brown", "orange")
@@ -218,7 +218,7 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
                              ("num_regions", num_regions, 4), ("feature_dim", feature_dim, 16)):
         if value < low:
             raise VsrnError(f"{name} must be >= {low} (got {value})")
-    from vsrn_deploy.io.outputs import check_out_path, new_folder_guard
+    from vsrn_deploy.artifacts.outputs import check_out_path, new_folder_guard
 
     if (not data_name or data_name in (".", "..") or "/" in data_name or "\\" in data_name
             or "\0" in data_name or data_name.startswith(".")):
@@ -240,11 +240,10 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
 
 def _is_synthetic(folder: Path) -> bool:
     """Whether `folder` is a dataset this generator wrote (its synthetic.json names the generator)."""
-    try:
-        info = json.loads((folder / "synthetic.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(info, dict) and info.get("generator") == "vsrn_deploy.data.synthetic"
+    from vsrn_deploy.artifacts.outputs import read_owned_manifest
+
+    return read_owned_manifest(folder, "synthetic.json", "synthetic data",
+                               recognise=lambda info: info.get("generator") == GENERATOR) is not None
 
 
 def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev: int, n_test: int,
@@ -261,7 +260,7 @@ def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev:
             if split == "train":
                 train_caps = caps
         atomic_write_json(tmp / "synthetic.json", {
-            "generator": "vsrn_deploy.data.synthetic", "seed": seed, "num_regions": num_regions,
+            "generator": GENERATOR, "seed": seed, "num_regions": num_regions,
             "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
             "captions_per_image": 5})
         vocab = build_vocab(train_caps, threshold=vocab_threshold)

@@ -168,7 +168,7 @@ def _check_config(cfg: EmbedConfig) -> None:
 
 def _open_out(out: Path, shards: list[Shard], cfg: EmbedConfig, export_sha256: str) -> dict[str, Any] | None:
     """Refuse an --out that is not an earlier embed output of the same job; return its manifest."""
-    from vsrn_deploy.io.outputs import check_out_path, refuse_overlap
+    from vsrn_deploy.artifacts.outputs import check_out_path, refuse_overlap
 
     check_out_path(out, want="folder")
     refuse_overlap(out, input_dirs=[cfg.onnx_dir, cfg.engine_dir if _needs_gpu(cfg.backend) else None],
@@ -254,7 +254,7 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
         VsrnError: bad input (a shard's shape, dtype or values, the export, --out), Ray unreachable,
             or a shard that failed to encode (named).
     """
-    from vsrn_deploy.io.outputs import output_lock
+    from vsrn_deploy.artifacts.outputs import output_lock
     from vsrn_deploy.search.encoders import ExportEncoders
 
     _check_config(cfg)

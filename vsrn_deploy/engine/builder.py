@@ -382,9 +382,9 @@ def build_engines(onnx_dir: str | os.PathLike, out_dir: str | os.PathLike, setti
         CheckFailed: the engine does not run the requested precision.
     """
     from vsrn_deploy.artifacts.export import rebuild_hint, verify_export
+    from vsrn_deploy.artifacts.outputs import check_out_path
     from vsrn_deploy.backend.cuda import gpu_info
     from vsrn_deploy.backend.trt import import_tensorrt
-    from vsrn_deploy.io.outputs import check_out_path
 
     onnx_dir, out_dir = Path(onnx_dir), Path(out_dir)
     # the export (every file against its sha256) and the output path are checked before TensorRT is

@@ -31,6 +31,7 @@ import torch
 from vsrn_deploy.artifacts import export as export_artifact
 from vsrn_deploy.artifacts.base import file_entry
 from vsrn_deploy.artifacts.export import FORMAT_VERSION, ExportManifest, write_manifest
+from vsrn_deploy.artifacts.outputs import marker
 from vsrn_deploy.backend.base import Runner
 from vsrn_deploy.core import backends, contract
 from vsrn_deploy.core.contract import MANIFEST_NAME
@@ -40,7 +41,6 @@ from vsrn_deploy.evaluation.recall import CAPTIONS_PER_IMAGE
 from vsrn_deploy.export import emulate, fp16, graph_checks, graphs, int8, test_vectors, trt_lint
 from vsrn_deploy.export.validation import GRAPH_BATCH, Validator, check_io, graph_runner, reference_runner
 from vsrn_deploy.io.inputs import check_finite_features, load_npy, require_file
-from vsrn_deploy.io.outputs import marker
 from vsrn_deploy.model.config import VSRNConfig
 from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 

@@ -84,13 +84,13 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
     say = _log.info
 
+    from vsrn_deploy.artifacts.outputs import check_out_path, marker
     from vsrn_deploy.artifacts.run import demo_summary
     from vsrn_deploy.core.contract import AUTHORS_CHECKPOINT_NAME, BEST_CHECKPOINT_NAME
     from vsrn_deploy.data.precomp import PrecompSplit
     from vsrn_deploy.data.synthetic import generate_dataset
     from vsrn_deploy.evaluation.recall import format_table, recall_report
     from vsrn_deploy.export import ExportConfig, export_model
-    from vsrn_deploy.io.outputs import check_out_path, marker
     from vsrn_deploy.jobs.validate import ValidateConfig, format_report, run_validation
     from vsrn_deploy.model.checkpoint import load_checkpoint, load_model, save_authors_checkpoint
     from vsrn_deploy.model.encode import encode_split

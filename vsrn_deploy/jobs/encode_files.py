@@ -159,9 +159,9 @@ def encode_files(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[
     Returns:
         An EncodeResult.
     """
+    from vsrn_deploy.artifacts.outputs import MARKER_KEY, OutputFolder, marker
     from vsrn_deploy.io.files import atomic_write_json, sha256_file
     from vsrn_deploy.io.inputs import check_device, check_finite_features, require_file
-    from vsrn_deploy.io.outputs import MARKER_KEY, OutputFolder, marker
     from vsrn_deploy.model.checkpoint import load_checkpoint, resolve_vocab
 
     if images is None and captions is None:

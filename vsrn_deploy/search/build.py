@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from vsrn_deploy.artifacts import index as index_artifact
+from vsrn_deploy.artifacts.outputs import refuse_overlap
 from vsrn_deploy.core import backends
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, sha256_file
-from vsrn_deploy.io.outputs import refuse_overlap
 from vsrn_deploy.search import layout
 from vsrn_deploy.search.attention import MAX_CANVAS
 from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile, open_boxes

@@ -283,7 +283,7 @@ class Index:
         Every name is checked before the first picture is drawn, and a run that fails leaves no
         folder it created behind (nothing else is touched).
         """
-        from vsrn_deploy.io.outputs import new_folder_guard
+        from vsrn_deploy.artifacts.outputs import new_folder_guard
         from vsrn_deploy.search.attention import check_png_target, save_attention_png
 
         folder = Path(folder)

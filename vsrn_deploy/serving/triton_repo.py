@@ -42,12 +42,12 @@ from typing import Any
 from vsrn_deploy.artifacts import triton as repo_artifact
 from vsrn_deploy.artifacts.base import file_entry
 from vsrn_deploy.artifacts.export import rebuild_hint, verify_export
+from vsrn_deploy.artifacts.outputs import MARKER_KEY
+from vsrn_deploy.artifacts.outputs import marker as owner_marker
 from vsrn_deploy.core import contract
 from vsrn_deploy.core.contract import TEXT
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
-from vsrn_deploy.io.outputs import MARKER_KEY
-from vsrn_deploy.io.outputs import marker as owner_marker
 
 BACKENDS = ("onnxruntime", "tensorrt", "python")
 PRECISIONS = contract.PRECISIONS

@@ -287,8 +287,8 @@ def train(cfg: TrainConfig, *, on_log: Callable[[dict[str, Any]], None] | None =
     """
     import contextlib
 
+    from vsrn_deploy.artifacts.outputs import check_run_folder, run_folder_guard
     from vsrn_deploy.data.vocab import load_vocab
-    from vsrn_deploy.io.outputs import check_run_folder, run_folder_guard
 
     # before anything is created: a run folder holding a model needs --resume or --overwrite
     check_run_folder(cfg.out, resume=bool(cfg.resume), overwrite=cfg.overwrite)

@@ -19,7 +19,8 @@ The rule: a command never deletes or replaces anything it did not write itself.
 `OutputFolder` is the one place that writes a folder: it checks, takes a lock beside the target (a
 second command writing the same folder is refused, never interleaved), gives a staging folder to
 build in (umask permissions), and commits file by file with rollback. Each kind of folder is
-declared in `vsrn_deploy.artifacts` (its manifest, the files it owns), which builds its writer here.
+declared beside this module in `vsrn_deploy.artifacts` (its manifest, the files it owns), which
+builds its writer here.
 """
 
 from __future__ import annotations
@@ -55,15 +56,29 @@ def _abs(path: str | os.PathLike) -> Path:
     return Path(os.path.abspath(os.fspath(path)))
 
 
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a manifest larger than this is not one of ours
+
+
+def parse_manifest(path: Path) -> Any:
+    """The parsed JSON of the manifest file `path`: the one place a manifest's bytes are parsed.
+
+    Raises:
+        OSError, UnicodeDecodeError, ValueError, RecursionError: unreadable, too large, not JSON.
+    """
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ValueError(f"{path} is over {MAX_MANIFEST_BYTES} bytes")
+    return json.loads(path.read_bytes().decode("utf-8"))
+
+
 def read_owned_manifest(folder: str | os.PathLike, manifest_name: str, kind: str,
                         recognise: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
     """The manifest of `folder` when it carries vsrn-deploy's marker of `kind` (or `recognise` says it
     is one of that kind's, for manifests without a marker), else None."""
     path = Path(folder) / manifest_name
     try:
-        if not path.is_file() or path.stat().st_size > 64 * 1024 * 1024:
+        if not path.is_file():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_manifest(path)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     if isinstance(data, dict) and (data.get(MARKER_KEY) == marker(kind)
