@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from vsrn_deploy.core.version import __version__
 
 __all__ = ["load_model", "load_vocab", "__version__"]
 

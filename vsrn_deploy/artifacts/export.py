@@ -171,7 +171,7 @@ def usable_export(onnx_dir: str | os.PathLike) -> tuple[dict[str, Any] | None, s
 def provenance(source_sha256: str | None) -> dict[str, str]:
     """The metadata_props every exported graph carries: producer, its version, the manifest format,
     the source checkpoint's sha256."""
-    from vsrn_deploy import __version__
+    from vsrn_deploy.core.version import __version__
 
     return {"producer": PRODUCER, "producer_version": str(__version__),
             "manifest_format_version": str(FORMAT_VERSION), "source_sha256": str(source_sha256 or "")}
@@ -190,7 +190,7 @@ def stamp_graph(model: Any, props: dict[str, str]) -> Any:
 def render_model_card(manifest: dict[str, Any]) -> str:
     """MODEL_CARD.md of an export: what the graphs are, their inputs and outputs (core.contract),
     the precisions present, the parity results and the source checkpoint."""
-    from vsrn_deploy import __version__
+    from vsrn_deploy.core.version import __version__
 
     config = manifest.get("config") or {}
     source = manifest.get("source") or {}

@@ -104,7 +104,7 @@ def setup_logging(level: int = logging.INFO) -> logging.Logger:
 
 def _version(show: bool) -> None:
     if show:
-        from vsrn_deploy import __version__
+        from vsrn_deploy.core.version import __version__
 
         typer.echo(f"vsrn-deploy {__version__}")
         raise typer.Exit()

@@ -135,7 +135,7 @@ class ExportResult:
 def _versions() -> dict[str, str]:
     import onnxruntime
 
-    from vsrn_deploy import __version__
+    from vsrn_deploy.core.version import __version__
 
     return {
         "vsrn_deploy": __version__,

@@ -93,7 +93,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: VSRN, *, vocab: Vocabul
 
 
 def _version() -> str:
-    from vsrn_deploy import __version__
+    from vsrn_deploy.core.version import __version__
 
     return __version__
 
