@@ -3,26 +3,18 @@ built once per session; each test copies what it changes."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
-
-_SEARCH_CONFTEST = Path(__file__).parents[1] / "search" / "conftest.py"
-
-
-def _make_search_export():
-    spec = importlib.util.spec_from_file_location("search_fixtures", _SEARCH_CONFTEST)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_search_export
+from tiny_world import make_synthetic_export
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """{export, images, boxes, captions, root, ckpt}: an FP32 + FP16 + INT8 export of a tiny model."""
-    made = _make_search_export()(tmp_path_factory.mktemp("artifacts_world"))
+    made = make_synthetic_export(tmp_path_factory.mktemp("artifacts_world"), n_train=120, n_test=40,
+                                 precision="all", max_batch=8, retrieval_images=20)
     return {**made, "ckpt": made["root"] / "model.pt"}
 
 

@@ -6,34 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-REGIONS, FEATURE_DIM = 8, 24
+from tiny_world import FEATURE_DIM, REGIONS, make_synthetic_export  # noqa: F401 (REGIONS: tests use it)
 
 
 def make_search_export(root: Path) -> dict[str, Path]:
     """Synthetic data (40 test images, 8 regions of 24 dims, boxes) + a tiny model exported (all
     precisions: FP32, FP16 and INT8)."""
-    import torch
-
-    from vsrn_deploy.data.synthetic import generate_dataset
-    from vsrn_deploy.data.vocab import load_vocab
-    from vsrn_deploy.export import ExportConfig, export_model
-    from vsrn_deploy.model import VSRN
-    from vsrn_deploy.model.checkpoint import save_checkpoint
-    from vsrn_deploy.model.config import VSRNConfig
-
-    data = generate_dataset(root / "data", n_train=120, n_dev=4, n_test=40, num_regions=REGIONS,
-                            feature_dim=FEATURE_DIM, seed=3)
-    vocab_path = root / "data" / "vocab" / "synth_precomp_vocab.json"
-    vocab = load_vocab(str(vocab_path))
-    torch.manual_seed(0)
-    model = VSRN(VSRNConfig.tiny(vocab_size=len(vocab), num_regions=REGIONS, img_dim=FEATURE_DIM),
-                 with_caption=False).eval()
-    ckpt = save_checkpoint(root / "model.pt", model, vocab=vocab)
-    export_model(ckpt, root / "export", ExportConfig(precision="all", vocab=str(vocab_path),
-                                                     max_batch=8, retrieval_images=20))
-    return {"export": root / "export", "images": data / "test_ims.npy", "boxes": data / "test_boxes.npy",
-            "captions": data / "test_caps.txt", "root": root}
+    return make_synthetic_export(root, n_train=120, n_test=40, precision="all", max_batch=8,
+                                 retrieval_images=20)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FEATURE_DIM, REGIONS
+from tiny_world import FEATURE_DIM, REGIONS
 
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.search import Index, IndexConfig, build_index
