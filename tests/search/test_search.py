@@ -185,3 +185,14 @@ def test_demo_search_stage(search_export, caplog):
     with Index.open(summary["index"]) as index:
         assert [h.as_json("image") for h in index.search_text(summary["query"], k=5)] == summary["hits"]
     assert any("attention map" in line for line in caplog.messages)
+
+
+def test_ivfpq_on_a_small_set_prints_no_faiss_training_warnings(capfd):
+    """faiss printed a 'WARNING clustering ... please provide at least ...' line per PQ codebook (dozens
+    for a set under ~10^4 vectors) straight to the user's terminal."""
+    faiss_module().omp_set_num_threads(1)
+    base = clustered(np.random.default_rng(3), 1500, 32)
+    params = default_params("ivfpq", 1500, 32)
+    train_and_fill(new_index("ivfpq", 32, 1500, params), base)
+    out, err = capfd.readouterr()
+    assert "WARNING" not in out + err and "clustering" not in out + err, err[:500]
