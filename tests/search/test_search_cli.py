@@ -327,3 +327,17 @@ def test_caption_text_survives_line_separators_inside_a_caption(search_export, t
 
     with Index.open(out) as index:
         assert [index.caption(i) for i in range(len(captions))] == captions
+
+
+def test_attention_refuses_a_features_file_changed_since_indexing(search_export, tmp_path):
+    """The index names its features file and checked only its shape: other data of the same shape drew
+    another image's map without a word."""
+    feats = tmp_path / "feats.npy"
+    shutil.copyfile(search_export["images"], feats)
+    out = tmp_path / "idx"
+    assert run(*index_args(search_export, out, **{"--images": feats})).exit_code == 0
+    assert run("search", "--index", out, "--image-id", 3, "--attention", tmp_path / "ok").exit_code == 0
+    np.save(feats, np.load(feats)[::-1].copy())  # same shape, rows reversed
+    one_error_line(run("search", "--index", out, "--image-id", 3, "--attention", tmp_path / "att"),
+                   "no longer encodes to the indexed image")
+    assert not (tmp_path / "att").exists()

@@ -29,6 +29,9 @@ from vsrn_deploy.search import layout
 from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile
 from vsrn_deploy.search.kinds import KindParams, exact_top_k, faiss_module, rescored_top_k
 
+#: re-encoded features must give the stored image embedding to at least this cosine (`region_embeddings`)
+SAME_IMAGE_COSINE = 0.99
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -262,7 +265,20 @@ class Index:
         if list(feats.array.shape) != images["features_shape"]:
             raise VsrnError(f"{images['features']} has shape {list(feats.array.shape)}, not the indexed "
                             f"{images['features_shape']}; it changed since indexing: rebuild the index")
-        return enc.encode_images(feats.rows(ids))
+        image, regions = enc.encode_images(feats.rows(ids))
+        # The features file is the user's and may be huge (hashing 37 GB per query costs more than the
+        # query): instead, the rows just encoded must give the image embeddings the index stored (both
+        # l2-normalised). Other data of the same shape gives other embeddings (cosine <= 0.92 between
+        # different images of the tests' tiny model); a backend of lower precision stays above 0.99.
+        cosine = np.sum(image * np.asarray(self.image_embeddings[ids], dtype=np.float32), axis=1)
+        changed = np.flatnonzero(cosine < SAME_IMAGE_COSINE)
+        if changed.size:
+            row = int(ids[changed[0]])
+            raise VsrnError(f"{images['features']} row {row} no longer encodes to the indexed image "
+                            f"(cosine {cosine[changed[0]]:.3f}): the features file changed since "
+                            "indexing; rebuild the index (or draw from a features file with "
+                            "vsrn-deploy attention --images F.npy)")
+        return image, regions
 
     def attention_png(self, image_id: int, picture: str | os.PathLike | None = None, *, top: int = 3,
                       title: str | None = None) -> bytes:
