@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.io.files import atomic_write_json, staging_folder, swap_in_folder
+from vsrn_deploy.io.files import atomic_write_json
 
 GENERATOR = "vsrn_deploy.data.synthetic"  # synthetic.json names it: the folder is ours to rewrite
 NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
@@ -238,37 +238,65 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
                               boxes, vocab_threshold)
 
 
+_KIND = "synthetic data"
+_MANIFEST = "synthetic.json"
+_SPLITS = ("train", "dev", "test")
+
+
+def _generator_files(boxes: bool = True) -> list[str]:
+    """The files make-data writes in the dataset folder (its manifest last)."""
+    kinds = ("ims.npy", "caps.txt", "groups.npy", *(("boxes.npy",) if boxes else ()))
+    return [f"{split}_{kind}" for split in _SPLITS for kind in kinds] + [_MANIFEST]
+
+
+def _owned_files(info: dict) -> list[str]:
+    """What an earlier make-data wrote: its manifest's "files", or (older manifests) every name it writes."""
+    listed = info.get("files")
+    return [str(n) for n in listed] if isinstance(listed, list) else _generator_files(boxes=True)
+
+
+def _recognise(info: dict) -> bool:
+    return info.get("generator") == GENERATOR
+
+
 def _is_synthetic(folder: Path) -> bool:
     """Whether `folder` is a dataset this generator wrote (its synthetic.json names the generator)."""
     from vsrn_deploy.artifacts.outputs import read_owned_manifest
 
-    return read_owned_manifest(folder, "synthetic.json", "synthetic data",
-                               recognise=lambda info: info.get("generator") == GENERATOR) is not None
+    return read_owned_manifest(folder, _MANIFEST, _KIND, recognise=_recognise) is not None
 
 
 def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev: int, n_test: int,
                    num_regions: int, feature_dim: int, seed: int, boxes: bool, vocab_threshold: int) -> Path:
     from vsrn_deploy.data.vocab import build_vocab
 
+    from vsrn_deploy.artifacts.outputs import OutputFolder, marker
+
     rng = np.random.default_rng(seed)
     world = _World(rng, feature_dim)
-    with staging_folder(target) as tmp:
+    names = _generator_files(boxes)
+    # the one writer: an existing dataset folder (--overwrite) is written into, and only the files an
+    # earlier make-data wrote are replaced; anything else the user keeps there stays
+    with OutputFolder(target, kind=_KIND, manifest_name=_MANIFEST, entries=names, overwrite=True,
+                      owned_files=_owned_files, recognise=_recognise) as writer:
+        tmp = writer.staging
+        assert tmp is not None
         train_caps = []
         for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
             split_rng = np.random.default_rng((seed, ("train", "dev", "test").index(split) + 1))
             caps = _write_split(tmp, split, n, world, split_rng, num_regions, boxes)
             if split == "train":
                 train_caps = caps
-        atomic_write_json(tmp / "synthetic.json", {
-            "generator": GENERATOR, "seed": seed, "num_regions": num_regions,
+        atomic_write_json(tmp / _MANIFEST, {
+            **marker(_KIND), "generator": GENERATOR, "seed": seed, "num_regions": num_regions,
             "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
-            "captions_per_image": 5})
+            "captions_per_image": 5, "files": names})
         vocab = build_vocab(train_caps, threshold=vocab_threshold)
         vocab_dir = out / "vocab"
         made_vocab_dir = not vocab_dir.exists()
         vocab_dir.mkdir(exist_ok=True)
         try:
-            swap_in_folder(tmp, target)
+            writer.commit(names)
         except BaseException:
             if made_vocab_dir:
                 shutil.rmtree(vocab_dir, ignore_errors=True)
