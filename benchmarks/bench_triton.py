@@ -141,6 +141,7 @@ def main() -> None:
 
     from vsrn_deploy.bench.machine import load_average, machine_info
     from vsrn_deploy.bench.report import write_atomic, write_json
+    from vsrn_deploy.core.tokens import unusable_query
     from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export.test_vectors import read_test_vectors
     from vsrn_deploy.serving.triton_repo import (
@@ -165,7 +166,8 @@ def main() -> None:
     feats1 = vectors["region_features"][:1]
     reps = preferred // len(vectors["region_features"]) + 1
     feats8 = np.repeat(vectors["region_features"], reps, 0)[:preferred]
-    captions = [c for c in vectors["captions"] if c.strip()][:preferred]
+    # the server refuses a caption without a known word (as search does): only usable ones are timed
+    captions = [c for c in vectors["captions"] if not unusable_query(vocab.encode(c), c)][:preferred]
     sessions = {g: ort.InferenceSession(str(export / f"{g}.onnx"), providers=["CPUExecutionProvider"])
                 for g in ("image_encoder", "text_encoder")}
 

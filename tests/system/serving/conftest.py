@@ -11,14 +11,31 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "export"))
 
 
+# English words the docs (docs/serving.md's snippets) and these tests send, so that their captions
+# have known words: the Triton tokenizer refuses a caption whose every word is unknown, as search does.
+ENGLISH = ("a", "man", "riding", "horse", "two", "dogs", "play", "in", "the", "snow", "and", "cat", "dog",
+           "one", "number", "he", "said", "hello", "twice", "it", "life", "separated", "words")
+
+
+def write_serving_vocab(path: Path, size: int) -> Path:
+    """A vocab.json of `size` words: the four special tokens, ENGLISH, then word0, word1, ..."""
+    from vsrn_deploy.data.vocab import Vocabulary
+
+    words = ["<pad>", "<start>", "<end>", "<unk>", *ENGLISH]
+    words += [f"word{i}" for i in range(size - len(words))]
+    assert len(words) == size, (len(words), size)
+    Vocabulary.from_words(words).save_json(path)
+    return path
+
+
 def _export(root: Path, precision: str, seed: int) -> Path:
-    from export_helpers import tiny_model, write_vocab
+    from export_helpers import tiny_model
 
     from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export import ExportConfig, export_loaded
 
     model = tiny_model(seed)
-    vocab = load_vocab(write_vocab(root / "vocab.json", model.config.vocab_size))
+    vocab = load_vocab(write_serving_vocab(root / "vocab.json", model.config.vocab_size))
     out = root / "export"
     export_loaded(model, vocab, out, ExportConfig(precision=precision, max_batch=8))
     return out
@@ -26,7 +43,7 @@ def _export(root: Path, precision: str, seed: int) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory) -> Path:
-    """A tiny FP32 export (graphs, vocab.json, test_vectors/, manifest.json), max batch 8."""
+    """A tiny FP32 export (graphs, vocab.json with ENGLISH, test_vectors/, manifest.json), max batch 8."""
     return _export(tmp_path_factory.mktemp("serving"), "fp32", 0)
 
 
@@ -34,3 +51,9 @@ def tiny_export(tmp_path_factory) -> Path:
 def int8_export(tmp_path_factory) -> Path:
     """A tiny INT8 export (the FP32 and INT8 graphs, ...), max batch 8."""
     return _export(tmp_path_factory.mktemp("serving_int8"), "int8", 2)
+
+
+@pytest.fixture(scope="session")
+def all_export(tmp_path_factory) -> Path:
+    """A tiny export with the FP32, FP16 and INT8 graphs (and test_vectors/), max batch 8."""
+    return _export(tmp_path_factory.mktemp("serving_all"), "all", 0)

@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from vsrn_deploy.core.contract import IMAGE, TEXT
+from vsrn_deploy.core.contract import IMAGE, TEXT, UNK_ID
 from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.core.tokens import unusable_query
 from vsrn_deploy.data.vocab import load_vocab
 from vsrn_deploy.export.test_vectors import read_test_vectors
 from vsrn_deploy.serving.triton_repo import (
@@ -58,8 +59,12 @@ def reference(tiny_export):
     sessions = {spec.graph: ort.InferenceSession(str(tiny_export / f"{spec.graph}.onnx"),
                                                  providers=["CPUExecutionProvider"])
                 for spec in (IMAGE, TEXT)}
-    return {"sessions": sessions, "vocab": load_vocab(tiny_export / "vocab.json"),
-            "vectors": read_test_vectors(tiny_export)}
+    vectors = read_test_vectors(tiny_export)
+    ids, lengths = vectors["caption_token_ids"], vectors["caption_lengths"]
+    refused = {i: problem for i, caption in enumerate(vectors["captions"])
+               if (problem := unusable_query(ids[i, :lengths[i]].tolist(), caption, UNK_ID))}
+    return {"sessions": sessions, "vocab": load_vocab(tiny_export / "vocab.json"), "vectors": vectors,
+            "refused": refused}  # case index -> search's message, for the cases without a known word
 
 
 class Client:
@@ -161,22 +166,80 @@ def test_caption_encoder_equals_tokeniser_then_onnxruntime(client, reference, st
 
 
 def test_tokenizer_reproduces_the_exports_tokeniser_cases(server, reference):
-    """All 320 cases (punctuation, unicode, unknown words) give the ids vsrn_deploy's tokeniser gave."""
+    """All 320 cases (punctuation, unicode, unknown words): those with a known word give the ids
+    vsrn_deploy's tokeniser gave; those without one are refused, each with search's message."""
+    from tritonclient.utils import InferenceServerException
+
     c = Client(server, "http-binary")
-    vectors = reference["vectors"]
+    vectors, refused = reference["vectors"], reference["refused"]
+    everything = np.array([[x.encode("utf-8")] for x in vectors["captions"]], dtype=object)
+    usable = [i for i in range(len(everything)) if i not in refused]
+    assert len(vectors["captions"]) == 320 and 0 < len(refused) < 32, len(refused)  # both kinds are tested
     try:
-        for start in range(0, len(vectors["captions"]), MAX_BATCH):
-            captions = _captions(vectors, start, MAX_BATCH)
-            got = c.infer(TOKENIZER, {CAPTIONS: captions}, ["token_ids", "lengths"])
-            want_len = vectors["caption_lengths"][start : start + len(captions)]
+        for start in range(0, len(usable), MAX_BATCH):
+            rows = usable[start : start + MAX_BATCH]
+            got = c.infer(TOKENIZER, {CAPTIONS: everything[rows]}, ["token_ids", "lengths"])
+            want_len = vectors["caption_lengths"][rows]
             np.testing.assert_array_equal(got["lengths"].reshape(-1), want_len)
             assert got["token_ids"].shape[1] % 8 == 0  # padded to a multiple of 8 for the batcher
-            for row, n in enumerate(want_len):
+            for row, (case, n) in enumerate(zip(rows, want_len, strict=True)):
                 np.testing.assert_array_equal(got["token_ids"][row, :n],
-                                              vectors["caption_token_ids"][start + row, :n])
+                                              vectors["caption_token_ids"][case, :n])
                 assert not got["token_ids"][row, n:].any()
+        for case, problem in refused.items():
+            with pytest.raises(InferenceServerException) as no_word:
+                c.infer(TOKENIZER, {CAPTIONS: everything[[case]]}, ["token_ids", "lengths"])
+            assert no_word.value.status() == "400", (case, no_word.value)
+            assert no_word.value.message().endswith(f"caption 0: {problem}"), (case, no_word.value.message())
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("protocol", ["http-binary", "grpc"])
+def test_a_caption_of_unknown_words_is_refused_alone_with_searchs_message(server, reference, protocol):
+    """One caption without a known word fails its request (400 / INVALID_ARGUMENT, search's message,
+    naming the caption by its place), not the other requests batched with it."""
+    import tritonclient.grpc as tg
+    from tritonclient.utils import InferenceServerException
+
+    vectors, sessions, vocab = reference["vectors"], reference["sessions"], reference["vocab"]
+    bad = ["xyzzy qwfpgj, blorf!", "A man riding a horse."]  # the second is fine on its own
+    assert unusable_query(vocab.encode(bad[0]), bad[0], UNK_ID) is not None
+    c = Client(server, protocol)
+    try:
+        with pytest.raises(InferenceServerException) as refused:
+            c.infer(CAPTION_ENCODER, {CAPTIONS: np.array([[x.encode()] for x in bad], dtype=object)},
+                    [TEXT.embedding])
+        assert ("INVALID_ARGUMENT" in str(refused.value.status()) if protocol == "grpc"
+                else refused.value.status() == "400"), refused.value
+        assert ("caption 0: no word of 'xyzzy qwfpgj, blorf!' is in the vocabulary"
+                in refused.value.message()), refused.value.message()
+    finally:
+        c.close()
+    # the same caption among concurrent good ones: only its own request fails
+    good = vectors["captions"][:7]
+    done: list = []
+    g = tg.InferenceServerClient(server.grpc_url)
+    try:
+        for i, caption in enumerate([*good[:3], bad[0], *good[3:]]):
+            item = tg.InferInput(CAPTIONS, [1, 1], "BYTES")
+            item.set_data_from_numpy(np.array([[caption.encode()]], dtype=object))
+            g.async_infer(CAPTION_ENCODER, [item], lambda result, error, i=i: done.append((i, result, error)))
+        deadline = time.monotonic() + 60
+        while len(done) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        g.close()
+    assert len(done) == 8
+    text = sessions[TEXT.graph]
+    want = [text.run(None, dict(zip(TEXT.input_names, vocab.encode_batch([x]), strict=True)))[0][0]
+            for x in good]
+    for i, result, error in done:
+        if i == 3:
+            assert error is not None and "no word of 'xyzzy qwfpgj, blorf!'" in error.message(), error
+        else:
+            assert error is None, (i, error)
+            assert _max_diff(result.as_numpy(TEXT.embedding)[0], want[i if i < 3 else i - 1]) <= TOL, i
 
 
 def _malformed(vectors, vocab_size: int):
@@ -236,7 +299,8 @@ def test_200_concurrent_requests_are_batched_and_all_correct(server, reference):
     vectors, sessions, vocab = reference["vectors"], reference["sessions"], reference["vocab"]
     rng = np.random.default_rng(0)
     feats = np.abs(rng.standard_normal((100, *vectors["region_features"].shape[1:]))).astype(np.float32)
-    captions = [vectors["captions"][i % len(vectors["captions"])] for i in range(100)]
+    usable = [x for i, x in enumerate(vectors["captions"]) if i not in reference["refused"]]
+    captions = [usable[i % len(usable)] for i in range(100)]
     want_img = sessions[IMAGE.graph].run(["image_embedding"], {"region_features": feats})[0]
     want_txt = np.concatenate([sessions[TEXT.graph].run(None, dict(zip(
         TEXT.input_names, vocab.encode_batch([c]), strict=True)))[0] for c in captions])

@@ -8,9 +8,11 @@ Each request's captions are padded to one width, the longest caption rounded up 
 `pad_to_multiple` (padding is inert: `lengths` counts the real ids), so that the text encoder's
 dynamic batcher can merge requests of similar length. A caption longer than `max_caption_bytes`
 (refused before it is decoded or tokenised, so a huge string costs the server nothing), not UTF-8,
-with no words, or with more than `max_tokens` ids (counting <start> and <end>) is an error for its
-request only. The model is dynamically batched: one execute() gets every request queued together and
-answers each on its own.
+empty or with no word in the vocabulary (`vsrn_tokens.unusable_query`, the rule search applies, with
+its message: such a caption embeds to the same vector as any other, confident nonsense), or with more
+than `max_tokens` ids (counting <start> and <end>) is an error (INVALID_ARG) for its request only.
+The model is dynamically batched: one execute() gets every request queued together and answers each
+on its own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vsrn_tokens import encode, pad_ids, read_word2idx  # noqa: E402
+from vsrn_tokens import UNK, encode, pad_ids, read_word2idx, unusable_query  # noqa: E402
 
 
 def _param(config: dict, key: str, default: str) -> str:
@@ -57,8 +59,9 @@ class TritonPythonModel:
             except UnicodeDecodeError:
                 raise ValueError(f"caption {i} is not UTF-8 text") from None
             ids = encode(self.word2idx, text)
-            if len(ids) <= 2:
-                raise ValueError(f"caption {i} has no words")
+            problem = unusable_query(ids, text, self.word2idx[UNK])
+            if problem:
+                raise ValueError(f"caption {i}: {problem}")
             if len(ids) > self.max_tokens:
                 raise ValueError(f"caption {i} has {len(ids)} tokens, more than max_tokens "
                                  f"{self.max_tokens} (counting <start> and <end>)")
