@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -304,6 +305,18 @@ def test_python_backend_runs_the_graphs_in_onnxruntime(export_dir, tmp_path):
     assert [t.get("allow_ragged_batch") for t in txt["input"]] == ["true", None]
     readme = (out / "README.md").read_text()
     assert "nvidia-pytriton==0.7.0" in readme and "pip install 'numpy<2' nltk onnxruntime" in readme
+    # `vsrn-deploy serve` (which sets the server's environment) leads; the raw command carries that
+    # environment on its own line, with a libpython folder that the line before it computes
+    assert readme.index("vsrn-deploy serve --repo") < readme.index("tritonserver --model-repository=")
+    lines = readme.splitlines()
+    raw = next(i for i, line in enumerate(lines) if "$S/bin/tritonserver" in line)
+    environment = "PATH=$VENV/bin:$PATH LD_LIBRARY_PATH=$L:$LD_LIBRARY_PATH"
+    assert lines[raw].startswith(f"{environment} $S/bin/tritonserver"), lines[raw]
+    assert lines[raw - 1].startswith("L=$(")
+    venv = Path(sys.executable).parent.parent
+    libdir = subprocess.run(["bash", "-c", f"{lines[raw - 1]}; echo $L"], env={"VENV": str(venv)},
+                            capture_output=True, text=True, timeout=60).stdout.strip()
+    assert Path(libdir).is_dir() and list(Path(libdir).glob("libpython3*")), libdir
 
 
 def test_too_small_max_tokens_is_refused(export_dir, tmp_path):

@@ -433,19 +433,20 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         f"  sh -c \"pip install {_needs(cfg.backend)} && tritonserver --model-repository=/models\"",
         "```",
         "",
-        "or with the CPU server inside the nvidia-pytriton wheel (`--backend python --kind cpu` "
-        "repositories; VENV is a Python 3.11 environment with " + _needs("python") + "):",
+        "or with the CPU server inside the nvidia-pytriton wheel by hand (`--backend python --kind cpu` "
+        "repositories; VENV is a Python 3.11 environment with " + _needs("python") + "; the server's "
+        "environment, which `vsrn-deploy serve` sets itself, is on its line: VENV's bin first on PATH, "
+        "and its libpython's folder first on LD_LIBRARY_PATH, as the stub links libpython3.11.so.1.0):",
         "",
         "```",
         "$VENV/bin/pip install --no-deps --target /opt/pytriton nvidia-pytriton==0.7.0",
         "S=/opt/pytriton/pytriton/tritonserver",
         "cp $S/python_backend_stubs/3.11/triton_python_backend_stub $S/backends/python/",
-        f"PATH=$VENV/bin:$PATH $S/bin/tritonserver --model-repository={root} \\",
+        "L=$($VENV/bin/python -c \"import sysconfig; print(sysconfig.get_config_var('LIBDIR'))\")",
+        "PATH=$VENV/bin:$PATH LD_LIBRARY_PATH=$L:$LD_LIBRARY_PATH $S/bin/tritonserver "
+        f"--model-repository={root} \\",
         "  --backend-directory=$S/backends --http-address=127.0.0.1 --grpc-address=127.0.0.1",
         "```",
-        "",
-        "(A VENV built on a Python other than the system's 3.11 also needs its library folder first on "
-        "LD_LIBRARY_PATH: the stub links libpython3.11.so.1.0.)",
         "",
         "- `image_encoder`: input `region_features` FP32 [batch, regions, feature_dim]; outputs "
         "`image_embedding` FP32 [batch, embed_dim] and `region_embeddings` FP32 "
@@ -458,9 +459,10 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         "send raw strings.",
         f"- `{TOKENIZER}`: input `{CAPTIONS}` STRING [batch, 1]; outputs `token_ids` INT64 [batch, tokens] "
         f"and `lengths` INT64 [batch, 1], vsrn-deploy's tokenisation (`{TOKENIZER}/1/vsrn_tokens.py`) "
-        f"with the export's vocabulary. A caption with no words or more than {cfg.max_tokens} ids "
-        "(`--max-tokens`) is refused (HTTP 400). Each request is padded to a multiple of "
-        f"{PAD_TO_MULTIPLE} tokens so the text encoder's dynamic batcher can merge similar requests.",
+        "with the export's vocabulary. A caption with no known word (search's rule and message) or more "
+        f"than {cfg.max_tokens} ids (`--max-tokens`) is refused (HTTP 400). Each request is padded to a "
+        f"multiple of {PAD_TO_MULTIPLE} tokens so the text encoder's dynamic batcher can merge similar "
+        "requests.",
         "- To tokenise on the client instead: "
         "`vsrn_deploy.load_vocab('text_encoder/vocab.json').encode(caption)` gives the ids, "
         "`<start>` first and `<end>` last; `lengths` counts them.",
