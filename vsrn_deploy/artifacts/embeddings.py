@@ -10,26 +10,64 @@ its source shard, in order: ids first_id .. first_id + rows - 1.
 
 `open_embeddings` is the reader `vsrn-deploy index --embeddings` uses: the manifest must be complete
 and belong to the export given, and every shard's sha256 is checked before it is read.
+
+Declared like the other kinds (`KIND`: name, manifest, rebuild command, owned files: the shard
+files the manifest lists) with `EmbeddingsManifest` (one field per key). The embed job writes the
+folder in place (shard by shard, under `outputs.output_lock`, the manifest rewritten after each
+shard so an interrupted run resumes), not through `Kind.writer`'s staging commit; the on-disk
+format is the same as before the declaration.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vsrn_deploy.artifacts.base import ABSENT, Kind, Manifest
 from vsrn_deploy.artifacts.outputs import marker, read_owned_manifest
 from vsrn_deploy.core.errors import VsrnError, import_optional
 from vsrn_deploy.io.files import sha256_file
 
-KIND = "embeddings"
 FORMAT = "vsrn-deploy-embeddings"
 FORMAT_VERSION = 1
 MANIFEST = "embeddings.json"
 REBUILD = "vsrn-deploy embed --onnx-dir EXPORT --images 'GLOB' --out {folder}"
+
+
+def owned_files(manifest: dict[str, Any]) -> list[str]:
+    """The parquet shards an earlier embeddings.json lists (the files `embed` wrote)."""
+    shards = manifest.get("shards")
+    return [e["file"] for e in shards if isinstance(e, dict) and isinstance(e.get("file"), str)] \
+        if isinstance(shards, list) else []
+
+
+#: Every embeddings.json carries the marker, so there is no older form to recognise; `embed` has no
+#: --overwrite (a folder it did not write is refused: choose another --out).
+KIND = Kind("embeddings", MANIFEST, REBUILD, owned_files=owned_files, overwrite_flag=None)
+
+
+@dataclass
+class EmbeddingsManifest(Manifest):
+    """embeddings.json, one field per key (see the module docstring), in the order `embed` writes them."""
+
+    written_by: Any = ABSENT
+    format: Any = ABSENT
+    format_version: Any = ABSENT
+    export: Any = ABSENT
+    backend: Any = ABSENT
+    embed_dim: Any = ABSENT
+    regions: Any = ABSENT
+    feature_dim: Any = ABSENT
+    count: Any = ABSENT
+    complete: Any = ABSENT
+    shards: Any = ABSENT
+    run: Any = ABSENT
+    created: Any = ABSENT
 
 
 def pyarrow_parquet() -> Any:
@@ -41,12 +79,14 @@ def pyarrow_parquet() -> Any:
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The embeddings.json of `folder` when it is one this tool wrote (the marker), else None."""
-    data = read_owned_manifest(folder, MANIFEST, KIND)
+    data = read_owned_manifest(folder, KIND.manifest_name, KIND.name)
     return data if data is not None and data.get("format") == FORMAT else None
 
 
 def new_manifest(**fields: Any) -> dict[str, Any]:
-    return {"written_by": marker(KIND), "format": FORMAT, "format_version": FORMAT_VERSION, **fields}
+    """A fresh embeddings.json: the marker, format and version, then `fields` in the order given."""
+    data = {"written_by": marker(KIND.name), "format": FORMAT, "format_version": FORMAT_VERSION, **fields}
+    return EmbeddingsManifest.from_dict(data).to_dict()
 
 
 class EmbeddingShards:
@@ -63,7 +103,7 @@ class EmbeddingShards:
     def __init__(self, folder: str | os.PathLike, export_sha256: str, onnx_dir: str | os.PathLike,
                  embed_dim: int | None = None) -> None:
         self.folder = Path(folder)
-        fix = f"run again: {REBUILD.format(folder=self.folder)}"
+        fix = f"run again: {KIND.rebuild_command(self.folder)}"
         if not self.folder.is_dir():
             raise VsrnError(f"--embeddings {folder} is not a folder; give the --out of vsrn-deploy embed")
         manifest = read_manifest(self.folder)
@@ -133,10 +173,10 @@ class EmbeddingShards:
                 values = record.column(1).flatten().to_numpy(zero_copy_only=False)
                 if values.size != len(ids) * self.embed_dim:
                     raise VsrnError(f"{path} holds embeddings that are not {self.embed_dim}-d; "
-                                    f"run again: {REBUILD.format(folder=self.folder)}")
+                                    f"run again: {KIND.rebuild_command(self.folder)}")
                 if not np.array_equal(ids, np.arange(start, start + len(ids))):
                     raise VsrnError(f"{path} does not hold ids {start}.. in order; "
-                                    f"run again: {REBUILD.format(folder=self.folder)}")
+                                    f"run again: {KIND.rebuild_command(self.folder)}")
                 yield start, values.astype(np.float32, copy=False).reshape(len(ids), self.embed_dim)
                 start += len(ids)
 

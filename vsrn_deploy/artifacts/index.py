@@ -2,9 +2,14 @@
 
 index.json keys: format, format_version, export {path, manifest_sha256, files {graph: sha256},
 config}, backend, vocab, images, captions, embed_dim, metric, kind, params, caption_kind,
-recall_at_10, files {name: {bytes, sha256, what}}, seconds, created. `open_index_manifest` verifies
+recall_at_10, store, files {name: {bytes, sha256, what}}, seconds, created. `open_index_manifest` verifies
 the sha256 of every listed file before anything is used (sizes alone let a same-size change
 through: a flipped byte in the embeddings gave scores of -2.3e28).
+
+``store`` is where the vectors are searched: absent (every index written before Milvus, and every
+faiss index: ``images.faiss`` / ``captions.faiss`` in the folder) or, for ``index --store milvus``,
+{name: "milvus", uri, collection, caption_collection, index_type, metric}
+(`vsrn_deploy.search.milvus.MilvusStore.record`).
 """
 
 from __future__ import annotations
@@ -51,9 +56,15 @@ class IndexManifest(Manifest):
     params: Any = ABSENT
     caption_kind: Any = ABSENT
     recall_at_10: Any = ABSENT
+    store: Any = ABSENT  # written only by --store milvus (between recall_at_10 and files)
     files: Any = ABSENT
     seconds: Any = ABSENT
     created: Any = ABSENT
+
+    @property
+    def store_name(self) -> str:
+        """"faiss" (no store key: the index files are in the folder) or the store's name ("milvus")."""
+        return self.store.get("name", "faiss") if isinstance(self.store, dict) else "faiss"
 
 
 def is_index_folder(path: str | os.PathLike) -> bool:
