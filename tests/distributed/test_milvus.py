@@ -127,7 +127,10 @@ def test_store_options_checked(tiny_export, corpus, tmp_path):
                           (["--milvus-uri", "m.db"], "go with --store milvus"),
                           (["--store", "milvus", "--milvus-uri", "m.sqlite"], "neither a server URL"),
                           (["--store", "milvus", "--milvus-uri", str(tmp_path / "m.db"),
-                            "--collection", "9bad-name"], "not a Milvus collection name")):
+                            "--collection", "9bad-name"], "not a Milvus collection name"),
+                          # Milvus Lite cannot load IVF_PQ: refused before encoding, not after the commit
+                          (["--store", "milvus", "--milvus-uri", str(tmp_path / "m.db"), "--kind", "ivfpq"],
+                           "cannot load IVF_PQ")):
         result = CliRunner().invoke(app, [*base, *extra])
         assert result.exit_code == 2, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error: ")]

@@ -206,7 +206,7 @@ def build_index(cfg: IndexConfig) -> dict[str, Any]:
     check_out_folder(out, cfg)
     from vsrn_deploy.search.milvus import open_store
 
-    store = open_store(cfg.store, cfg.milvus_uri, cfg.collection, out)  # None: faiss files in the folder
+    store = open_store(cfg.store, cfg.milvus_uri, cfg.collection, out, cfg.kind)  # None: faiss files here
     try:
         manifest = _build_index(cfg, out, store)
         if store is not None:
