@@ -9,7 +9,11 @@ its manifest's file name, and the command that rebuilds it (for error text):
 - `engines`: the JSON sidecar beside each TensorRT plan (`vsrn-deploy build-engine`);
 - `index`: index.json of `vsrn-deploy index`;
 - `triton`: vsrn_repo.json of `vsrn-deploy triton-repo`;
-- `run`: the demo's run folder (demo_summary.json).
+- `run`: the demo's run folder (demo_summary.json);
+- `embeddings`: embeddings.json and the parquet shards of `vsrn-deploy embed` (written in place, resumable).
+
+`outputs` is the one writer beneath them (ownership marker, locks, `OutputFolder`) and the one parser
+of manifest bytes (`parse_manifest`).
 
 Writing (`base.Kind.writer`, built on `vsrn_deploy.artifacts.outputs.OutputFolder` and the atomic writers
 of `vsrn_deploy.io.files`): the folder is locked for the whole command (a second writer of the same
@@ -20,7 +24,8 @@ in the folder (files, folders, symlinks, at any depth) stays. A failure puts eve
 
 Reading: one opener per kind (`export.verify_export` / `export.graph_file`,
 `index.open_index_manifest`, `engines.read_sidecar`) checks what it opens before first use, and
-every manifest is parsed by `base.load_manifest` only. A changed or missing file is one error line
+every manifest is parsed by `outputs.parse_manifest` only (through `base.load_manifest`, or the
+ownership reader `outputs.read_owned_manifest`). A changed or missing file is one error line
 (exit 2): `<file> changed since <export|the index was built> (sha256 differs from <manifest>);
 rebuild with: <command>`.
 
@@ -36,6 +41,6 @@ This package imports only `vsrn_deploy.core` and `vsrn_deploy.io` (and onnx lazi
 backend/, export/, search/, serving/ and the jobs import it.
 """
 
-from vsrn_deploy.artifacts import base, engines, export, index, run, triton
+from vsrn_deploy.artifacts import base, embeddings, engines, export, index, outputs, run, triton
 
-__all__ = ["base", "engines", "export", "index", "run", "triton"]
+__all__ = ["base", "embeddings", "engines", "export", "index", "outputs", "run", "triton"]
