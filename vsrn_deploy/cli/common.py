@@ -71,6 +71,11 @@ def handle_errors(fn: F) -> F:
             command = fn.__name__.removesuffix("_command").replace("_", "-")
             typer.echo(f"error: {torch_missing(f'vsrn-deploy {command}')}", err=True)
             raise typer.Exit(code=2) from None
+        except MemoryError:
+            # a size the user asked for (--synthetic, --batch-size, --train ...) does not fit in memory
+            typer.echo("error: not enough memory for the sizes asked for; ask for fewer items or smaller "
+                       "batches, then run again", err=True)
+            raise typer.Exit(code=2) from None
         except OSError as exc:
             # the file system refused something the user asked for (permissions, a full disk, a
             # read-only mount, a name too long): the user's to fix, so one line and exit 2
