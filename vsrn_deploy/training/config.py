@@ -14,6 +14,7 @@ from vsrn_deploy.model.config import dataclass_from_dict
 IMG_POOLS = ("gru", "mean")
 REGION_ORDERS = ("given", "box", "random")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_WORKERS = 256  # DataLoader worker processes
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class TrainConfig:
         for name in ("gcn_layers", "workers", "val_every", "warmup_epochs"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
+        if self.workers > MAX_WORKERS:  # each is a process: a huge count forks until the system refuses
+            problems.append(f"workers must be <= {MAX_WORKERS} (got {self.workers})")
         if self.batch_size < 2:
             problems.append("batch_size must be >= 2 (the matching loss needs negatives)")
         if not self.lr > 0:
