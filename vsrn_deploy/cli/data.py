@@ -12,18 +12,18 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import Overwrite, Seed
+from vsrn_deploy.cli.options import MAX_SIZE, Overwrite, Seed
 
 
 def make_data_command(
     out: Annotated[Path, typer.Option(help="Parent folder (the authors' --data_path).")] = Path("data"),
     name: Annotated[str, typer.Option(help="Dataset folder name (the authors' --data_name).")] = (
         "synth_precomp"),
-    train: Annotated[int, typer.Option(help="Training images (5 captions each).")] = 1000,
-    dev: Annotated[int, typer.Option(help="Dev images.")] = 100,
-    test: Annotated[int, typer.Option(help="Test images.")] = 100,
-    regions: Annotated[int, typer.Option(help="Regions per image (k).")] = 36,
-    feature_dim: Annotated[int, typer.Option(help="Region feature size (F).")] = 2048,
+    train: Annotated[int, typer.Option(max=MAX_SIZE, help="Training images (5 captions each).")] = 1000,
+    dev: Annotated[int, typer.Option(max=MAX_SIZE, help="Dev images.")] = 100,
+    test: Annotated[int, typer.Option(max=MAX_SIZE, help="Test images.")] = 100,
+    regions: Annotated[int, typer.Option(max=MAX_SIZE, help="Regions per image (k).")] = 36,
+    feature_dim: Annotated[int, typer.Option(max=MAX_SIZE, help="Region feature size (F).")] = 2048,
     seed: Seed = 0,
     boxes: Annotated[bool, typer.Option("--boxes/--no-boxes",
                                         help="Also write {split}_boxes.npy.")] = True,

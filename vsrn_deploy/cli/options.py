@@ -105,6 +105,15 @@ PrecisionOption = Annotated[Precision, typer.Option(
 OptionalPrecision = Annotated[Precision | None, typer.Option(
     "--precision", help="Graph precision.", case_sensitive=False)]
 ReportOut = Annotated[Path | None, typer.Option("--out", help="Write the JSON report here.")]
+# bounds a usage error names: far more threads than cores crash the thread pools (libgomp aborts the
+# process allocating them; ONNX Runtime's option is a 32-bit int), and numpy seeds are non-negative
+MAX_THREADS = 1024
+MAX_SEED = 2**32 - 1
+# the largest count or dimension an option may ask for (array and tensor dimensions are int32 in
+# ONNX Runtime and TensorRT; numpy refuses larger than int64 with a bare ValueError)
+MAX_SIZE = 2**31 - 1
 Threads = Annotated[int | None, typer.Option(
-    "--threads", help="Intra-op threads of torch and ONNX Runtime (default: their own).")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed; the result is a function of it.")]
+    "--threads", min=1, max=MAX_THREADS,
+    help="Intra-op threads of torch and ONNX Runtime (default: their own).")]
+Seed = Annotated[int, typer.Option(
+    "--seed", min=0, max=MAX_SEED, help="Random seed; the result is a function of it.")]

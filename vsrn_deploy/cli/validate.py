@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import Backends, Device, EngineDir, OnnxDir, ReportOut, Seed, Threads, Vocab
+from vsrn_deploy.cli.options import (
+    MAX_SIZE,
+    Backends,
+    Device,
+    EngineDir,
+    OnnxDir,
+    ReportOut,
+    Seed,
+    Threads,
+    Vocab,
+)
 
 
 def validate(
@@ -23,6 +33,7 @@ def validate(
     split: Annotated[str, typer.Option(help="Split of --data.")] = "test",
     limit: Annotated[int | None, typer.Option(help="Use at most this many images of --data.")] = 1000,
     synthetic: Annotated[int | None, typer.Option(
+        max=MAX_SIZE,
         help="N synthetic images (sparse non-negative features at real magnitudes), 5 captions "
              "each (default when no --data: 500).")] = None,
     vocab: Vocab = None,
