@@ -176,3 +176,20 @@ def test_logging_setup_keeps_one_handler_and_sets_the_level():
     finally:
         logger.handlers[:] = before[0]
         logger.setLevel(before[1])
+
+
+def test_each_progress_line_is_printed_once_even_when_a_library_logs_through_the_root():
+    """A library calling logging.info() directly runs basicConfig on the root logger when it has no
+    handler; then every vsrn_deploy line was printed twice ("INFO:vsrn_deploy...:" after the plain one),
+    as `vsrn-deploy demo` did from the export on."""
+    import subprocess
+    import sys
+
+    code = ("import logging, sys\n"
+            "from vsrn_deploy.cli.app import setup_logging\n"
+            "setup_logging(logging.INFO)\n"
+            "logging.info('a library line')\n"
+            "logging.getLogger('vsrn_deploy.x').info('progress')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == ["progress"], out.stderr

@@ -99,6 +99,11 @@ def setup_logging(level: int = logging.INFO) -> logging.Logger:
     setattr(handler, _HANDLER_FLAG, True)
     logger.addHandler(handler)
     logger.setLevel(level)
+    if not logging.root.handlers:
+        # a library calling logging.info() directly (one does during export) would otherwise run
+        # basicConfig on the root logger, and every line of ours would be printed twice
+        # ("INFO:vsrn_deploy...:" after the plain one)
+        logging.root.addHandler(logging.NullHandler())
     return logger
 
 
