@@ -268,9 +268,8 @@ def _is_synthetic(folder: Path) -> bool:
 
 def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev: int, n_test: int,
                    num_regions: int, feature_dim: int, seed: int, boxes: bool, vocab_threshold: int) -> Path:
-    from vsrn_deploy.data.vocab import build_vocab
-
     from vsrn_deploy.artifacts.outputs import OutputFolder, marker
+    from vsrn_deploy.data.vocab import build_vocab
 
     rng = np.random.default_rng(seed)
     world = _World(rng, feature_dim)
