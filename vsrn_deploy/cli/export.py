@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import MAX_SIZE, ExportPrecision, Overwrite, Vocab
+from vsrn_deploy.cli.options import ExportPrecision, Overwrite, Vocab
+from vsrn_deploy.core import contract
 
 
 def _summary_table(result) -> str:
@@ -46,7 +47,8 @@ def export_command(
             help="region features .npy (N, k, F) for choosing FP16 islands; default: synthetic",
         ),
     ] = None,
-    max_batch: Annotated[int, typer.Option("--max-batch", max=MAX_SIZE, help="largest batch validated")] = 32,
+    max_batch: Annotated[int, typer.Option("--max-batch", max=contract.MAX_EXPORT_BATCH,
+                                           help="largest batch validated")] = 32,
     overwrite: Overwrite = False,
     polygraphy_lint: Annotated[bool, typer.Option(
         "--polygraphy-lint/--no-polygraphy-lint",

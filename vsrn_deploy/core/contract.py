@@ -148,6 +148,9 @@ class Precision(str, enum.Enum):
     INT8 = PRECISIONS[2]
 
 
+# the largest batch an export checks (--max-batch): at paper size 4096 images are 1.2 GB of input per
+# check; larger ones only ran out of memory or ran for very long inside ONNX Runtime
+MAX_EXPORT_BATCH = 4096
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "vocab.json"
 # trained models: a training run folder's checkpoints (vsrn-deploy format; TRAINED_NAMES are the

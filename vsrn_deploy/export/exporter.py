@@ -45,6 +45,7 @@ from vsrn_deploy.model.config import VSRNConfig
 from vsrn_deploy.model.deploy import ImageEncoderDeploy, TextEncoderDeploy
 
 PRECISIONS = (*contract.PRECISIONS, "all")  # the contract's precisions, or "all" of them
+
 # the label of the checks that run graphs in ONNX Runtime (their lines and the manifest name it so)
 _ORT = backends.runs(backends.Family.ONNXRUNTIME, "fp32")
 _TWO_GB = 2 * 1024**3
@@ -100,8 +101,11 @@ class ExportConfig:
                 f" (TensorRT {trt_lint.TRT_VERSION} parses up to {trt_lint.OPSET_RANGE[1]}); "
                 f"got {self.opset}"
             )
-        if self.max_batch < 1:
-            raise VsrnError(f"--max-batch must be >= 1 (got {self.max_batch})")
+        if not 1 <= self.max_batch <= contract.MAX_EXPORT_BATCH:
+            raise VsrnError(f"--max-batch must be between 1 and {contract.MAX_EXPORT_BATCH} (got "
+                            f"{self.max_batch}): the export runs a batch of that size through every graph "
+                            "to check it (engines and "
+                            "servers set their own batch limits: build-engine --max-batch, triton-repo)")
         if self.max_tokens < 2:
             raise VsrnError(f"max_tokens must be >= 2 (<start> and <end>), got {self.max_tokens}")
 
