@@ -36,6 +36,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
+from bench_index import mixture as index_mixture  # noqa: E402  (one data generator for both)
 
 from vsrn_deploy.bench.machine import machine_info  # noqa: E402
 from vsrn_deploy.search.kinds import (  # noqa: E402
@@ -65,14 +66,9 @@ def loadavg() -> list[float]:
 
 
 def mixture(rng: np.random.Generator, centres: np.ndarray, n: int, spread: float = 0.5) -> np.ndarray:
-    dim = centres.shape[1]
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 10_000):  # in blocks: float64 noise of 10^5 x 2048 would be 1.6 GB
-        b = min(10_000, n - start)
-        x = centres[rng.integers(0, len(centres), b)] + spread / np.sqrt(dim) * rng.normal(size=(b, dim))
-        out[start:start + b] = x
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
+    """bench_index's mixture, drawn in blocks of 10^4 (float64 noise of 10^5 x 2048 would be 1.6 GB)."""
+    return np.concatenate([index_mixture(rng, centres, min(10_000, n - start), spread)
+                           for start in range(0, n, 10_000)])
 
 
 class FailedIndexBuilds(logging.Handler):
