@@ -76,3 +76,15 @@ def test_bad_arguments_and_overwrite(tmp_path: Path) -> None:
         _make(tmp_path)
     _make(tmp_path, overwrite=True, seed=1)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_a_users_vocabulary_file_is_not_replaced_without_overwrite(tmp_path: Path) -> None:
+    """make-data wrote vocab/<name>_vocab.json over whatever was there (a user's own vocabulary)."""
+    vocab = tmp_path / "vocab" / "synth_precomp_vocab.json"
+    vocab.parent.mkdir()
+    vocab.write_text('{"words": ["mine"]}')
+    with pytest.raises(VsrnError, match="vocab.json exists"):
+        _make(tmp_path)
+    assert vocab.read_text() == '{"words": ["mine"]}' and not (tmp_path / "synth_precomp").exists()
+    _make(tmp_path, overwrite=True)  # asked for: replaced
+    assert "mine" not in vocab.read_text()

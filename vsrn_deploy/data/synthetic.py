@@ -233,6 +233,11 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
                             "synthetic.json of this generator); choose another --name or --out")
         if not overwrite:
             raise VsrnError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    vocab_path = out / "vocab" / f"{data_name}_vocab.json"
+    if (vocab_path.exists() or vocab_path.is_symlink()) and not overwrite:
+        # a vocabulary file carries no marker of who wrote it: replacing one takes --overwrite
+        raise VsrnError(f"{vocab_path} exists; make-data would replace it with the new dataset's "
+                        "vocabulary: move it away, choose another --name, or pass --overwrite")
     with new_folder_guard(out):
         return _generate_into(out, target, data_name, n_train, n_dev, n_test, num_regions, feature_dim, seed,
                               boxes, vocab_threshold)

@@ -125,19 +125,23 @@ def attention_map(region_embeddings: np.ndarray, image_embedding: np.ndarray, bo
     check_drawing(0, float(lam))
     _check(regions, image, boxes, height, width)
     k = regions.shape[0]
-    scores = lam * (k - region_ranks(regions, image)).astype(np.float64) ** 2  # (k,)
-    # 2-D difference array: +s at each box's top-left, -s past its right and bottom edges, then two
-    # cumulative sums give every pixel the sum over the boxes covering it
-    diff = np.zeros((height + 1, width + 1), dtype=np.float64)
-    for box, score in zip(boxes, scores, strict=True):
-        r0, r1, c0, c1 = box_extent(box, height, width)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        diff[r0, c0] += score
-        diff[r0, c1] -= score
-        diff[r1, c0] -= score
-        diff[r1, c1] += score
-    return np.cumsum(np.cumsum(diff, axis=0), axis=1)[:height, :width].astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in one line
+        scores = lam * (k - region_ranks(regions, image)).astype(np.float64) ** 2  # (k,)
+        # 2-D difference array: +s at each box's top-left, -s past its right and bottom edges, then two
+        # cumulative sums give every pixel the sum over the boxes covering it
+        diff = np.zeros((height + 1, width + 1), dtype=np.float64)
+        for box, score in zip(boxes, scores, strict=True):
+            r0, r1, c0, c1 = box_extent(box, height, width)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            diff[r0, c0] += score
+            diff[r0, c1] -= score
+            diff[r1, c0] -= score
+            diff[r1, c1] += score
+        heat = np.cumsum(np.cumsum(diff, axis=0), axis=1)[:height, :width].astype(np.float32)
+    if not np.isfinite(heat).all():  # lambda * (k - r)^2 summed over boxes beyond float32
+        raise VsrnError(f"--lam {lam} is too large: the map's values overflow; the paper uses 50")
+    return heat
 
 
 def boxes_in_pixels(boxes: np.ndarray, height: int | None = None,
