@@ -28,3 +28,12 @@ def write_shards(folder: Path, rows=SHARD_ROWS, seed: int = 0) -> list[Path]:
         np.save(path, feats)
         paths.append(path)
     return paths
+
+
+def one_error_line(result, *needles):
+    """A CLI result refused with exit 2 and one `error:` line holding every needle, no traceback."""
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in errors[0], errors[0]

@@ -47,14 +47,6 @@ def embed(export, shards, out, **kw):
     return run_embed(cfg)
 
 
-def one_error_line(result, *needles):
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-
-
 @pytest.fixture(scope="module")
 def module_shards(tmp_path_factory) -> list[Path]:
     return write_shards(tmp_path_factory.mktemp("dist_features") / "features")

@@ -11,20 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dist_fixtures import FEATURE_DIM, REGIONS, SHARD_ROWS
+from dist_fixtures import FEATURE_DIM, REGIONS, SHARD_ROWS, one_error_line
 from typer.testing import CliRunner
 
 from vsrn_deploy.cli.app import app
 
 TOTAL = sum(SHARD_ROWS)
-
-
-def one_error_line(result, *needles):
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 @pytest.mark.parametrize("bad, needle", [
