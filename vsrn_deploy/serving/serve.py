@@ -31,7 +31,7 @@ def check_repository(repo: str | os.PathLike[str]) -> list[str]:
     """The model names of `repo` (folders with config.pbtxt).
 
     Raises:
-        VsrnError: not a folder, or no model in it.
+        VsrnError: not a folder, a file its vsrn_repo.json lists missing or changed, or no model in it.
     """
     path = Path(repo)
     hint = "write one with: vsrn-deploy triton-repo --onnx-dir EXPORT --out DIR --backend python --kind cpu"
@@ -39,6 +39,9 @@ def check_repository(repo: str | os.PathLike[str]) -> list[str]:
         raise VsrnError(f"--repo {repo} does not exist; {hint}")
     if not path.is_dir():
         raise VsrnError(f"--repo {repo} is not a folder; {hint}")
+    from vsrn_deploy.artifacts.triton import verify_repository
+
+    verify_repository(path)  # every file vsrn_repo.json lists, size and sha256 (none: served as it is)
     models = sorted(p.name for p in path.iterdir() if (p / "config.pbtxt").is_file())
     if not models:
         raise VsrnError(f"--repo {repo} holds no model (no <model>/config.pbtxt); {hint}")
