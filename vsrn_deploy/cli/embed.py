@@ -9,6 +9,8 @@ import typer
 
 from vsrn_deploy.cli.common import handle_errors
 from vsrn_deploy.cli.options import (
+    MAX_SIZE,
+    MAX_THREADS,
     TORCH_FREE_DEFAULT,
     EngineDir,
     OnnxDir,
@@ -28,9 +30,11 @@ def embed_command(
     ray_address: Annotated[str | None, typer.Option(
         help="A Ray cluster to run on (e.g. ray://head:10001 or auto); default: Ray on this "
              "machine.")] = None,
-    workers: Annotated[int, typer.Option(help="Encoder actors (each opens the image graph once).")] = 2,
-    threads: Annotated[int, typer.Option(help="Intra-op threads (and Ray CPUs) per actor.")] = 1,
-    batch: Annotated[int, typer.Option(help="Images per encoder call.")] = 64,
+    workers: Annotated[int, typer.Option(
+        max=MAX_SIZE, help="Encoder actors (each opens the image graph once; at most one per shard).")] = 2,
+    threads: Annotated[int, typer.Option(
+        max=MAX_THREADS, help="Intra-op threads (and Ray CPUs) per actor.")] = 1,
+    batch: Annotated[int, typer.Option(max=MAX_SIZE, help="Images per encoder call.")] = 64,
     backend: TorchFreeBackendOption = TORCH_FREE_DEFAULT,
     engine_dir: EngineDir = Path("engines"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress",

@@ -3,10 +3,12 @@
 Steps, the same on a laptop and a cluster:
 
 1. the export's manifest (sizes, its sha256) and the input shards' headers are read on the driver; a
-   wrong shape or dtype is named before Ray starts;
+   wrong shape or dtype is named before Ray starts, and so is a file of the export changed since
+   export (every file its manifest lists is checked against its sha256);
 2. Ray: an existing session in this process is used as it is; with `ray_address` the job joins that
-   cluster; otherwise Ray starts on this machine (`ray.init(num_cpus=workers * threads)`) and is
-   shut down at the end;
+   cluster; otherwise Ray starts on this machine (`ray.init(num_cpus=actors * threads)`, actors =
+   min(workers, shards)) and is shut down at the end; an actor no node of a local session can hold
+   (more --threads than its CPUs, a GPU backend without a GPU) is refused, not waited for forever;
 3. a Ray Data `map` pass reads every shard once (one task each): NaN/Inf, the source's sha256, and
    the sha256 of an earlier output; a bad shard is named before any encoding;
 4. shards whose output is missing or unverified (its sha256 or its source's differs from
@@ -27,6 +29,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +199,10 @@ def _open_out(out: Path, shards: list[Shard], cfg: EmbedConfig, export_sha256: s
 
 
 @contextlib.contextmanager
-def _ray_session(cfg: EmbedConfig):
+def _ray_session(cfg: EmbedConfig, actors: int):
+    """Ray for the job: this process's session, the cluster at `cfg.ray_address`, or a local Ray of
+    `actors` x `cfg.threads` CPUs (the actors the job can use, not --workers: the pool never holds
+    more actors than shards), shut down at the end; see `_check_room` for what is refused."""
     ray = import_optional("ray", "distributed", "vsrn-deploy embed (a Ray Data job)")
     import_optional("ray.data", "distributed", "vsrn-deploy embed (a Ray Data job)")
     started = False
@@ -209,7 +215,7 @@ def _ray_session(cfg: EmbedConfig):
             if cfg.ray_address:
                 ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False)
             else:
-                ray.init(num_cpus=cfg.workers * cfg.threads, include_dashboard=False, log_to_driver=False,
+                ray.init(num_cpus=actors * cfg.threads, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
         except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
@@ -218,11 +224,27 @@ def _ray_session(cfg: EmbedConfig):
                             "on the head node prints it) or leave it out to run on this machine") from None
         started = True
     try:
+        if started and not cfg.ray_address:  # (a cluster given by address may autoscale: not checked)
+            _check_room(ray, cfg)
         yield ray
     finally:
         quiet.setLevel(level)
         if started:
             ray.shutdown()
+
+
+def _check_room(ray: Any, cfg: EmbedConfig) -> None:
+    """Refuse an actor no node of the session can hold (--threads CPUs, a GPU for engines): Ray would
+    wait for one forever, not fail."""
+    nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive")]
+    cpus = max((float(r.get("CPU", 0)) for r in nodes), default=0.0)
+    if cfg.threads > cpus:
+        raise VsrnError(f"--threads {cfg.threads} asks for {cfg.threads} CPUs per encoder actor, but the "
+                        f"largest node of this Ray session has {cpus:g}; pass --threads {max(int(cpus), 1)} "
+                        "or fewer")
+    if _needs_gpu(cfg.backend) and not any(float(r.get("GPU", 0)) >= 1 for r in nodes):
+        raise VsrnError(f"--backend {cfg.backend} runs each encoder actor on a GPU, and this Ray session "
+                        "has none; choose a CPU backend or a session with GPUs")
 
 
 @contextlib.contextmanager
@@ -254,6 +276,7 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
         VsrnError: bad input (a shard's shape, dtype or values, the export, --out), Ray unreachable,
             or a shard that failed to encode (named).
     """
+    from vsrn_deploy.artifacts.export import verify_listed_files
     from vsrn_deploy.artifacts.outputs import output_lock
     from vsrn_deploy.search.encoders import ExportEncoders
 
@@ -263,6 +286,12 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
     shards = open_shards(find_shards(cfg.images), export.num_regions, export.feature_dim)
     out = Path(os.path.abspath(cfg.out))
     previous = _open_out(out, shards, cfg, export.manifest_sha256)
+    # the export checked whole here, on the driver, before Ray starts: a changed graph is one line
+    # naming it, not a failure inside every actor (each actor checks the graph it opens again)
+    verify_listed_files(export.onnx_dir, export.manifest)
+    session = sys.modules.get("ray")
+    if session is not None and session.is_initialized():  # this process's session, before --out is made
+        _check_room(session, cfg)
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
         for leftover in temp_leftovers(out):  # an interrupted run's partial files (ours by name)
@@ -279,7 +308,7 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
                  "ray_address": cfg.ray_address, "seconds": None},
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
-        with _ray_session(cfg) as ray:
+        with _ray_session(cfg, min(cfg.workers, len(shards))) as ray:
             ray.data.DataContext.get_current().enable_progress_bars = cfg.progress
             items = [{"index": s.index, "path": s.path, "out": str(out / output_name(s.index)),
                       "regions": export.num_regions, "feature_dim": export.feature_dim} for s in shards]
