@@ -68,14 +68,22 @@ def test_captions_use_real_words_and_describe_the_groups(tmp_path: Path) -> None
     assert len(firsts) == 4
 
 
-def test_bad_arguments_and_overwrite(tmp_path: Path) -> None:
+def test_bad_arguments_and_rerun(tmp_path: Path) -> None:
     with pytest.raises(VsrnError, match="num_regions"):
         synthetic.generate_dataset(tmp_path, n_train=2, num_regions=2)
-    _make(tmp_path)
-    with pytest.raises(VsrnError, match="already exists"):
-        _make(tmp_path)
-    _make(tmp_path, overwrite=True, seed=1)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+    first = _digest(_make(tmp_path))
+    (tmp_path / "synth_precomp" / "mine.txt").write_text("a user's note")
+    (tmp_path / "vocab" / "mine.json").write_text("a user's vocabulary")
+    again = _make(tmp_path, seed=1)  # its own earlier dataset: rewritten without overwrite
+    assert _digest(again) != first and PrecompSplit(again, "train").n_images == 8
+    assert (again / "mine.txt").read_text() == "a user's note"  # a file it did not list stays
+    assert (tmp_path / "vocab" / "mine.json").read_text() == "a user's vocabulary"
+    _make(tmp_path, overwrite=True, seed=2)
+    assert not list(tmp_path.rglob(".*"))  # no temp folders or files left
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("not make-data's")
+    with pytest.raises(VsrnError, match="not written by vsrn-deploy make-data"):
+        _make(tmp_path, data_name="other", overwrite=True)
 
 
 def test_a_users_vocabulary_file_is_not_replaced_without_overwrite(tmp_path: Path) -> None:
@@ -88,3 +96,29 @@ def test_a_users_vocabulary_file_is_not_replaced_without_overwrite(tmp_path: Pat
     assert vocab.read_text() == '{"words": ["mine"]}' and not (tmp_path / "synth_precomp").exists()
     _make(tmp_path, overwrite=True)  # asked for: replaced
     assert "mine" not in vocab.read_text()
+    _make(tmp_path, seed=1)  # its own (synthetic.json records its sha256): replaced on a rerun
+    vocab.write_text(vocab.read_text() + " ")  # changed since: the user's now
+    with pytest.raises(VsrnError, match="changed since"):
+        _make(tmp_path, seed=2)
+    assert vocab.read_text().endswith(" ")
+
+
+@pytest.mark.parametrize("sizes, needle", [
+    ({"num_regions": 2**31 - 1}, "over its limit of 1.0 TiB"),
+    ({"n_train": 10**7, "num_regions": 10**4}, "over its limit of 1.0 TiB"),
+    ({"feature_dim": 2**31 - 1, "n_train": 10**6}, "over its limit of 1.0 TiB"),
+])
+def test_a_size_too_large_to_write_is_one_line_before_writing(tmp_path: Path, sizes, needle) -> None:
+    with pytest.raises(VsrnError, match=needle) as info:
+        _make(tmp_path / "d", **sizes)
+    assert "\n" not in str(info.value) and "pass smaller sizes" in str(info.value)
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_size_over_the_free_space_is_refused(tmp_path: Path, monkeypatch) -> None:
+    need = synthetic.dataset_bytes(8, 4, 4, 12, 64)
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda p: type("U", (), {"free": need - 1})())
+    with pytest.raises(VsrnError, match="too large for the disk of"):
+        _make(tmp_path / "d")
+    monkeypatch.setattr(synthetic.shutil, "disk_usage", lambda p: type("U", (), {"free": need})())
+    _make(tmp_path / "d")

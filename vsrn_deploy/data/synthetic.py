@@ -29,13 +29,15 @@ Everything is deterministic given the seed.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.io.files import atomic_write_json
+from vsrn_deploy.io.files import atomic_write_json, sha256_file
 
 GENERATOR = "vsrn_deploy.data.synthetic"  # synthetic.json names it: the folder is ours to rewrite
 NOUNS = ("dog", "cat", "horse", "bird", "sheep", "car", "bus", "truck", "boat", "bicycle",
@@ -54,6 +56,11 @@ TEMPLATES = (
 WORDS = sorted({w for t in TEMPLATES for w in t.replace("{L}", "").replace("{R}", "").split()}
                | set(NOUNS) | set(COLOURS) | {"a", "an"})
 
+#: The most bytes one make-data run writes (features, boxes, groups, captions): 1 TiB, about 30x the
+#: paper's COCO precomp features (123,287 images x 36 x 2048 float32 = 36 GB); larger sizes are a
+#: typo, not a dataset (make-data --regions 2147483647 once asked for 19 PiB).
+MAX_DATASET_BYTES = 2**40
+CAPTION_BYTES = 64  # at most a caption's UTF-8 bytes with its newline (the longest template: ~55)
 DENSITY = 0.08  # fraction of non-zero dims of a prototype
 SCALE = 2.5  # mean magnitude of a non-zero prototype entry (exponential)
 
@@ -209,7 +216,9 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
         feature_dim: feature size F (>= 16).
         seed: everything is a function of the seed.
         boxes: also write region boxes (x1, y1, x2, y2 in [0, 1]) for ``--region-order box``.
-        overwrite: replace an existing dataset folder of that name.
+        overwrite: replace what is in the way although make-data did not write it (a vocabulary file
+            it did not write); make-data's own earlier dataset (its synthetic.json) is rewritten
+            without it: the files it listed are replaced, others in the folder are kept.
         vocab_threshold: minimum count of a training word to enter the vocabulary.
     Returns:
         The dataset folder ``<out_dir>/<data_name>``.
@@ -218,6 +227,7 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
                              ("num_regions", num_regions, 4), ("feature_dim", feature_dim, 16)):
         if value < low:
             raise VsrnError(f"{name} must be >= {low} (got {value})")
+    check_dataset_size(n_train, n_dev, n_test, num_regions, feature_dim, boxes, out_dir)
     from vsrn_deploy.artifacts.outputs import check_out_path, new_folder_guard
 
     if (not data_name or data_name in (".", "..") or "/" in data_name or "\\" in data_name
@@ -231,12 +241,14 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
         if not _is_synthetic(target):
             raise VsrnError(f"{target} exists and was not written by vsrn-deploy make-data (no "
                             "synthetic.json of this generator); choose another --name or --out")
-        if not overwrite:
-            raise VsrnError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+        # make-data's own earlier dataset: rewritten in place, only the files it lists (user files stay)
     vocab_path = out / "vocab" / f"{data_name}_vocab.json"
-    if (vocab_path.exists() or vocab_path.is_symlink()) and not overwrite:
-        # a vocabulary file carries no marker of who wrote it: replacing one takes --overwrite
-        raise VsrnError(f"{vocab_path} exists; make-data would replace it with the new dataset's "
+    present = vocab_path.exists() or vocab_path.is_symlink()
+    if present and not overwrite and not _own_vocab(target, vocab_path):
+        # a vocabulary file carries no marker: it is ours only if the dataset's synthetic.json records
+        # its sha256 (the one this make-data wrote, unchanged since); anything else takes --overwrite
+        raise VsrnError(f"{vocab_path} exists and is not the vocabulary an earlier make-data wrote for "
+                        f"{target} (or it changed since); make-data would replace it with the new dataset's "
                         "vocabulary: move it away, choose another --name, or pass --overwrite")
     with new_folder_guard(out):
         return _generate_into(out, target, data_name, n_train, n_dev, n_test, num_regions, feature_dim, seed,
@@ -246,6 +258,65 @@ def generate_dataset(out_dir: str | Path, *, data_name: str = "synth_precomp", n
 _KIND = "synthetic data"
 _MANIFEST = "synthetic.json"
 _SPLITS = ("train", "dev", "test")
+
+
+def dataset_bytes(n_train: int, n_dev: int, n_test: int, num_regions: int, feature_dim: int,
+                  boxes: bool = True) -> int:
+    """At most the bytes `generate_dataset` writes for these sizes (features, boxes, groups, captions)."""
+    per_image = num_regions * feature_dim * 4 + (num_regions * 16 if boxes else 0) + 8 + 5 * CAPTION_BYTES
+    return (n_train + n_dev + n_test) * per_image
+
+
+def _human(size: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024 or unit == "EiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # not reached
+
+
+def check_dataset_size(n_train: int, n_dev: int, n_test: int, num_regions: int, feature_dim: int,
+                       boxes: bool = True, out_dir: str | Path | None = None) -> int:
+    """The bytes these sizes write; refused over `MAX_DATASET_BYTES`, or over the free space of the disk
+    `out_dir` is on (the nearest existing folder above it), before anything is written.
+
+    Raises:
+        VsrnError: one line with the sizes, the bytes, the limit (or the free space) and what to pass.
+    """
+    need = dataset_bytes(n_train, n_dev, n_test, num_regions, feature_dim, boxes)
+    sizes = (f"--train {n_train} --dev {n_dev} --test {n_test} --regions {num_regions} "
+             f"--feature-dim {feature_dim}")
+    fix = ("pass smaller sizes (the paper's COCO features are --regions 36 --feature-dim 2048; a demo: "
+           "--train 2000 --regions 12 --feature-dim 256)")
+    if need > MAX_DATASET_BYTES:
+        raise VsrnError(f"{sizes} is too large: make-data would write {_human(need)}, over its limit of "
+                        f"{_human(MAX_DATASET_BYTES)}; {fix}")
+    if out_dir is not None:
+        where = Path(os.path.abspath(out_dir))
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        try:
+            free = shutil.disk_usage(where).free
+        except OSError:
+            return need  # the path's own check names what is wrong with it
+        if need > free:
+            raise VsrnError(f"{sizes} is too large for the disk of {where}: make-data would write "
+                            f"{_human(need)}, {_human(free)} is free; free space, choose another --out, or "
+                            f"{fix}")
+    return need
+
+
+def _own_vocab(target: Path, vocab_path: Path) -> bool:
+    """Whether `vocab_path` is the vocabulary the earlier make-data of `target` wrote, unchanged (its
+    synthetic.json records the file's sha256)."""
+    from vsrn_deploy.artifacts.outputs import read_owned_manifest
+
+    info = read_owned_manifest(target, _MANIFEST, _KIND, recognise=_recognise)
+    recorded = (info or {}).get("vocab")
+    if not isinstance(recorded, dict) or vocab_path.is_symlink() or not vocab_path.is_file():
+        return False
+    return (recorded.get("file") == f"../vocab/{vocab_path.name}"
+            and sha256_file(vocab_path) == recorded.get("sha256"))
 
 
 def _generator_files(boxes: bool = True) -> list[str]:
@@ -291,21 +362,30 @@ def _generate_into(out: Path, target: Path, data_name: str, n_train: int, n_dev:
             caps = _write_split(tmp, split, n, world, split_rng, num_regions, boxes)
             if split == "train":
                 train_caps = caps
-        atomic_write_json(tmp / _MANIFEST, {
-            **marker(_KIND), "generator": GENERATOR, "seed": seed, "num_regions": num_regions,
-            "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
-            "captions_per_image": 5, "files": names})
         vocab = build_vocab(train_caps, threshold=vocab_threshold)
         vocab_dir = out / "vocab"
+        vocab_path = vocab_dir / f"{data_name}_vocab.json"
         made_vocab_dir = not vocab_dir.exists()
         vocab_dir.mkdir(exist_ok=True)
+        # the vocabulary is written beside its place first, so synthetic.json can record its sha256 (a
+        # rerun then knows the file as its own), and renamed into place after the folder's commit
+        fd, name = tempfile.mkstemp(prefix=f".{vocab_path.name}.", suffix=".tmp", dir=vocab_dir)
+        os.close(fd)
+        vocab_tmp = Path(name)
         try:
+            vocab.save_json(vocab_tmp)
+            atomic_write_json(tmp / _MANIFEST, {
+                **marker(_KIND), "generator": GENERATOR, "seed": seed, "num_regions": num_regions,
+                "feature_dim": feature_dim, "images": {"train": n_train, "dev": n_dev, "test": n_test},
+                "captions_per_image": 5, "files": names,
+                "vocab": {"file": f"../vocab/{vocab_path.name}", "sha256": sha256_file(vocab_tmp)}})
             writer.commit(names)
+            os.replace(vocab_tmp, vocab_path)
         except BaseException:
+            vocab_tmp.unlink(missing_ok=True)
             if made_vocab_dir:
                 shutil.rmtree(vocab_dir, ignore_errors=True)
             raise
-    vocab.save_json(vocab_dir / f"{data_name}_vocab.json")
     return target
 
 
