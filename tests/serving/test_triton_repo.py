@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -32,47 +31,25 @@ from vsrn_deploy.serving.triton_repo import (
 sys.path.insert(0, str(Path(__file__).parents[1] / "export"))
 from export_helpers import write_vocab  # noqa: E402
 
+_INT64_FIELDS = {"dims", "shape", "max_queue_delay_microseconds", "model_version", "versions"}
+
 
 def parse_pbtxt(text: str) -> dict:
-    """A small protobuf text-format reader: {field: value or [values]} (repeated fields -> lists)."""
-    tokens = re.findall(r'"[^"]*"|[{}\[\]:,]|[^\s{}\[\]:,"]+', text)
-    pos = 0
+    """A config.pbtxt parsed by Triton's own schema (ModelConfig), as a dict with the proto's field
+    names; 64-bit integers (which protobuf's JSON mapping writes as strings) back to ints."""
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
 
-    def value():
-        nonlocal pos
-        tok = tokens[pos]
-        pos += 1
-        if tok == "{":
-            return message("}")
-        if tok == "[":
-            items = []
-            while tokens[pos] != "]":
-                items.append(value())
-                if tokens[pos] == ",":
-                    pos += 1
-            pos += 1
-            return items
-        if tok.startswith('"'):
-            return tok[1:-1]
-        return int(tok) if re.fullmatch(r"-?\d+", tok) else tok
+    message = text_format.Parse(text, model_config_pb2.ModelConfig())
 
-    def message(end):
-        nonlocal pos
-        out: dict = {}
-        while pos < len(tokens) and tokens[pos] != end:
-            key = tokens[pos]
-            pos += 1
-            if tokens[pos] == ":":
-                pos += 1
-            val = value()
-            if key in out:  # a repeated field written twice
-                out[key] = (out[key] if isinstance(out[key], list) else [out[key]]) + [val]
-            else:
-                out[key] = val
-        pos += 1
-        return out
+    def ints(value, key=""):
+        if isinstance(value, dict):
+            return {k: ints(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [ints(v, key) for v in value]
+        return int(value) if key in _INT64_FIELDS and isinstance(value, str) else value
 
-    return message(None)
+    return ints(json_format.MessageToDict(message, preserving_proto_field_name=True))
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +101,7 @@ def test_repository_layout_and_config(export_dir, tmp_path):
     assert txt["platform"] == "onnxruntime_onnx"
     assert txt["input"] == [
         {"name": "token_ids", "data_type": "TYPE_INT64", "dims": [-1]},
-        {"name": "lengths", "data_type": "TYPE_INT64", "dims": [1], "reshape": {"shape": []}},
+        {"name": "lengths", "data_type": "TYPE_INT64", "dims": [1], "reshape": {}},
     ]
     assert txt["output"] == [{"name": "text_embedding", "data_type": "TYPE_FP32", "dims": [cfg.embed_size]}]
 
@@ -256,14 +233,14 @@ def test_every_flavour_has_the_tokenizer_and_the_caption_ensemble(export_dir, tm
     assert tok["input"] == [{"name": "captions", "data_type": "TYPE_STRING", "dims": [1]}]
     assert tok["output"] == [{"name": "token_ids", "data_type": "TYPE_INT64", "dims": [-1]},
                              {"name": "lengths", "data_type": "TYPE_INT64", "dims": [1]}]
-    params = {p["key"]: p["value"]["string_value"] for p in tok["parameters"]}
+    params = {k: v["string_value"] for k, v in tok["parameters"].items()}
     # 32 bytes per token: a huge string is refused before it is tokenised
     assert params == {"max_tokens": "40", "pad_to_multiple": "8", "max_caption_bytes": "1280"}
     assert tok["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
     # batched like the encoders: concurrent caption requests reach one execute()
-    assert tok["dynamic_batching"] == {"max_queue_delay_microseconds": 100}  # 8 and 32 exceed max batch 4
+    assert tok["dynamic_batching"] == {"max_queue_delay_microseconds": 2000}  # 8 and 32 exceed max batch 4
     txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
-    ragged = [t["name"] for t in txt["input"] if t.get("allow_ragged_batch") == "true"]
+    ragged = [t["name"] for t in txt["input"] if t.get("allow_ragged_batch") is True]
     # only the python backend's model.py pads requests of different widths into one batch
     assert ragged == (["token_ids"] if backend == "python" else [])
     # the tokenizer carries its own copy of the package's tokenisation and the export's vocabulary
@@ -280,8 +257,7 @@ def test_every_flavour_has_the_tokenizer_and_the_caption_ensemble(export_dir, tm
                               "dims": [VSRNConfig.tiny().embed_size]}]
     steps = ens["ensemble_scheduling"]["step"]
     assert [s["model_name"] for s in steps] == ["tokenizer", "text_encoder"]
-    assert steps[0]["output_map"] == [{"key": "token_ids", "value": "_token_ids"},
-                                      {"key": "lengths", "value": "_lengths"}]
+    assert steps[0]["output_map"] == {"token_ids": "_token_ids", "lengths": "_lengths"}
     assert steps[1]["input_map"] == steps[0]["output_map"]
     assert (out / "caption_encoder" / "1").is_dir()
 
@@ -297,12 +273,12 @@ def test_python_backend_runs_the_graphs_in_onnxruntime(export_dir, tmp_path):
         assert sha256_file(out / model / "1" / "model.onnx") == sha256_file(export_dir / f"{model}.onnx")
         model_py = (out / model / "1" / "model.py").read_text()
         assert "onnxruntime" in model_py and "import torch" not in model_py
-        params = {p["key"]: p["value"]["string_value"] for p in cfg["parameters"]}
+        params = {k: v["string_value"] for k, v in cfg["parameters"].items()}
         assert params["providers"] == "CPUExecutionProvider"
     txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
-    params = {p["key"]: p["value"]["string_value"] for p in txt["parameters"]}
+    params = {k: v["string_value"] for k, v in txt["parameters"].items()}
     assert (params["tokens_input"], params["lengths_input"]) == ("token_ids", "lengths")
-    assert [t.get("allow_ragged_batch") for t in txt["input"]] == ["true", None]
+    assert [t.get("allow_ragged_batch") for t in txt["input"]] == [True, None]
     readme = (out / "README.md").read_text()
     assert "nvidia-pytriton==0.7.0" in readme and "pip install 'numpy<2' nltk onnxruntime" in readme
     # `vsrn-deploy serve` (which sets the server's environment) leads; the raw command carries that
@@ -329,7 +305,7 @@ def test_rewriting_a_repository_replaces_the_tokenizer_and_ensemble_too(export_d
     assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--max-tokens", "40").exit_code == 0
     assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--max-tokens", "24").exit_code == 0
     params = parse_pbtxt((out / TOKENIZER / "config.pbtxt").read_text())["parameters"]
-    assert any(p["key"] == "max_tokens" and p["value"]["string_value"] == "24" for p in params), params
+    assert params["max_tokens"]["string_value"] == "24", params
     # into someone else's folder with --overwrite: the whole repository lands, their files stay
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -354,3 +330,102 @@ def test_every_config_is_a_valid_triton_model_config(export_dir, tmp_path, backe
         assert config.name == model and config.max_batch_size == 4
         if model != "caption_encoder":
             assert config.HasField("dynamic_batching"), model
+
+
+def test_every_model_but_the_ensemble_has_a_warmup_sample_from_a_real_caption(export_dir, tmp_path):
+    """The encoders and the tokenizer run one batch-1 sample before they are ready (so the first request
+    does not pay for session creation or nltk's import); the text samples are one real caption of the
+    export's first words, the image sample zeros. The server check is in tests/system/serving."""
+    from vsrn_deploy.core.tokens import encode, read_word2idx
+
+    out = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "repo",
+                                                  backend="python", kind="cpu"))
+    word2idx = read_word2idx(export_dir / "vocab.json")
+    caption = (out / "tokenizer" / "warmup" / "captions").read_bytes()
+    size = int.from_bytes(caption[:4], "little")  # TYPE_STRING: 4-byte little-endian length, then bytes
+    text = caption[4:].decode("utf-8")
+    assert size == len(caption) - 4 and len(text.split()) == 3
+    first = [w for w, _ in sorted(word2idx.items(), key=lambda kv: kv[1]) if not w.startswith("<")][:3]
+    assert text.split() == first
+    ids = encode(word2idx, text)
+    assert 3 not in ids  # no <unk>: every word is known
+
+    tok = parse_pbtxt((out / "tokenizer" / "config.pbtxt").read_text())
+    assert tok["model_warmup"] == [{"name": "vsrn_warmup", "batch_size": 1, "count": 1, "inputs": {
+        "captions": {"data_type": "TYPE_STRING", "dims": [1], "input_data_file": "captions"}}}]
+    txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
+    (sample,) = txt["model_warmup"]
+    assert sample["inputs"] == {
+        "token_ids": {"data_type": "TYPE_INT64", "dims": [8], "input_data_file": "token_ids"},
+        "lengths": {"data_type": "TYPE_INT64", "dims": [1], "input_data_file": "lengths"}}
+    token_ids = np.frombuffer((out / "text_encoder" / "warmup" / "token_ids").read_bytes(), dtype="<i8")
+    lengths = np.frombuffer((out / "text_encoder" / "warmup" / "lengths").read_bytes(), dtype="<i8")
+    assert token_ids.tolist() == ids + [0] * (8 - len(ids)) and lengths.tolist() == [len(ids)]
+    img = parse_pbtxt((out / "image_encoder" / "config.pbtxt").read_text())
+    cfg = VSRNConfig.tiny()
+    assert img["model_warmup"][0]["inputs"] == {"region_features": {
+        "data_type": "TYPE_FP32", "dims": [cfg.num_regions, cfg.img_dim], "zero_data": True}}
+    assert "model_warmup" not in parse_pbtxt((out / "caption_encoder" / "config.pbtxt").read_text())
+    # the warmup files are the repository's own (listed in its marker)
+    files = json.loads((out / "vsrn_repo.json").read_text())["files"]
+    assert {"tokenizer/warmup/captions", "text_encoder/warmup/token_ids",
+            "text_encoder/warmup/lengths"} <= set(files)
+
+
+def test_tensorrt_warmup_width_lies_inside_the_plans_token_range(export_dir, tmp_path):
+    engines = tmp_path / "engines"
+    _fake_plans(export_dir, engines, [{"batch": [1, 2, 4], "tokens": [16, 16, 32]}])
+    out = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "repo",
+                                                  backend="tensorrt", engine_dir=engines))
+    txt = parse_pbtxt((out / "text_encoder" / "config.pbtxt").read_text())
+    assert txt["model_warmup"][0]["inputs"]["token_ids"]["dims"] == [16]
+    assert (out / "text_encoder" / "warmup" / "token_ids").stat().st_size == 16 * 8
+
+
+def test_every_config_pins_the_written_version_and_a_new_version_keeps_the_old_one(export_dir, tmp_path):
+    """Version policy: --model-version N writes <model>/N/ and every config serves N only, so a user's
+    other version folder is never served instead; an earlier run's version stays byte-identical."""
+    out = tmp_path / "repo"
+    assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--backend", "python",
+                   "--kind", "cpu").exit_code == 0
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.glob("*/1/*")}
+    (out / "image_encoder" / "7").mkdir()
+    (out / "image_encoder" / "7" / "model.onnx").write_bytes(b"a user's own version")
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--backend", "python", "--kind", "cpu",
+                     "--model-version", "2")
+    assert result.exit_code == 0, result.output
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.glob("*/1/*")} == before
+    assert (out / "image_encoder" / "7" / "model.onnx").read_bytes() == b"a user's own version"
+    copied = sha256_file(out / "text_encoder" / "2" / "model.onnx")
+    assert copied == sha256_file(export_dir / "text_encoder.onnx")
+    for model in ("image_encoder", "text_encoder", "tokenizer", "caption_encoder"):
+        cfg = parse_pbtxt((out / model / "config.pbtxt").read_text())
+        assert cfg["version_policy"] == {"specific": {"versions": [2]}}, model
+        assert (out / model / "2").is_dir()
+    steps = parse_pbtxt((out / "caption_encoder" / "config.pbtxt").read_text())["ensemble_scheduling"]["step"]
+    assert [s["model_version"] for s in steps] == [2, 2]
+    marker = json.loads((out / "vsrn_repo.json").read_text())
+    assert marker["model_version"] == 2
+    assert "image_encoder/1/model.onnx" in marker["files"]  # still ours: a later run may replace it
+    assert "image_encoder/7/model.onnx" not in marker["files"]
+    assert "version 2" in (out / "README.md").read_text()
+    # back to 1: rewritten from the export, 2 kept
+    assert _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--backend", "python", "--kind", "cpu"
+                   ).exit_code == 0
+    assert parse_pbtxt((out / "tokenizer" / "config.pbtxt").read_text())["version_policy"] == {
+        "specific": {"versions": [1]}}
+    assert (out / "tokenizer" / "2" / "model.py").is_file()
+    bad = _invoke("--onnx-dir", str(export_dir), "--out", str(tmp_path / "r0"), "--model-version", "0")
+    assert bad.exit_code == 2 and "--model-version must be >= 1" in bad.output
+
+
+def test_without_tritonclient_one_line_names_the_serving_extra(export_dir, tmp_path):
+    code = ("import sys; sys.modules['tritonclient'] = None; sys.modules['tritonclient.grpc'] = None\n"
+            "from vsrn_deploy.cli.app import main; sys.argv = ['vsrn-deploy', 'triton-repo', '--onnx-dir', "
+            f"{str(export_dir)!r}, '--out', {str(tmp_path / 'repo')!r}]; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "pip install 'vsrn-deploy[serving]'" in lines[0]
+    assert not (tmp_path / "repo").exists()

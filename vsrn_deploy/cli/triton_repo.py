@@ -27,12 +27,15 @@ def triton_repo(
     preferred_batch: Annotated[str | None, typer.Option(
         help="Dynamic batcher preferred sizes, e.g. 8,32. Default: those of 8,32 <= --max-batch.")] = None,
     max_queue_delay_us: Annotated[int, typer.Option(
-        help="Dynamic batcher: microseconds to wait to fill a batch.")] = 100,
+        help="Dynamic batcher: microseconds to wait to fill a batch.")] = 2000,
     instances: Annotated[int, typer.Option(help="Model instances per device (instance_group count).")] = 1,
     kind: Annotated[str, typer.Option(help="gpu or cpu (instance_group kind).")] = "gpu",
     max_tokens: Annotated[int, typer.Option(
         help="The tokenizer model refuses captions with more ids than this (<start>/<end> counted).")]
         = DEFAULT_MAX_TOKENS,
+    model_version: Annotated[int, typer.Option(
+        help="The version folder to write (<model>/N/); every config serves version N only (version_policy "
+             "specific), and other versions an earlier run wrote are kept, not served.")] = 1,
     overwrite: Overwrite = False,
 ) -> None:
     """Write a Triton model repository: image_encoder, text_encoder, tokenizer and caption_encoder.
@@ -48,7 +51,7 @@ def triton_repo(
         max_batch=max_batch,
         preferred_batch=parse_batches(preferred_batch) if preferred_batch is not None else None,
         max_queue_delay_us=max_queue_delay_us, instances=instances, kind=kind, max_tokens=max_tokens,
-        overwrite=overwrite)
+        overwrite=overwrite, model_version=model_version)
     build_model_repository(cfg)
     typer.echo(str(out))
 

@@ -6,14 +6,21 @@ writes::
     <out>/README.md                       how to serve it; the TensorRT version of the plans
     <out>/vsrn_repo.json                  what it was built from (marks the folder as ours)
     <out>/image_encoder/config.pbtxt
-    <out>/image_encoder/1/model.onnx      (or model.plan)
+    <out>/image_encoder/N/model.onnx      (or model.plan; N: --model-version, default 1)
     <out>/text_encoder/config.pbtxt
-    <out>/text_encoder/1/model.onnx       (or model.plan)
+    <out>/text_encoder/N/model.onnx       (or model.plan)
     <out>/text_encoder/vocab.json         the tokeniser's vocabulary (Triton ignores extra files)
+    <out>/text_encoder/warmup/            token_ids, lengths: the warmup sample (one real caption)
     <out>/tokenizer/config.pbtxt          python backend: captions (strings) -> token_ids, lengths
-    <out>/tokenizer/1/model.py            (+ vsrn_tokens.py, a copy of vsrn_deploy/core/tokens.py, and
-    <out>/tokenizer/1/vocab.json           the export's vocab.json)
+    <out>/tokenizer/N/model.py            (+ vsrn_tokens.py, a copy of vsrn_deploy/core/tokens.py, and
+    <out>/tokenizer/N/vocab.json           the export's vocab.json)
+    <out>/tokenizer/warmup/captions       the warmup caption (TYPE_STRING file: length, UTF-8 bytes)
     <out>/caption_encoder/config.pbtxt    ensemble: captions -> tokenizer -> text_encoder
+
+Configs are Triton's own ModelConfig messages (`triton_config`, tritonclient: the `serving` extra).
+Every config pins version N (`version_policy specific`): what Triton serves is what this command
+wrote, never another version folder beside it. Files of other versions an earlier run wrote stay
+byte-identical (still listed in vsrn_repo.json). Each model but the ensemble has a warmup sample.
 
 With `--backend python` each encoder is a python-backend model running its graph with ONNX Runtime
 (`<encoder>/1/model.py` + `model.onnx`), for servers without Triton's onnxruntime backend (CPU
@@ -30,7 +37,6 @@ version folder, notes) stays, and a failure leaves nothing half-written. No torc
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -48,6 +54,18 @@ from vsrn_deploy.core import contract
 from vsrn_deploy.core.contract import TEXT
 from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
+from vsrn_deploy.serving import triton_config
+from vsrn_deploy.serving.triton_config import (  # noqa: F401 - importable from here too
+    CAPTION_BYTES_PER_TOKEN,
+    CAPTIONS,
+    PAD_TO_MULTIPLE,
+    WarmupInput,
+    max_caption_bytes,
+    render_config,
+    render_ensemble_config,
+    render_tokenizer_config,
+)
+from vsrn_deploy.serving.triton_config import spec_dims as _spec_dims
 
 BACKENDS = ("onnxruntime", "tensorrt", "python")
 PRECISIONS = contract.PRECISIONS
@@ -56,22 +74,14 @@ MODELS = tuple(spec.graph for spec in contract.ENCODERS.values())
 TOKENIZER = repo_artifact.TOKENIZER  # python backend: captions -> token_ids + lengths
 CAPTION_ENCODER = repo_artifact.CAPTION_ENCODER  # ensemble: captions -> text_embedding
 REPO_ENTRIES = (*MODELS, TOKENIZER, CAPTION_ENCODER, "README.md")  # what a repository holds (+ its marker)
-CAPTIONS = "captions"  # the string input of both (TYPE_STRING, dims [1])
-PAD_TO_MULTIPLE = 8  # the tokenizer pads each request to a multiple of this (helps dynamic batching)
 DEFAULT_MAX_TOKENS = 256  # longest caption (ids incl. <start>/<end>) the tokenizer accepts
-CAPTION_BYTES_PER_TOKEN = 32  # the tokenizer refuses captions over max_tokens * this many UTF-8 bytes
 MARKER_NAME = repo_artifact.MARKER_NAME
 REPO_KIND = repo_artifact.REPO_KIND
 DEFAULT_PREFERRED = (8, 32)
 FALLBACK_MAX_BATCH = 128  # when neither the manifest nor the plans record a limit
 
-_PLATFORM = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
 _MODEL_FILE = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.onnx"}
 _TEMPLATES = Path(__file__).parent / "triton_models"  # python-backend model.py files
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "gpu": "CUDAExecutionProvider,CPUExecutionProvider"}
-# manifest dtype (ONNX type names as the exporter records them) -> Triton data_type
-_DTYPES = {"float": "TYPE_FP32", "float32": "TYPE_FP32", "float16": "TYPE_FP16",
-           "int64": "TYPE_INT64", "int32": "TYPE_INT32", "bool": "TYPE_BOOL"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class TritonRepoConfig:
         kind: "gpu" or "cpu" (instance_group kind; for python, also ONNX Runtime's provider).
         max_tokens: the tokenizer refuses captions with more ids than this (<start>/<end> counted).
         overwrite: replace a non-empty `out` that is not a repository written by this command.
+        model_version: the version folder written (`<model>/<N>/`); every config pins it
+            (version_policy specific), so Triton serves this version and no other folder. Files of
+            other versions an earlier run wrote stay as they are (and stay listed as this command's).
     """
 
     onnx_dir: str | os.PathLike[str] = "export"
@@ -104,11 +117,12 @@ class TritonRepoConfig:
     engine_dir: str | os.PathLike[str] | None = "engines"
     max_batch: int | None = None
     preferred_batch: tuple[int, ...] | None = None
-    max_queue_delay_us: int = 100
+    max_queue_delay_us: int = 2000  # 100 us split 16 in-flight captions into batches of ~4 (python backend)
     instances: int = 1
     kind: str = "gpu"
     max_tokens: int = DEFAULT_MAX_TOKENS
     overwrite: bool = False
+    model_version: int = 1
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -125,17 +139,31 @@ class TritonRepoConfig:
                             "provider: use --backend onnxruntime or python with --kind cpu")
         if self.max_batch is not None and self.max_batch < 1:
             raise VsrnError(f"--max-batch must be >= 1 (got {self.max_batch})")
+        # the ranges of the ModelConfig fields they fill (int32 counts and sizes, uint64 delay, int64 version)
+        for flag, number, top in (("--max-batch", self.max_batch, _INT32_MAX),
+                                  ("--instances", self.instances, _INT32_MAX),
+                                  ("--max-queue-delay-us", self.max_queue_delay_us, 2**64 - 1),
+                                  ("--model-version", self.model_version, 2**63 - 1),
+                                  *(("--preferred-batch", b, _INT32_MAX) for b in self.preferred_batch or ())
+                                  ):
+            if number is not None and number > top:
+                raise VsrnError(f"{flag} must be <= {top}, the largest Triton's model configuration holds "
+                                f"(got {number})")
         if self.preferred_batch is not None and any(b < 1 for b in self.preferred_batch):
             raise VsrnError(f"--preferred-batch sizes must be >= 1 (got {list(self.preferred_batch)})")
         if self.max_queue_delay_us < 0:
             raise VsrnError(f"--max-queue-delay-us must be >= 0 (got {self.max_queue_delay_us})")
         if self.instances < 1:
             raise VsrnError(f"--instances must be >= 1 (got {self.instances})")
+        if self.model_version < 1:
+            raise VsrnError(f"--model-version must be >= 1, Triton's version folders are 1, 2, ... "
+                            f"(got {self.model_version})")
         if self.max_tokens < 3:
             raise VsrnError(f"--max-tokens must be >= 3, room for <start>, a word and <end> "
                             f"(got {self.max_tokens})")
 
 
+_INT32_MAX = 2**31 - 1
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
@@ -161,156 +189,6 @@ class _Source:
     batch_limit: int | None  # largest batch the plan's profiles cover from 1, None: unbounded
     profiles: tuple[int, ...] = ()  # plan profile indices Triton may use
     sidecar: dict[str, Any] | None = None
-
-
-def _spec_dims(shape: list[Any]) -> list[int]:
-    """Manifest shape without the batch axis; named (dynamic) axes become -1."""
-    return [d if isinstance(d, int) else -1 for d in shape[1:]]
-
-
-def _tensor_block(tensors: list[dict[str, Any]], what: str, ragged: tuple[str, ...] = ()) -> str:
-    """The `input [...]` / `output [...]` block of config.pbtxt (`ragged`: inputs whose requests the
-    dynamic batcher may merge at different shapes)."""
-    items = []
-    for t in tensors:
-        dtype = _DTYPES.get(str(t["dtype"]))
-        if dtype is None:
-            raise VsrnError(f"tensor {t['name']} has dtype {t['dtype']!r}, which has no Triton type here; "
-                            "re-export with a current vsrn-deploy")
-        dims = _spec_dims(list(t["shape"]))
-        lines = [f'    name: "{t["name"]}"', f"    data_type: {dtype}"]
-        if dims:
-            lines.append(f"    dims: [ {', '.join(str(d) for d in dims)} ]")
-        else:
-            # A per-row scalar ([batch] in the model): Triton needs at least one dim besides the
-            # batch, so clients send [batch, 1] and Triton reshapes it to [batch] for the model.
-            lines.append("    dims: [ 1 ]")
-            lines.append("    reshape: { shape: [ ] }")
-        if t["name"] in ragged:
-            lines.append("    allow_ragged_batch: true")
-        items.append("  {\n" + "\n".join(lines) + "\n  }")
-    return f"{what} [\n" + ",\n".join(items) + "\n]\n"
-
-
-def render_config(model: str, backend: str, spec: dict[str, Any], *, max_batch: int,
-                  preferred: tuple[int, ...], max_queue_delay_us: int, instances: int, kind: str,
-                  profiles: tuple[int, ...] = ()) -> str:
-    """config.pbtxt (protobuf text format) of one model.
-
-    Args:
-        model: the model (and folder) name.
-        backend: "onnxruntime", "tensorrt" or "python".
-        spec: the manifest's graph entry ({"inputs": [...], "outputs": [...]}, shapes with batch).
-        max_batch: max_batch_size (>= 1: Triton adds the batch axis, dims exclude it).
-        preferred: dynamic_batching preferred sizes (may be empty).
-        max_queue_delay_us: dynamic_batching max_queue_delay_microseconds.
-        instances: instance_group count.
-        kind: "gpu" or "cpu".
-        profiles: TensorRT optimisation profiles the instances may use (empty: Triton's default,
-            the first).
-
-    Returns:
-        The file's text.
-    """
-    runtime = 'backend: "python"' if backend == "python" else f'platform: "{_PLATFORM[backend]}"'
-    # The tokenizer pads each request to its own width; Triton's batcher merges only same-shaped requests
-    # unless an input allows ragged batches. The python backend's model.py pads them to one width
-    # (inert: lengths count the real ids), so there the text encoder batches captions of any length.
-    ragged = (TEXT.inputs[0].name,) if backend == "python" and model == TEXT.graph else ()
-    parts = [
-        f'name: "{model}"\n',
-        f"{runtime}\n",
-        f"max_batch_size: {max_batch}\n",
-        _tensor_block(spec["inputs"], "input", ragged),
-        _tensor_block(spec["outputs"], "output"),
-    ]
-    if backend == "python":
-        params = {"providers": _PROVIDERS[kind], "intra_op_threads": "0"}
-        if model == TEXT.graph:  # model.py checks lengths against the token width
-            params.update(tokens_input=TEXT.inputs[0].name, lengths_input=TEXT.inputs[1].name)
-        parts.append(_parameters(params))
-    parts.append(_batching(preferred, max_queue_delay_us))
-    group = [f"    count: {instances}", f"    kind: KIND_{kind.upper()}"]
-    if profiles:
-        # Triton's instance_group.profile is a list of strings (profile indices).
-        group.append(f"    profile: [ {', '.join(json.dumps(str(p)) for p in profiles)} ]")
-    parts.append("instance_group [\n  {\n" + "\n".join(group) + "\n  }\n]\n")
-    return "".join(parts)
-
-
-def _parameters(params: dict[str, str]) -> str:
-    """The `parameters` block: string key/value pairs the python-backend model.py reads."""
-    items = [f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in params.items()]
-    return "parameters [\n" + ",\n".join(items) + "\n]\n"
-
-
-def _instances(count: int, kind: str) -> str:
-    return f"instance_group [\n  {{\n    count: {count}\n    kind: KIND_{kind.upper()}\n  }}\n]\n"
-
-
-def _batching(preferred: tuple[int, ...], max_queue_delay_us: int) -> str:
-    """The `dynamic_batching` block: requests queued together reach one execute()."""
-    batching = ["dynamic_batching {"]
-    if preferred:
-        batching.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in preferred)} ]")
-    batching.append(f"  max_queue_delay_microseconds: {max_queue_delay_us}")
-    return "\n".join(batching) + "\n}\n"
-
-
-def max_caption_bytes(max_tokens: int) -> int:
-    """The longest caption (UTF-8 bytes) the tokenizer reads: far more than `max_tokens` words need,
-    small enough that a huge string is refused before it is tokenised."""
-    return CAPTION_BYTES_PER_TOKEN * max_tokens
-
-
-def render_tokenizer_config(*, max_batch: int, max_tokens: int, instances: int,
-                            preferred: tuple[int, ...] = (), max_queue_delay_us: int = 100) -> str:
-    """config.pbtxt of `tokenizer`: captions TYPE_STRING [1] -> token_ids INT64 [-1], lengths INT64 [1].
-
-    Always a CPU python-backend model (tokenising is string work), whatever the encoders' backend. It
-    is dynamically batched like the encoders, so concurrent caption requests reach one execute() (the
-    model answers each request on its own; the text encoder then runs them as one batch).
-    """
-    ids, lengths = TEXT.inputs
-    return "".join([
-        f'name: "{TOKENIZER}"\n',
-        'backend: "python"\n',
-        f"max_batch_size: {max_batch}\n",
-        f'input [\n  {{\n    name: "{CAPTIONS}"\n    data_type: TYPE_STRING\n    dims: [ 1 ]\n  }}\n]\n',
-        "output [\n"
-        f'  {{\n    name: "{ids.name}"\n    data_type: {ids.triton_dtype}\n    dims: [ -1 ]\n  }},\n'
-        f'  {{\n    name: "{lengths.name}"\n    data_type: {lengths.triton_dtype}\n    dims: [ 1 ]\n  }}\n'
-        "]\n",
-        _parameters({"max_tokens": str(max_tokens), "pad_to_multiple": str(PAD_TO_MULTIPLE),
-                     "max_caption_bytes": str(max_caption_bytes(max_tokens))}),
-        _batching(preferred, max_queue_delay_us),
-        _instances(instances, "cpu"),
-    ])
-
-
-def render_ensemble_config(*, max_batch: int, embed_dims: list[int]) -> str:
-    """config.pbtxt of `caption_encoder`: captions TYPE_STRING [1] -> tokenizer -> text_encoder ->
-    text_embedding FP32 [embed_dim]."""
-    ids, lengths = TEXT.inputs
-    out = TEXT.outputs[0]
-    step_tok = (f'    {{\n      model_name: "{TOKENIZER}"\n      model_version: -1\n'
-                f'      input_map {{ key: "{CAPTIONS}" value: "{CAPTIONS}" }}\n'
-                f'      output_map {{ key: "{ids.name}" value: "_{ids.name}" }}\n'
-                f'      output_map {{ key: "{lengths.name}" value: "_{lengths.name}" }}\n    }}')
-    step_txt = (f'    {{\n      model_name: "{TEXT.graph}"\n      model_version: -1\n'
-                f'      input_map {{ key: "{ids.name}" value: "_{ids.name}" }}\n'
-                f'      input_map {{ key: "{lengths.name}" value: "_{lengths.name}" }}\n'
-                f'      output_map {{ key: "{out.name}" value: "{out.name}" }}\n    }}')
-    dims = ", ".join(str(d) for d in embed_dims)
-    return "".join([
-        f'name: "{CAPTION_ENCODER}"\n',
-        'platform: "ensemble"\n',
-        f"max_batch_size: {max_batch}\n",
-        f'input [\n  {{\n    name: "{CAPTIONS}"\n    data_type: TYPE_STRING\n    dims: [ 1 ]\n  }}\n]\n',
-        f'output [\n  {{\n    name: "{out.name}"\n    data_type: {out.triton_dtype}\n    dims: [ {dims} ]\n'
-        "  }\n]\n",
-        f"ensemble_scheduling {{\n  step [\n{step_tok},\n{step_txt}\n  ]\n}}\n",
-    ])
 
 
 def _check_graph_names(path: Path, spec: dict[str, Any]) -> None:
@@ -468,6 +346,15 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         "`<start>` first and `<end>` last; `lengths` counts them.",
         "- The dynamic batcher only merges requests of the same shape: pad `token_ids` to one "
         "length (e.g. the longest caption you expect) to let it batch text requests.",
+        f"- Versions: this run wrote version {cfg.model_version} (`<model>/{cfg.model_version}/`) and every "
+        f"config.pbtxt pins it (`version_policy {{ specific {{ versions: {cfg.model_version} }} }}`), so "
+        "Triton serves this version and no other folder, yours included. Other versions an earlier "
+        "`vsrn-deploy triton-repo` wrote stay as they were (not served; `--model-version N` serves N again, "
+        "rewritten from the export); version folders you add yourself are never touched.",
+        f"- Warmup: `image_encoder`, `text_encoder` and `{TOKENIZER}` run one batch-1 sample "
+        "(`model_warmup`; the text samples are one caption of the vocabulary's first words, in "
+        "`<model>/warmup/`) before they report ready, so the first request does not pay for loading; a "
+        "sample that fails fails the load.",
     ]
     if trt_versions:
         lines += [
@@ -478,6 +365,119 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
             "`vsrn-deploy build-engine` and run `vsrn-deploy triton-repo --backend tensorrt` again.",
         ]
     return "\n".join(lines) + "\n"
+
+
+WARMUP_DIR = "warmup"  # <model>/warmup/<file>: where Triton reads model_warmup's input_data_file
+_WARMUP_WORDS = 3  # the warmup caption: the vocabulary's first words the tokeniser reproduces
+_NUMPY = {"TYPE_INT64": "<i8", "TYPE_INT32": "<i4"}  # little-endian, as Triton reads warmup files
+
+
+def warmup_caption(word2idx: dict[str, int]) -> tuple[str, list[int]] | None:
+    """A caption of known words for the warmup samples and its ids (`<start>` ... `<end>`): the first
+    words after the special tokens that the tokeniser maps to themselves; None if the vocabulary has none."""
+    from vsrn_deploy.core.tokens import SPECIAL_TOKENS, UNK, encode, unusable_query
+
+    words: list[str] = []
+    for word, index in sorted(word2idx.items(), key=lambda item: item[1]):
+        if word not in SPECIAL_TOKENS and encode(word2idx, word)[1:-1] == [index]:
+            words.append(word)
+            if len(words) == _WARMUP_WORDS:
+                break
+    if not words:
+        return None
+    caption = " ".join(words)
+    ids = encode(word2idx, caption)
+    if unusable_query(ids, caption, word2idx[UNK]):
+        return None
+    return caption, ids
+
+
+def string_tensor_bytes(values: list[str]) -> bytes:
+    """A TYPE_STRING tensor as Triton reads it from a file: per element a 4-byte little-endian length,
+    then its UTF-8 bytes."""
+    import struct
+
+    return b"".join(struct.pack("<I", len(v.encode("utf-8"))) + v.encode("utf-8") for v in values)
+
+
+def _token_width(count: int, profiles: list[dict[str, Any]]) -> int:
+    """The warmup's token_ids width: the tokenizer's padding of `count` ids, moved inside the plan's
+    token range (the profiles the instances use) where there is one."""
+    width = -(-count // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE
+    ranges = [p["tokens"] for p in profiles if isinstance(p, dict) and p.get("tokens")]
+    if ranges:
+        low, high = max(int(r[0]) for r in ranges), min(int(r[-1]) for r in ranges)
+        if low <= high:
+            width = min(max(width, low, count), high)
+    return width
+
+
+def _warmups(tmp: Path, sources: list[_Source], caption: tuple[str, list[int]] | None
+             ) -> dict[str, list[WarmupInput]]:
+    """Each model's warmup sample (batch 1), its files written under `<model>/warmup/`: the image
+    encoder on zeros, the text encoder and the tokenizer on the warmup caption. The ensemble has none
+    (its steps are warmed up themselves)."""
+    import numpy as np
+
+    samples: dict[str, list[WarmupInput]] = {}
+    for src in sources:
+        inputs = []
+        if src.model == TEXT.graph:
+            if caption is None:
+                continue
+            _, ids = caption
+            profiles = list((src.sidecar or {}).get("profiles") or [])
+            used = [profiles[i] for i in (src.profiles or (0,)) if i < len(profiles)]
+            width = _token_width(len(ids), used)
+            rows = {TEXT.inputs[0].name: (ids + [0] * width)[:width],
+                    TEXT.inputs[1].name: [min(len(ids), width)]}
+            for t in src.spec["inputs"]:
+                data_type = triton_config.DTYPES.get(str(t["dtype"]), "")
+                if t["name"] not in rows or data_type not in _NUMPY:
+                    raise VsrnError(f"{src.model}'s input {t['name']} ({t['dtype']}) is not the text "
+                                    "encoder's token_ids / lengths; re-export with a current vsrn-deploy")
+                folder = tmp / src.model / WARMUP_DIR
+                folder.mkdir(parents=True, exist_ok=True)
+                raw = np.asarray(rows[t["name"]], dtype=_NUMPY[data_type]).tobytes()
+                (folder / t["name"]).write_bytes(raw)
+                dims = tuple(d if d > 0 else width for d in _spec_dims(list(t["shape"]))) or (1,)
+                inputs.append(WarmupInput(t["name"], data_type, dims, t["name"]))
+        else:
+            for t in src.spec["inputs"]:
+                dims = tuple(d if d > 0 else 1 for d in _spec_dims(list(t["shape"]))) or (1,)
+                inputs.append(WarmupInput(t["name"], triton_config.DTYPES.get(str(t["dtype"]), "TYPE_FP32"),
+                                          dims))
+        samples[src.model] = inputs
+    if caption is not None:
+        folder = tmp / TOKENIZER / WARMUP_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CAPTIONS).write_bytes(string_tensor_bytes([caption[0]]))
+        samples[TOKENIZER] = [WarmupInput(CAPTIONS, "TYPE_STRING", (1,), CAPTIONS)]
+    return samples
+
+
+def _keep_other_versions(folder: Any, tmp: Path, version: int) -> list[str]:
+    """Stage, unchanged, the files of other version folders that the earlier repository's marker lists
+    (hard links where possible): the writer would otherwise remove them as its own stale files."""
+    old = folder.old_manifest or {}
+    listed = old.get("files") if isinstance(old.get("files"), dict) else {}
+    kept = []
+    for rel in listed:
+        parts = str(rel).split("/")
+        if (len(parts) < 3 or parts[0] not in (*MODELS, TOKENIZER, CAPTION_ENCODER) or not parts[1].isdigit()
+                or int(parts[1]) == version or any(p in ("", ".", "..") for p in parts)):
+            continue
+        source = folder.target / rel
+        if source.is_symlink() or not source.is_file():
+            continue
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+        kept.append(str(rel))
+    return kept
 
 
 def build_model_repository(cfg: TritonRepoConfig) -> Path:
@@ -495,6 +495,7 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
     """
     say = _log.info
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
+    triton_config.check_schema()  # tritonclient (the serving extra) writes the configs
     inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
     # checked before anything is read or created: path, overlap with the inputs, ownership
     folder = repo_artifact.KIND.writer(out, entries=REPO_ENTRIES, overwrite=cfg.overwrite, input_dirs=inputs)
@@ -539,10 +540,19 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
             raise VsrnError(f"--preferred-batch {','.join(map(str, preferred))} has sizes above "
                             f"--max-batch {max_batch}; Triton refuses such a configuration")
 
+    from vsrn_deploy.core.tokens import read_word2idx
+
+    caption = warmup_caption(read_word2idx(onnx_dir / contract.VOCAB_NAME))
+    if caption is None:
+        _log.warning(f"warning: {onnx_dir / contract.VOCAB_NAME} has no word the tokeniser reproduces; "
+                     "the text encoder and tokenizer get no warmup sample")
+    version = cfg.model_version
     with folder:  # locked; ownership checked again under the lock
         tmp = folder.staging
+        kept = _keep_other_versions(folder, tmp, version)
+        warmups = _warmups(tmp, sources, caption)
         for src in sources:
-            version_dir = tmp / src.model / "1"
+            version_dir = tmp / src.model / str(version)
             version_dir.mkdir(parents=True)
             target = version_dir / _MODEL_FILE[cfg.backend]
             shutil.copyfile(src.path, target)
@@ -553,11 +563,12 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
                 shutil.copyfile(_TEMPLATES / "onnx_model.py", version_dir / "model.py")
             config = render_config(src.model, cfg.backend, src.spec, max_batch=max_batch,
                                    preferred=preferred, max_queue_delay_us=cfg.max_queue_delay_us,
-                                   instances=cfg.instances, kind=cfg.kind, profiles=src.profiles)
+                                   instances=cfg.instances, kind=cfg.kind, profiles=src.profiles,
+                                   version=version, warmup=warmups.get(src.model))
             atomic_write_text(tmp / src.model / "config.pbtxt", config)
-            say(f"{src.model}: {src.path} -> {out / src.model / '1' / target.name}")
-        tok_dir = tmp / TOKENIZER / "1"
-        tok_dir.mkdir(parents=True)
+            say(f"{src.model}: {src.path} -> {out / src.model / str(version) / target.name}")
+        tok_dir = tmp / TOKENIZER / str(version)
+        tok_dir.mkdir(parents=True, exist_ok=True)
         vocab_source = onnx_dir / contract.VOCAB_NAME
         for vocab in (tmp / TEXT.graph / contract.VOCAB_NAME, tok_dir / contract.VOCAB_NAME):
             shutil.copyfile(vocab_source, vocab)
@@ -567,11 +578,12 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
         shutil.copyfile(Path(__file__).parents[1] / "core" / "tokens.py", tok_dir / "vsrn_tokens.py")
         atomic_write_text(tmp / TOKENIZER / "config.pbtxt", render_tokenizer_config(
             max_batch=max_batch, max_tokens=cfg.max_tokens, instances=cfg.instances, preferred=preferred,
-            max_queue_delay_us=cfg.max_queue_delay_us))
+            max_queue_delay_us=cfg.max_queue_delay_us, version=version, warmup=warmups.get(TOKENIZER)))
         embed_dims = _spec_dims(list(manifest["graphs"][TEXT.graph]["outputs"][0]["shape"]))
-        (tmp / CAPTION_ENCODER / "1").mkdir(parents=True)  # an ensemble needs an (empty) version folder
+        # an ensemble needs an (empty) version folder
+        (tmp / CAPTION_ENCODER / str(version)).mkdir(parents=True, exist_ok=True)
         atomic_write_text(tmp / CAPTION_ENCODER / "config.pbtxt",
-                          render_ensemble_config(max_batch=max_batch, embed_dims=embed_dims))
+                          render_ensemble_config(max_batch=max_batch, embed_dims=embed_dims, version=version))
         say(f"{TOKENIZER} + {CAPTION_ENCODER}: captions -> {TEXT.embedding}")
         atomic_write_text(tmp / "README.md", _readme(cfg, out, sources, max_batch, precision))
         marker = {
@@ -580,6 +592,7 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
             "backend": cfg.backend,
             "precision": precision,
             "max_batch_size": max_batch,
+            "model_version": version,
             "export": {"dir": str(onnx_dir),
                        "manifest_sha256": sha256_file(onnx_dir / contract.MANIFEST_NAME)},
             "models": {s.model: {"source": str(s.path), "sha256": s.sha256} for s in sources},
@@ -592,6 +605,9 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
         marker["files"] = {p.relative_to(tmp).as_posix(): file_entry(p) for p in sorted(tmp.rglob("*"))
                            if p.is_file() and p.name != MARKER_NAME}
         atomic_write_json(tmp / MARKER_NAME, repo_artifact.RepoMarker.from_dict(marker).to_dict())
+        if kept:
+            say(f"kept {len(kept)} file(s) of other versions an earlier run wrote (not served: every config "
+                f"pins version {version})")
         folder.commit()  # file by file (only the earlier repository's files are replaced), the marker last
     say(f"wrote {out} (serve with: tritonserver --model-repository={out})")
     return out
