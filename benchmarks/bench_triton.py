@@ -1,46 +1,60 @@
-"""Triton serving throughput vs direct ONNX Runtime, side by side in one run (CPU).
+"""Triton serving under load (perf_analyzer) vs direct ONNX Runtime at the batch Triton formed (CPU).
 
-Exports a randomly initialised VSRN (paper sizes by default, `--tiny` for a quick look), writes a
-`triton-repo --backend python --kind cpu` repository, starts the CPU tritonserver of the
-nvidia-pytriton wheel (`bash .ci/setup` installs it) on 127.0.0.1, and measures, round after round
-(each round: direct ONNX Runtime, then Triton, so that load from other processes hits both alike):
+Exports a randomly initialised VSRN (paper sizes by default, `--tiny` for a quick look; `--precision
+int8` adds the INT8 graphs and serves those), writes the repository `triton-repo --backend python
+--kind cpu` ships (its default batching settings; max batch 8 from the export), starts the CPU
+tritonserver of the nvidia-pytriton wheel (`bash .ci/setup` installs it) on 127.0.0.1 and, round after
+round:
 
-- images/s and captions/s at batch 1 (one request after another, HTTP binary tensors; captions as
-  raw strings through `caption_encoder`, tokenised by the server) against ONNX Runtime called
-  one item at a time in this process (captions tokenised here with vsrn_deploy's vocabulary);
-- the same with dynamic batching: `--concurrency` batch-1 requests in flight (asynchronous gRPC),
-  against ONNX Runtime on batches of the server's preferred size.
+- perf_analyzer (tritonclient 2.51's load generator, `.ci/setup.d/32-perf-analyzer.sh` installs it in
+  .venv/perf-analyzer/) drives `caption_encoder` (raw caption strings: tokenizer + text_encoder) at
+  `--caption-concurrency` (16) batch-1 requests in flight over gRPC, then `image_encoder` at
+  `--image-concurrency` (4); the server's statistics before and after each run give every model's
+  inference and execution counts, hence the batch the dynamic batcher formed (inferences/executions);
+- right after each run, ONNX Runtime in this process runs the same graph, with the server's session
+  settings (default intra-op threads, 1 inter-op thread), at that formed batch (rounded) for `--seconds`
+  (captions tokenised here with vsrn_deploy's vocabulary), so that load from other processes hits both
+  sides alike.
 
-Both sides use ONNX Runtime's default intra-op threads (all visible cores); the server and this client
-share the machine. Medians over rounds; the load average before and after is recorded.
+Reported: captions/s and images/s, Triton (perf_analyzer) against direct, their ratio, and the
+execution/inference ratios (medians over rounds); the load average before and after, the command
+line, versions. The client never imports torch (the export runs in a child process). Server, client
+and perf_analyzer share the machine's cores.
 
-With `--perf-analyzer`, Triton's own load generator (perf_analyzer of the tritonclient 2.51 wheel,
-installed by `.ci/setup.d/32-perf-analyzer.sh` in .venv/perf-analyzer/) also drives `image_encoder`
-and `caption_encoder` at `--concurrency` over gRPC: throughput and p50/p99 latency as it measures them.
-
-    .venv/bin/python benchmarks/bench_triton.py --out benchmarks/results/triton_cpu
-    .venv/bin/python benchmarks/bench_triton.py --tiny --perf-analyzer --out OUT
+    .venv/bin/python benchmarks/bench_triton.py --precision fp32 --out benchmarks/results/triton_cpu
+    .venv/bin/python benchmarks/bench_triton.py --precision int8 --out benchmarks/results/triton_cpu_int8
+    .venv/bin/python benchmarks/bench_triton.py --tiny --perf-analyzer --precision int8 --out /tmp/triton_tiny
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.metadata
 import json
-import queue
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+PERF_ANALYZER = REPO / ".venv" / "perf-analyzer" / "perf_analyzer"
+MAX_BATCH = 8
+MIN_BATCH = 4  # the issue's target: each caption model runs at most once per this many requests
+MIN_RATIO = 0.8  # the issue's target: Triton >= this x direct ONNX Runtime at the formed batch
+TEXT_MODELS = ("tokenizer", "text_encoder")
 
 
-def _export(root: Path, tiny: bool) -> Path:
+def _export(root: str, tiny: bool, precision: str) -> str:
+    """Export a random model (run in a child process: torch stays out of the measuring one)."""
     sys.path.insert(0, str(REPO / "tests" / "export"))
     from export_helpers import write_vocab
 
@@ -51,96 +65,98 @@ def _export(root: Path, tiny: bool) -> Path:
 
     cfg = VSRNConfig.tiny() if tiny else VSRNConfig()
     model = random_model(cfg)
-    vocab = load_vocab(write_vocab(root / "vocab.json", cfg.vocab_size))
-    out = root / "export"
-    export_loaded(model, vocab, out, ExportConfig(precision="fp32", max_batch=8, retrieval_images=50))
-    return out
+    vocab = load_vocab(write_vocab(Path(root) / "vocab.json", cfg.vocab_size))
+    out = Path(root) / "export"
+    export_loaded(model, vocab, out,
+                  ExportConfig(precision=precision, max_batch=MAX_BATCH, retrieval_images=50))
+    return str(out)
 
 
-def _rate(seconds: float, items: int) -> float:
-    return items / seconds if seconds > 0 else float("nan")
+def _stats(client) -> dict[str, tuple[int, int]]:
+    """(inference_count, execution_count) of every model, from the server's statistics."""
+    rows = client.get_inference_statistics(as_json=True)["model_stats"]
+    return {r["name"]: (int(r.get("inference_count", 0)), int(r.get("execution_count", 0))) for r in rows}
 
 
-def _timed(fn, min_seconds: float, items_per_call: int) -> float:
-    """Items/s of `fn` called repeatedly for at least `min_seconds` (after one warm-up call)."""
+def _perf_analyzer(binary: Path, server, model: str, concurrency: int, requests: int, work: Path,
+                   input_data: Path | None) -> tuple[dict[str, float], list[str]]:
+    """perf_analyzer's throughput and p50/p99 latency (ms) of `model` at `concurrency` batch-1 requests
+    in flight over gRPC (random FP32 inputs, or `input_data`); count windows of `requests` requests,
+    stable within 50 % (a shared machine), at most 10 windows. Returns the figures and the command."""
+    report = work / f"{model}.csv"
+    cmd = [str(binary), "-m", model, "-u", server.grpc_url, "-i", "grpc", "--concurrency-range",
+           str(concurrency), "--measurement-mode", "count_windows", "--measurement-request-count",
+           str(requests), "--stability-percentage", "50", "--max-trials", "10", "-f", str(report)]
+    if input_data is not None:
+        cmd += ["--input-data", str(input_data)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        raise SystemExit(f"error: perf_analyzer on {model} exited {done.returncode}: {' | '.join(tail)}")
+    with open(report, newline="") as f:
+        row = next(csv.DictReader(f))
+    return ({"items_per_s": float(row["Inferences/Second"]), "p50_ms": float(row["p50 latency"]) / 1000,
+             "p99_ms": float(row["p99 latency"]) / 1000}, cmd)
+
+
+def _direct_rate(fn, batch: int, seconds: float) -> float:
+    """Items/s of `fn()` (one batch of `batch` items) called for at least `seconds` after one warm-up."""
     fn()
     n, t0 = 0, time.perf_counter()
     while True:
         fn()
         n += 1
         elapsed = time.perf_counter() - t0
-        if elapsed >= min_seconds and n >= 3:
-            return _rate(elapsed, n * items_per_call)
+        if elapsed >= seconds and n >= 3:
+            return n * batch / elapsed
 
 
-def _concurrent(client, make_request, total: int, in_flight: int) -> float:
-    """Items/s with `in_flight` asynchronous gRPC batch-1 requests outstanding, `total` in all."""
-    done: queue.Queue = queue.Queue()
-    sent = 0
-    t0 = time.perf_counter()
-    while sent < min(in_flight, total):
-        make_request(client, sent, done)
-        sent += 1
-    for _ in range(total):
-        error = done.get(timeout=300)
-        if error is not None:
-            raise RuntimeError(error)
-        if sent < total:
-            make_request(client, sent, done)
-            sent += 1
-    return _rate(time.perf_counter() - t0, total)
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
 
 
-def _stats(client, model: str) -> tuple[int, int]:
-    s = client.get_inference_statistics(model, as_json=True)["model_stats"][0]
-    return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
-
-
-PERF_ANALYZER = REPO / ".venv" / "perf-analyzer" / "perf_analyzer"
-
-
-def _perf_analyzer(binary: Path, server, model: str, concurrency: int, work: Path,
-                   captions: list[str] | None = None) -> dict[str, float]:
-    """perf_analyzer's throughput and latency (ms) of `model` at `concurrency` requests in flight (gRPC;
-    random FP32 inputs, or `captions` for a string input); count windows of 100 requests, stable
-    within 50 % on this shared machine."""
-    cmd = [str(binary), "-m", model, "-u", server.grpc_url, "-i", "grpc", "--concurrency-range",
-           str(concurrency), "--measurement-mode", "count_windows", "--measurement-request-count", "100",
-           "--stability-percentage", "50", "--max-trials", "6", "-f", str(work / f"{model}.csv")]
-    if captions is not None:
-        data = {"data": [{"captions": {"content": [c], "shape": [1]}} for c in captions]}
-        (work / "captions.json").write_text(json.dumps(data))
-        cmd += ["--input-data", str(work / "captions.json")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"perf_analyzer failed on {model}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-    with open(work / f"{model}.csv", newline="") as f:
-        row = next(csv.DictReader(f))
-    return {"items_per_s": round(float(row["Inferences/Second"]), 1),
-            "p50_ms": round(float(row["p50 latency"]) / 1000, 2),
-            "p99_ms": round(float(row["p99 latency"]) / 1000, 2)}
+def _usage(message: str) -> None:
+    """Bad input: one `error:` line, exit 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/triton_cpu", help="writes OUT.json and OUT.md")
     parser.add_argument("--tiny", action="store_true", help="tiny model (a quick look, not the figures)")
+    parser.add_argument("--precision", default="fp32", help="fp32 or int8: the graphs the server runs")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement and round")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (dynamic batching)")
-    parser.add_argument("--perf-analyzer", nargs="?", const=str(PERF_ANALYZER), default=None, metavar="PATH",
-                        help="also measure with perf_analyzer (default path: the set-up's "
-                             ".venv/perf-analyzer/perf_analyzer)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="direct ONNX Runtime: per model and round")
+    parser.add_argument("--caption-concurrency", type=int, default=16, help="requests in flight, captions")
+    parser.add_argument("--image-concurrency", type=int, default=4, help="requests in flight, images")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="perf_analyzer count window (requests); default 200 tiny, 64 paper sizes")
+    parser.add_argument("--perf-analyzer", nargs="?", const=str(PERF_ANALYZER), default=str(PERF_ANALYZER),
+                        metavar="PATH", help="perf_analyzer to run (default: the set-up's "
+                                             ".venv/perf-analyzer/perf_analyzer)")
     args = parser.parse_args()
-    if args.perf_analyzer and not Path(args.perf_analyzer).is_file():
-        parser.error(f"no perf_analyzer at {args.perf_analyzer}; run bash .ci/setup (32-perf-analyzer.sh)")
+    if args.precision not in ("fp32", "int8"):
+        _usage(f"--precision must be fp32 or int8 (got {args.precision!r})")
+    for name in ("rounds", "caption_concurrency", "image_concurrency", "requests"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            _usage(f"--{name.replace('_', '-')} must be >= 1 (got {value})")
+    if not args.seconds > 0:
+        _usage(f"--seconds must be > 0 (got {args.seconds})")
+    binary = Path(args.perf_analyzer)
+    if not binary.is_file():
+        _usage(f"no perf_analyzer at {binary}; install it with: bash .ci/setup (32-perf-analyzer.sh)")
+    requests = args.requests or (200 if args.tiny else 64)
+    command = shlex.join([".venv/bin/python", "benchmarks/bench_triton.py", *sys.argv[1:]])
 
     import onnxruntime as ort
     import tritonclient.grpc as tg
-    import tritonclient.http as th
 
     from vsrn_deploy.bench.machine import load_average, machine_info
     from vsrn_deploy.bench.report import write_atomic, write_json
+    from vsrn_deploy.core.contract import IMAGE, TEXT, UNK_ID, onnx_name
+    from vsrn_deploy.core.errors import VsrnError
     from vsrn_deploy.core.tokens import unusable_query
     from vsrn_deploy.data.vocab import load_vocab
     from vsrn_deploy.export.test_vectors import read_test_vectors
@@ -154,156 +170,172 @@ def main() -> None:
 
     load_before = load_average()
     tmp = Path(tempfile.mkdtemp(prefix="bench_triton."))
-    t0 = time.perf_counter()
-    export = _export(tmp, args.tiny)
-    export_s = time.perf_counter() - t0
-    preferred = 8
-    repo = build_model_repository(TritonRepoConfig(
-        onnx_dir=export, out=tmp / "repo", backend="python", kind="cpu", max_batch=8,
-        preferred_batch=(preferred,)))  # the default max queue delay (100 us)
-    vectors = read_test_vectors(export)
-    vocab = load_vocab(export / "vocab.json")
-    feats1 = vectors["region_features"][:1]
-    reps = preferred // len(vectors["region_features"]) + 1
-    feats8 = np.repeat(vectors["region_features"], reps, 0)[:preferred]
-    # the server refuses a caption without a known word (as search does): only usable ones are timed
-    captions = [c for c in vectors["captions"] if not unusable_query(vocab.encode(c), c)][:preferred]
-    sessions = {g: ort.InferenceSession(str(export / f"{g}.onnx"), providers=["CPUExecutionProvider"])
-                for g in ("image_encoder", "text_encoder")}
-
-    def ort_images(feats):
-        return lambda: sessions["image_encoder"].run(None, {"region_features": feats})
-
-    def ort_captions(batch):
-        def run():
-            ids, lengths = vocab.encode_batch(batch)
-            sessions["text_encoder"].run(None, {"token_ids": ids, "lengths": lengths})
-        return run
-
-    server = start_server(repo, timeout=300)
-    http = th.InferenceServerClient(server.http_url, network_timeout=300)
-    grpc = tg.InferenceServerClient(server.grpc_url)
-
-    def http_image():
-        x = th.InferInput("region_features", list(feats1.shape), "FP32")
-        x.set_data_from_numpy(feats1)
-        http.infer("image_encoder", [x], outputs=[th.InferRequestedOutput("image_embedding")])
-
-    def http_caption():
-        x = th.InferInput(CAPTIONS, [1, 1], "BYTES")
-        x.set_data_from_numpy(np.array([[captions[0].encode()]], dtype=object))
-        http.infer(CAPTION_ENCODER, [x])
-
-    def grpc_image(client, i, done):
-        x = tg.InferInput("region_features", list(feats1.shape), "FP32")
-        x.set_data_from_numpy(feats8[i % preferred : i % preferred + 1])
-        client.async_infer("image_encoder", [x], lambda result, error: done.put(error),
-                           outputs=[tg.InferRequestedOutput("image_embedding")])
-
-    def grpc_caption(client, i, done):
-        x = tg.InferInput(CAPTIONS, [1, 1], "BYTES")
-        x.set_data_from_numpy(np.array([[captions[i % len(captions)].encode()]], dtype=object))
-        client.async_infer(CAPTION_ENCODER, [x], lambda result, error: done.put(error))
-
-    rows: dict[str, list[float]] = {}
-    batching: dict[str, list[float]] = {"image_encoder": [], "tokenizer": [], "text_encoder": []}
-    perf: dict[str, dict[str, float]] = {}
-    total = max(args.concurrency * 4, 32) if not args.tiny else 400
+    server = client = None
     try:
-        for _ in range(args.rounds):
-            for key, value in (
-                ("image b1 ort", _timed(ort_images(feats1), args.seconds, 1)),
-                ("image b1 triton", _timed(http_image, args.seconds, 1)),
-                (f"image b{preferred} ort", _timed(ort_images(feats8), args.seconds, preferred)),
-                ("image dyn triton", None),
-                ("caption b1 ort", _timed(ort_captions(captions[:1]), args.seconds, 1)),
-                ("caption b1 triton", _timed(http_caption, args.seconds, 1)),
-                (f"caption b{preferred} ort", _timed(ort_captions(captions), args.seconds, preferred)),
-                ("caption dyn triton", None),
-            ):
-                if value is None:
-                    models, maker = ((["image_encoder"], grpc_image) if key.startswith("image")
-                                     else (["tokenizer", "text_encoder"], grpc_caption))
-                    _concurrent(grpc, maker, args.concurrency, args.concurrency)  # warm-up
-                    before = {m: _stats(grpc, m) for m in models}
-                    value = _concurrent(grpc, maker, total, args.concurrency)
-                    after = {m: _stats(grpc, m) for m in models}
-                    for m in models:
-                        batching[m].append((after[m][0] - before[m][0]) / max(1, after[m][1] - before[m][1]))
-                rows.setdefault(key, []).append(value)
-                print(f"{key}: {value:.1f} items/s", file=sys.stderr)
-        if args.perf_analyzer:
-            for model, inputs in (("image_encoder", None), (CAPTION_ENCODER, captions)):
-                perf[model] = _perf_analyzer(Path(args.perf_analyzer), server, model, args.concurrency, tmp,
-                                             inputs)
-                print(f"perf_analyzer {model}: {perf[model]}", file=sys.stderr)
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            export = Path(pool.submit(_export, str(tmp), args.tiny, args.precision).result())
+        export_s = time.perf_counter() - t0
+        # the shipped defaults: preferred sizes and queue delay as triton-repo writes them
+        repo = build_model_repository(TritonRepoConfig(
+            onnx_dir=export, out=tmp / "repo", backend="python", kind="cpu", precision=args.precision))
+        config = (repo / TEXT.graph / "config.pbtxt").read_text()
+        found = re.search(r"dynamic_batching \{.*?\}", config, re.S)
+        batching = " ".join(found.group(0).split()) if found else None
+
+        vectors = read_test_vectors(export)
+        vocab = load_vocab(export / "vocab.json")
+        # the server refuses a caption without a known word (as search does): only usable ones are sent
+        captions = [c for c in vectors["captions"] if not unusable_query(vocab.encode(c), c, UNK_ID)]
+        if not captions:
+            raise SystemExit("error: no test-vector caption has a known word; re-export")
+        caption_data = tmp / "captions.json"
+        caption_data.write_text(json.dumps({"data": [{CAPTIONS: {"content": [c], "shape": [1]}}
+                                                     for c in captions]}))
+        feats = vectors["region_features"]
+        options = ort.SessionOptions()  # as the server's python model: default intra-op threads, 1 inter-op
+        options.intra_op_num_threads = 0
+        options.inter_op_num_threads = 1
+        sessions = {g: ort.InferenceSession(str(export / onnx_name(g, args.precision)), options,
+                                            providers=["CPUExecutionProvider"])
+                    for g in (IMAGE.graph, TEXT.graph)}
+
+        def direct_images(batch: int):
+            x = np.ascontiguousarray(np.resize(feats, (batch, *feats.shape[1:])))
+            return lambda: sessions[IMAGE.graph].run(None, {"region_features": x})
+
+        def direct_captions(batch: int):
+            state = {"i": 0}
+
+            def run():  # tokenise here, as the server's tokenizer does, then the text encoder
+                i = state["i"]
+                state["i"] = (i + batch) % len(captions)
+                ids, lengths = vocab.encode_batch([captions[(i + k) % len(captions)] for k in range(batch)])
+                sessions[TEXT.graph].run(None, {"token_ids": ids, "lengths": lengths})
+            return run
+
+        server = start_server(repo, timeout=600)
+        client = tg.InferenceServerClient(server.grpc_url)
+        server_version = client.get_server_metadata(as_json=True).get("version")
+        plan = (("captions", CAPTION_ENCODER, args.caption_concurrency, caption_data, TEXT_MODELS,
+                 TEXT.graph, direct_captions),
+                ("images", IMAGE.graph, args.image_concurrency, None, (IMAGE.graph,), IMAGE.graph,
+                 direct_images))
+        rounds: dict[str, list[dict]] = {kind: [] for kind, *_ in plan}
+        commands: dict[str, list[str]] = {}
+        for r in range(args.rounds):
+            for kind, model, concurrency, data, counted, batch_model, direct in plan:
+                before = _stats(client)
+                figures, commands[model] = _perf_analyzer(binary, server, model, concurrency, requests, tmp,
+                                                          data)
+                after = _stats(client)
+                counts = {m: {"inferences": after[m][0] - before[m][0],
+                              "executions": after[m][1] - before[m][1]} for m in counted}
+                for c in counts.values():
+                    c["executions_per_inference"] = c["executions"] / max(1, c["inferences"])
+                formed = counts[batch_model]["inferences"] / max(1, counts[batch_model]["executions"])
+                batch = max(1, min(MAX_BATCH, round(formed)))
+                rate = _direct_rate(direct(batch), batch, args.seconds)
+                rounds[kind].append({"triton": figures, "counts": counts, "formed_batch": formed,
+                                     "direct_batch": batch, "direct_items_per_s": rate,
+                                     "ratio": figures["items_per_s"] / rate})
+                print(f"round {r + 1} {kind}: triton {figures['items_per_s']:.1f}/s, batch formed "
+                      f"{formed:.2f}, direct at batch {batch} {rate:.1f}/s", file=sys.stderr)
+    except VsrnError as exc:  # the server is not installed, or does not load the repository
+        raise SystemExit(f"error: {exc}") from None
     finally:
-        http.close()
-        grpc.close()
-        server.stop()
+        if client is not None:
+            client.close()
+        if server is not None:
+            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = load_average()
 
-    med = {k: float(np.median(v)) for k, v in rows.items()}
+    summary = {}
+    for kind, rows in rounds.items():
+        counts = {m: {"executions_per_inference": _median([x["counts"][m]["executions_per_inference"]
+                                                           for x in rows]),
+                      "inferences": sum(x["counts"][m]["inferences"] for x in rows),
+                      "executions": sum(x["counts"][m]["executions"] for x in rows)}
+                  for m in rows[0]["counts"]}
+        summary[kind] = {
+            "triton_items_per_s": _median([x["triton"]["items_per_s"] for x in rows]),
+            "triton_p50_ms": _median([x["triton"]["p50_ms"] for x in rows]),
+            "triton_p99_ms": _median([x["triton"]["p99_ms"] for x in rows]),
+            "formed_batch": _median([x["formed_batch"] for x in rows]),
+            "direct_batches": sorted({x["direct_batch"] for x in rows}),
+            "direct_items_per_s": _median([x["direct_items_per_s"] for x in rows]),
+            "ratio": _median([x["ratio"] for x in rows]),
+            "counts": counts,
+        }
+    text_ok = all(summary["captions"]["counts"][m]["executions_per_inference"] <= 1 / MIN_BATCH
+                  for m in TEXT_MODELS)
     result = {
+        "command": command,
         "machine": machine_info(),
         "load_average": {"before": load_before, "after": load_after},
-        "note": "2 CPU cores shared with other agents' jobs; server and client on the same cores",
-        "model": "tiny" if args.tiny else "paper sizes (random weights), FP32",
+        "note": "server, perf_analyzer and the direct ONNX Runtime client share the machine's cores",
+        "model": ("tiny" if args.tiny else "paper sizes (random weights)") + f", {args.precision.upper()}",
         "export_seconds": round(export_s, 1),
-        "server": "tritonserver 2.51 (nvidia-pytriton 0.7.0), python backend + ONNX Runtime, 1 CPU instance",
-        "concurrency": args.concurrency,
-        "preferred_batch": preferred,
-        "rounds": {k: [round(x, 2) for x in v] for k, v in rows.items()},
-        "median_items_per_s": {k: round(v, 2) for k, v in med.items()},
-        "mean_batch_per_execution": {k: round(float(np.median(v)), 2) for k, v in batching.items()},
-        "perf_analyzer": perf or None,
+        "server": f"tritonserver {server_version} (nvidia-pytriton wheel), python backend + ONNX Runtime, "
+                  "1 CPU instance per model",
+        "repository_batching": {"max_batch": MAX_BATCH, "dynamic_batching": batching},
+        "perf_analyzer": {"binary": "tritonclient 2.51.0 wheel", "requests_per_window": requests,
+                          "commands": {m: shlex.join([Path(c[0]).name, *c[1:]])
+                                       for m, c in commands.items()}},
+        "tritonclient": importlib.metadata.version("tritonclient"),
+        "client_imported_torch": "torch" in sys.modules,
+        "rounds_per_kind": rounds,
+        "summary": summary,
+        "targets": {
+            "text executions <= inferences / 4 (tokenizer, text_encoder)": text_ok,
+            "captions/s >= 0.8x direct at the formed batch": summary["captions"]["ratio"] >= MIN_RATIO,
+            "images/s >= 0.8x direct at the formed batch": summary["images"]["ratio"] >= MIN_RATIO,
+        },
     }
     out = Path(args.out)
     write_json(result, out.with_suffix(".json"))
+    cap, img = summary["captions"], summary["images"]
     lines = [
-        f"# Triton (CPU, python backend) vs direct ONNX Runtime: {result['model']}",
+        f"# Triton (CPU, python backend) under perf_analyzer vs direct ONNX Runtime: {result['model']}",
         "",
-        f"CPU: {result['machine']['cpu']} ({result['machine']['logical_cpus']} cores, shared with other "
-        f"agents' jobs; load average before {load_before:.2f}, after {load_after:.2f}). Server and client "
-        "share the cores. Medians of "
-        f"{args.rounds} rounds, {args.seconds:.0f} s each; rounds alternate ONNX Runtime and Triton.",
+        f"CPU: {result['machine']['cpu']} ({result['machine']['logical_cpus']} cores; load average before "
+        f"{load_before:.2f}, after {load_after:.2f}). Server, perf_analyzer and the direct client share the "
+        f"cores. Medians of {args.rounds} rounds; each round runs perf_analyzer on a model, then ONNX "
+        f"Runtime directly ({args.seconds:g} s) at the batch the server formed in that run. "
+        f"{result['server']}; max batch {MAX_BATCH}, `{batching}`.",
         "",
-        "| what | ONNX Runtime direct | Triton | Triton / direct |",
-        "|---|---|---|---|",
-    ]
-    for kind, unit in (("image", "images/s"), ("caption", "captions/s")):
-        for mode, direct_key, triton_key in (
-            ("batch 1, one request at a time", f"{kind} b1 ort", f"{kind} b1 triton"),
-            (f"dynamic batching ({args.concurrency} batch-1 requests in flight) vs batch {preferred}",
-             f"{kind} b{preferred} ort", f"{kind} dyn triton"),
-        ):
-            d, t = med[direct_key], med[triton_key]
-            lines.append(f"| {unit}, {mode} | {d:.1f} | {t:.1f} | {t / d:.2f}x |")
-    lines += [
+        "| model | in flight | Triton items/s | p50 / p99 ms | batch formed | direct items/s (batch) "
+        "| Triton / direct |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| {CAPTION_ENCODER} (captions) | {args.caption_concurrency} | {cap['triton_items_per_s']:.1f} | "
+        f"{cap['triton_p50_ms']:.1f} / {cap['triton_p99_ms']:.1f} | {cap['formed_batch']:.2f} | "
+        f"{cap['direct_items_per_s']:.1f} ({', '.join(map(str, cap['direct_batches']))}) | "
+        f"{cap['ratio']:.2f}x |",
+        f"| {IMAGE.graph} (images) | {args.image_concurrency} | {img['triton_items_per_s']:.1f} | "
+        f"{img['triton_p50_ms']:.1f} / {img['triton_p99_ms']:.1f} | {img['formed_batch']:.2f} | "
+        f"{img['direct_items_per_s']:.1f} ({', '.join(map(str, img['direct_batches']))}) | "
+        f"{img['ratio']:.2f}x |",
         "",
-        "Mean requests per model execution under dynamic batching: "
-        + ", ".join(f"{k} {v}" for k, v in result["mean_batch_per_execution"].items()) + ".",
-    ]
-    if perf:
-        lines += [
-            "",
-            f"perf_analyzer (tritonclient 2.51), {args.concurrency} requests in flight over gRPC, count "
-            "windows of 100 requests:",
-            "",
-            "| model | items/s | p50 latency (ms) | p99 latency (ms) |",
-            "|---|---|---|---|",
-            *(f"| {m} | {r['items_per_s']} | {r['p50_ms']} | {r['p99_ms']} |" for m, r in perf.items()),
-        ]
-    lines += [
+        "Executions per inference over the perf_analyzer runs (server statistics; median of rounds, "
+        "totals over all rounds):",
         "",
-        f"Captions: Triton receives raw strings (`{CAPTION_ENCODER}`: tokenizer + text_encoder); the "
-        "direct side tokenises with vsrn_deploy's vocabulary in the same process.",
+        "| model | inferences | executions | executions / inferences |",
+        "|---|---:|---:|---:|",
+        *(f"| {m} | {c['inferences']} | {c['executions']} | {c['executions_per_inference']:.3f} |"
+          for s in (cap, img) for m, c in s["counts"].items()),
+        "",
+        "Targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}"
+                                for k, v in result["targets"].items()) + ".",
+        "",
+        f"Captions: perf_analyzer sends raw strings to `{CAPTION_ENCODER}` (tokenizer + text_encoder); the "
+        "direct side tokenises with vsrn_deploy's vocabulary in its own process, then runs the text encoder.",
+        "",
+        "perf_analyzer: " + "; ".join(f"`{c}`" for c in result["perf_analyzer"]["commands"].values()),
         "",
         f"versions: {json.dumps(result['machine']['versions'])}",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_triton.py --out {args.out}"
-        + (" --tiny" if args.tiny else "") + (" --perf-analyzer" if perf else "") + "`",
+        f"Command: `{command}`",
     ]
     write_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
