@@ -429,3 +429,107 @@ def test_without_tritonclient_one_line_names_the_serving_extra(export_dir, tmp_p
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "pip install 'vsrn-deploy[serving]'" in lines[0]
     assert not (tmp_path / "repo").exists()
+
+
+def _archive(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+_SITE = "lib/python3.11/site-packages"
+
+
+def _fake_env(numpy: str = "1.26.4", modules=("numpy", "onnxruntime", "nltk")) -> dict[str, bytes]:
+    members = {f"{_SITE}/{m}/__init__.py": b"" for m in modules}
+    if "numpy" in modules:
+        members[f"{_SITE}/numpy-{numpy}.dist-info/METADATA"] = b""
+    return {"bin/activate": b"", **members}
+
+
+def test_python_env_archive_is_carried_once_and_named_by_every_python_model(export_dir, tmp_path):
+    from vsrn_deploy.serving.triton_server import carries_python_env
+
+    env = _archive(tmp_path / "env.tar.gz", _fake_env())
+    out = tmp_path / "repo"
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--backend", "python", "--kind", "cpu",
+                     "--python-env", str(env))
+    assert result.exit_code == 0, result.output
+    assert (out / "tokenizer" / "python_env" / "vsrn-python.tar.gz").read_bytes() == env.read_bytes()
+    for model in ("image_encoder", "text_encoder", "tokenizer"):
+        params = parse_pbtxt((out / model / "config.pbtxt").read_text())["parameters"]
+        assert params["EXECUTION_ENV_PATH"] == {
+            "string_value": "$$TRITON_MODEL_DIRECTORY/../tokenizer/python_env/vsrn-python.tar.gz"}, model
+    marker = json.loads((out / "vsrn_repo.json").read_text())
+    assert marker["python_env"]["sha256"] == sha256_file(env)
+    assert marker["python_env"]["packed_from"] == "archive"
+    readme = (out / "README.md").read_text()
+    assert "nvcr.io/nvidia/tritonserver:24.10-py3 tritonserver --model-repository=/models" in readme
+    assert "pip install" not in readme.split("nvidia-pytriton")[0]  # the container line installs nothing
+    assert carries_python_env(out)
+    # onnxruntime backend: only the tokenizer is a python model, and only it names the environment
+    ort_repo = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "ort",
+                                                       python_env=env))
+    assert "EXECUTION_ENV_PATH" in (ort_repo / "tokenizer" / "config.pbtxt").read_text()
+    assert "EXECUTION_ENV_PATH" not in (ort_repo / "image_encoder" / "config.pbtxt").read_text()
+    assert carries_python_env(ort_repo)
+    plain = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "plain"))
+    assert not carries_python_env(plain)
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    (_fake_env(modules=("numpy", "nltk")), "lacks onnxruntime"),
+    (_fake_env(numpy="2.1.0"), "has numpy 2.1.0"),
+    ({"lib/python3.12/site-packages/numpy/__init__.py": b""}, "holds no Python 3.11 site-packages"),
+    (None, "is not a readable .tar.gz"),
+])
+def test_a_python_env_archive_without_what_the_models_import_is_one_error_line(export_dir, tmp_path,
+                                                                                members, message):
+    env = tmp_path / "env.tar.gz"
+    if members is None:
+        env.write_bytes(b"not gzip")
+    else:
+        _archive(env, members)
+    out = tmp_path / "repo"
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(out), "--backend", "python", "--python-env",
+                     str(env), "--kind", "cpu")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert not out.exists()
+
+
+def test_a_venv_folder_is_checked_then_packed_with_venv_pack(export_dir, tmp_path):
+    base = subprocess.run([sys.executable, "-c", "import sys; print(sys._base_executable)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    venv = tmp_path / "venv"
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    # a bare venv lacks what the models import: refused before anything is written
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(tmp_path / "repo"), "--backend", "python",
+                     "--kind", "cpu", "--python-env", str(venv))
+    assert result.exit_code == 2 and "numpy is not installed" in result.output, result.output
+    assert not (tmp_path / "repo").exists()
+    not_a_venv = tmp_path / "folder"
+    not_a_venv.mkdir()
+    result = _invoke("--onnx-dir", str(export_dir), "--out", str(tmp_path / "repo"), "--python-env",
+                     str(not_a_venv))
+    assert result.exit_code == 2 and "not a venv made by `python -m venv`" in result.output, result.output
+    # stand-ins of the three packages (importable, with a version): venv-pack packs the venv for real
+    site = next((venv / "lib").glob("python3.*/site-packages"))
+    for name, version in (("numpy", "1.26.4"), ("onnxruntime", "1.20.0"), ("nltk", "3.9")):
+        (site / name).mkdir()
+        (site / name / "__init__.py").write_text(f"__version__ = {version!r}\n")
+    out = build_model_repository(TritonRepoConfig(onnx_dir=export_dir, out=tmp_path / "repo",
+                                                  backend="python", kind="cpu", python_env=venv))
+    import tarfile
+
+    with tarfile.open(out / "tokenizer" / "python_env" / "vsrn-python.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"bin/activate", "pyvenv.cfg", f"{site.relative_to(venv)}/numpy/__init__.py"} <= names
+    assert json.loads((out / "vsrn_repo.json").read_text())["python_env"]["packed_from"] == "venv"

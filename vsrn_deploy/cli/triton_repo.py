@@ -36,6 +36,11 @@ def triton_repo(
     model_version: Annotated[int, typer.Option(
         help="The version folder to write (<model>/N/); every config serves version N only (version_policy "
              "specific), and other versions an earlier run wrote are kept, not served.")] = 1,
+    python_env: Annotated[Path | None, typer.Option(
+        help="A Python environment for the python-backend models, carried inside the repository: a .tar.gz "
+             "made by conda-pack or venv-pack, or a venv folder (packed here with venv-pack). It must hold "
+             "'numpy<2', nltk (and onnxruntime for --backend python); the server then needs none of them.")]
+        = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Write a Triton model repository: image_encoder, text_encoder, tokenizer and caption_encoder.
@@ -51,7 +56,7 @@ def triton_repo(
         max_batch=max_batch,
         preferred_batch=parse_batches(preferred_batch) if preferred_batch is not None else None,
         max_queue_delay_us=max_queue_delay_us, instances=instances, kind=kind, max_tokens=max_tokens,
-        overwrite=overwrite, model_version=model_version)
+        overwrite=overwrite, model_version=model_version, python_env=python_env)
     build_model_repository(cfg)
     typer.echo(str(out))
 

@@ -82,7 +82,9 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         raise VsrnError(f"--http-port and --grpc-port are both {http_port}; give two different ports")
     root = triton_server.find_server(server)
     python = triton_server.stub_python(python)
-    for problem in triton_server.python_problems(python):
+    # a repository that carries its own environment (triton-repo --python-env) needs no packages here
+    packed = triton_server.carries_python_env(repo)
+    for problem in triton_server.python_problems(python) if not packed else []:
         _log.warning(f"warning: in {python}, the Python the python-backend models run in, {problem}; "
                      "pass --python a Python 3.11 with 'numpy<2' onnxruntime nltk")
     fd, log_name = tempfile.mkstemp(prefix="vsrn-tritonserver-", suffix=".log")

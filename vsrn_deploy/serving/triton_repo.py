@@ -52,7 +52,7 @@ from vsrn_deploy.artifacts.outputs import MARKER_KEY
 from vsrn_deploy.artifacts.outputs import marker as owner_marker
 from vsrn_deploy.core import contract
 from vsrn_deploy.core.contract import TEXT
-from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.core.errors import VsrnError, import_optional
 from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
 from vsrn_deploy.serving import triton_config
 from vsrn_deploy.serving.triton_config import (  # noqa: F401 - importable from here too
@@ -108,6 +108,10 @@ class TritonRepoConfig:
         model_version: the version folder written (`<model>/<N>/`); every config pins it
             (version_policy specific), so Triton serves this version and no other folder. Files of
             other versions an earlier run wrote stay as they are (and stay listed as this command's).
+        python_env: a packed Python environment (.tar.gz of venv-pack or conda-pack) or a venv folder
+            (`python -m venv`, packed here with venv-pack) holding what the python-backend models import;
+            copied into the repository once (`tokenizer/python_env/`), and every python-backend config
+            names it (EXECUTION_ENV_PATH), so the server needs no packages in its own Python.
     """
 
     onnx_dir: str | os.PathLike[str] = "export"
@@ -123,6 +127,7 @@ class TritonRepoConfig:
     max_tokens: int = DEFAULT_MAX_TOKENS
     overwrite: bool = False
     model_version: int = 1
+    python_env: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -301,15 +306,37 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
         f"vsrn-deploy serve --repo {root} --http-port 8000 --grpc-port 8001",
         "```",
         "",
-        "Or serve it with the official container (its python backend runs `tokenizer`"
-        + (" and the encoders" if cfg.backend == "python" else "")
-        + f"; install what they import into the container's Python first: {_needs(cfg.backend)}):",
-        "",
-        "```",
-        f"docker run --rm -p 8000:8000 -p 8001:8001 -v {root}:/models \\",
-        "  nvcr.io/nvidia/tritonserver:24.10-py3 \\",
-        f"  sh -c \"pip install {_needs(cfg.backend)} && tritonserver --model-repository=/models\"",
-        "```",
+    ]
+    if cfg.python_env is not None:
+        lines += [
+            f"This repository carries its own Python environment, `{ENV_FILE}` (packed from "
+            f"`{cfg.python_env}`), which every python-backend config names (EXECUTION_ENV_PATH): the "
+            "python backend unpacks and activates it, so the server's Python needs no packages. Serve it "
+            "with the official container, nothing installed at start:",
+            "",
+            "```",
+            f"docker run --rm -p 8000:8000 -p 8001:8001 -v {root}:/models \\",
+            "  nvcr.io/nvidia/tritonserver:24.10-py3 tritonserver --model-repository=/models",
+            "```",
+            "",
+            "A conda-pack archive carries Python itself; a venv-pack archive (what a venv folder is "
+            "packed into) points at its base Python by path, so that Python 3.11 must exist at the same "
+            "path inside the container: for containers, pack a conda environment with conda-pack.",
+        ]
+    else:
+        lines += [
+            "Or serve it with the official container (its python backend runs `tokenizer`"
+            + (" and the encoders" if cfg.backend == "python" else "")
+            + f"; install what they import into the container's Python first: {_needs(cfg.backend)}; "
+            "or write the repository with `--python-env` to carry them):",
+            "",
+            "```",
+            f"docker run --rm -p 8000:8000 -p 8001:8001 -v {root}:/models \\",
+            "  nvcr.io/nvidia/tritonserver:24.10-py3 \\",
+            f"  sh -c \"pip install {_needs(cfg.backend)} && tritonserver --model-repository=/models\"",
+            "```",
+        ]
+    lines += [
         "",
         "or with the CPU server inside the nvidia-pytriton wheel by hand (`--backend python --kind cpu` "
         "repositories; VENV is a Python 3.11 environment with " + _needs("python") + "; the server's "
@@ -367,6 +394,11 @@ def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch:
     return "\n".join(lines) + "\n"
 
 
+ENV_FILE = f"{TOKENIZER}/python_env/vsrn-python.tar.gz"  # the packed environment, inside a model folder
+# (tritonserver refuses a repository-root folder without config.pbtxt; in a model folder a non-numeric
+# folder is only a warning). Every python-backend config names it by the same path, so it is unpacked once.
+ENV_FROM_MODEL = f"../{ENV_FILE}"
+_ENV_MODULES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "nltk": "nltk"}
 WARMUP_DIR = "warmup"  # <model>/warmup/<file>: where Triton reads model_warmup's input_data_file
 _WARMUP_WORDS = 3  # the warmup caption: the vocabulary's first words the tokeniser reproduces
 _NUMPY = {"TYPE_INT64": "<i8", "TYPE_INT32": "<i4"}  # little-endian, as Triton reads warmup files
@@ -480,6 +512,108 @@ def _keep_other_versions(folder: Any, tmp: Path, version: int) -> list[str]:
     return kept
 
 
+def _env_needs(backend: str) -> tuple[str, ...]:
+    """The modules the python-backend models of a repository import."""
+    return ("numpy", "nltk", "onnxruntime") if backend == "python" else ("numpy", "nltk")
+
+
+def _env_hint(backend: str) -> str:
+    return (f"make one with: python3.11 -m venv ENV && ENV/bin/pip install {_needs(backend)}, then pass "
+            "--python-env ENV (or a conda-pack / venv-pack archive of it)")
+
+
+def check_env_archive(path: Path, backend: str) -> None:
+    """A .tar.gz of venv-pack or conda-pack holds Python 3.11's site-packages with numpy < 2 and what
+    the models import (by its members: nothing is unpacked)."""
+    import re
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            names = archive.getnames()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise VsrnError(f"--python-env {path} is not a readable .tar.gz ({exc}); pass an archive made by "
+                        f"venv-pack or conda-pack, or a venv folder") from None
+    site = re.compile(r"^(?:\./)?lib/python(?P<version>3\.\d+)/site-packages/(?P<rest>.+)$")
+    found: dict[str, set[str]] = {}
+    numpy_versions = []
+    for name in names:
+        hit = site.match(name)
+        if not hit:
+            continue
+        found.setdefault(hit["version"], set()).add(hit["rest"].split("/")[0])
+        dist = re.match(r"numpy-(?P<v>[\d.]+[^/]*)\.dist-info/", hit["rest"])
+        if dist:
+            numpy_versions.append(dist["v"])
+    if "3.11" not in found:
+        got = ", ".join(sorted(found)) or "none"
+        raise VsrnError(f"--python-env {path} holds no Python 3.11 site-packages (found: {got}); "
+                        f"tritonserver 2.51's python backend stub embeds Python 3.11: {_env_hint(backend)}")
+    missing = [m for m in _env_needs(backend) if m not in found["3.11"]]
+    if missing:
+        raise VsrnError(f"--python-env {path} lacks {', '.join(missing)}, which the repository's "
+                        f"python-backend models import; {_env_hint(backend)}")
+    if any(int(v.split(".")[0]) >= 2 for v in numpy_versions):
+        raise VsrnError(f"--python-env {path} has numpy {numpy_versions[0]}; tritonserver 2.51's python "
+                        f"backend garbles string tensors (captions) under numpy 2: {_env_hint(backend)}")
+
+
+def pack_venv(venv: Path, output: Path, backend: str) -> None:
+    """Pack a `python -m venv` folder with venv-pack after checking it runs and holds what the models
+    import (numpy < 2, nltk, onnxruntime for the python backend)."""
+    from vsrn_deploy.serving.triton_server import python_problems
+
+    if not (venv / "pyvenv.cfg").is_file() or not (venv / "bin" / "python").exists():
+        raise VsrnError(f"--python-env {venv} is a folder but not a venv made by `python -m venv` (no "
+                        "pyvenv.cfg or bin/python); pass such a venv, or an archive made by venv-pack or "
+                        "conda-pack")
+    problems = [p for p in python_problems(venv / "bin" / "python")
+                if backend == "python" or not p.startswith("onnxruntime")]
+    if problems:
+        raise VsrnError(f"--python-env {venv}: {'; '.join(problems)}; {_env_hint(backend)}")
+    venv_pack = import_optional("venv_pack", "serving", "--python-env with a venv folder")
+    try:
+        venv_pack.pack(prefix=str(venv), output=str(output), format="tar.gz", compress_level=4, force=True)
+    except Exception as exc:  # noqa: BLE001 - venv-pack's refusals (an editable install, a conda env ...)
+        raise VsrnError(f"--python-env {venv}: venv-pack cannot pack it ({str(exc).splitlines()[0]}); "
+                        "pass a venv made by `python -m venv` with regular installs, or a conda-pack "
+                        "archive") from None
+
+
+def _stage_python_env(cfg: TritonRepoConfig, tmp: Path) -> dict[str, Any] | None:
+    """Put the packed environment at `tmp/ENV_FILE`; its marker entry."""
+    if cfg.python_env is None:
+        return None
+    given = Path(cfg.python_env)
+    target = tmp / ENV_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if given.is_dir():
+        pack_venv(given, target, cfg.backend)
+        _log.info(f"packed {given} with venv-pack -> {ENV_FILE}")
+        return {"file": ENV_FILE, "sha256": sha256_file(target), "source": str(given), "packed_from": "venv"}
+    digest = sha256_file(given)
+    shutil.copyfile(given, target)
+    if sha256_file(target) != digest:
+        raise VsrnError(f"--python-env {given} changed while it was copied; run the command again")
+    return {"file": ENV_FILE, "sha256": digest, "source": str(given), "packed_from": "archive"}
+
+
+def _check_python_env(cfg: TritonRepoConfig) -> None:
+    """Before anything is written: the path exists and is a venv folder or a checked archive."""
+    if cfg.python_env is None:
+        return
+    given = Path(cfg.python_env)
+    if given.is_dir():
+        return  # checked (and packed) by pack_venv
+    if not given.is_file():
+        raise VsrnError(f"--python-env {given} does not exist; pass a venv folder (`python -m venv`) or a "
+                        ".tar.gz made by venv-pack or conda-pack")
+    if not given.name.endswith((".tar.gz", ".tgz")):
+        raise VsrnError(f"--python-env {given} is neither a folder nor a .tar.gz; pass a venv folder or an "
+                        "archive made by venv-pack or conda-pack")
+    check_env_archive(given, cfg.backend)
+
+
 def build_model_repository(cfg: TritonRepoConfig) -> Path:
     """Write a Triton model repository for the two encoders.
 
@@ -496,6 +630,7 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
     say = _log.info
     onnx_dir, out = Path(cfg.onnx_dir), Path(cfg.out)
     triton_config.check_schema()  # tritonclient (the serving extra) writes the configs
+    _check_python_env(cfg)
     inputs = [onnx_dir, cfg.engine_dir if cfg.backend == "tensorrt" else None]
     # checked before anything is read or created: path, overlap with the inputs, ownership
     folder = repo_artifact.KIND.writer(out, entries=REPO_ENTRIES, overwrite=cfg.overwrite, input_dirs=inputs)
@@ -550,6 +685,8 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
     with folder:  # locked; ownership checked again under the lock
         tmp = folder.staging
         kept = _keep_other_versions(folder, tmp, version)
+        env = _stage_python_env(cfg, tmp)
+        env_path = ENV_FROM_MODEL if env else None
         warmups = _warmups(tmp, sources, caption)
         for src in sources:
             version_dir = tmp / src.model / str(version)
@@ -564,7 +701,8 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
             config = render_config(src.model, cfg.backend, src.spec, max_batch=max_batch,
                                    preferred=preferred, max_queue_delay_us=cfg.max_queue_delay_us,
                                    instances=cfg.instances, kind=cfg.kind, profiles=src.profiles,
-                                   version=version, warmup=warmups.get(src.model))
+                                   version=version, warmup=warmups.get(src.model),
+                                   python_env=env_path if cfg.backend == "python" else None)
             atomic_write_text(tmp / src.model / "config.pbtxt", config)
             say(f"{src.model}: {src.path} -> {out / src.model / str(version) / target.name}")
         tok_dir = tmp / TOKENIZER / str(version)
@@ -578,7 +716,8 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
         shutil.copyfile(Path(__file__).parents[1] / "core" / "tokens.py", tok_dir / "vsrn_tokens.py")
         atomic_write_text(tmp / TOKENIZER / "config.pbtxt", render_tokenizer_config(
             max_batch=max_batch, max_tokens=cfg.max_tokens, instances=cfg.instances, preferred=preferred,
-            max_queue_delay_us=cfg.max_queue_delay_us, version=version, warmup=warmups.get(TOKENIZER)))
+            max_queue_delay_us=cfg.max_queue_delay_us, version=version, warmup=warmups.get(TOKENIZER),
+            python_env=env_path))
         embed_dims = _spec_dims(list(manifest["graphs"][TEXT.graph]["outputs"][0]["shape"]))
         # an ensemble needs an (empty) version folder
         (tmp / CAPTION_ENCODER / str(version)).mkdir(parents=True, exist_ok=True)
@@ -593,6 +732,7 @@ def build_model_repository(cfg: TritonRepoConfig) -> Path:
             "precision": precision,
             "max_batch_size": max_batch,
             "model_version": version,
+            "python_env": env,
             "export": {"dir": str(onnx_dir),
                        "manifest_sha256": sha256_file(onnx_dir / contract.MANIFEST_NAME)},
             "models": {s.model: {"source": str(s.path), "sha256": s.sha256} for s in sources},

@@ -161,6 +161,25 @@ def python_problems(python: str | os.PathLike[str]) -> list[str]:
     return problems
 
 
+def carries_python_env(repository: str | os.PathLike[str]) -> bool:
+    """Whether every python-backend model of the repository names a packed environment
+    (EXECUTION_ENV_PATH, `triton-repo --python-env`): the backend activates it, so the server's own
+    Python needs no packages, only to be the Python 3.11 whose libpython the stub links."""
+    packed = plain = 0
+    for config in Path(repository).glob("*/config.pbtxt"):
+        try:
+            text = config.read_text(errors="replace")
+        except OSError:
+            continue
+        if not re.search(r'^\s*backend:\s*"python"', text, re.MULTILINE):
+            continue
+        if re.search(r'key:\s*"EXECUTION_ENV_PATH"', text):
+            packed += 1
+        else:
+            plain += 1
+    return packed > 0 and plain == 0
+
+
 def _libpython_dir(python: str | os.PathLike[str]) -> str:
     """The folder of `python`'s shared libpython ("" for a static build)."""
     code = ("import sysconfig; print(sysconfig.get_config_var('LIBDIR') "
