@@ -49,3 +49,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(items):
+    """A module's cases its `takes_ray(item)` marks run last in that module, each other order kept as
+    collected: the one Ray session they share starts with the first of them and stops with the
+    module, so the module's other cases run without it."""
+    places: dict[object, list[int]] = {}
+    for place, item in enumerate(items):
+        module = getattr(item, "module", None)
+        if callable(getattr(module, "takes_ray", None)):
+            places.setdefault(module, []).append(place)
+    for module, where in places.items():
+        mine = [items[p] for p in where]
+        ordered = [i for i in mine if not module.takes_ray(i)] + [i for i in mine if module.takes_ray(i)]
+        for place, item in zip(where, ordered, strict=True):
+            items[place] = item

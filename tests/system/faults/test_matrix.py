@@ -15,7 +15,9 @@ Three rules, each checked over every command `vsrn-deploy --help` lists:
    infinite values, ends in exit 0 or 2 (a one-line refusal), never a traceback or another code.
 
 `test_every_command_is_classified` makes a new command fail until it is put in COMMANDS or NOT_RUN.
-Each artifact is built once per module; every case works on its own copy.
+Each artifact is built once per module, when a case first needs it (the `ctx` fixture: a Triton
+repository, feature shards, the embed folders and the one Ray session they take are built only for
+the cases that read or write them); every case works on its own copy.
 """
 
 from __future__ import annotations
@@ -51,11 +53,15 @@ class Command:
     """How to run one command on the tiny inputs (`ctx`: paths, see the `ctx` fixture).
 
     args: the argument list; `out` is where a writer writes (a folder, or a file for writes="file").
-    writes: "folder", "file" or None. reads: the artifact kinds it reads ("export", "index").
+    writes: "folder", "file" or None. reads: the artifact kinds it reads (MANIFESTS: "export", "index",
+    "triton", "embeddings").
     rerun: the documented exit code of a plain rerun onto its own earlier output (train: 2, it wants
-    --resume or --overwrite; make-data: 2, it wants --overwrite). deterministic: its stdout (and the
-    file it writes) is a function of its inputs (a reader that succeeds on a tampered file must print
-    and write exactly what it does on the untampered one).
+    --resume or --overwrite). deterministic: its stdout (and the file it writes) is a function of its
+    inputs (a reader that succeeds on a tampered file must print and write exactly what it does on the
+    untampered one). clean: the exit code of a run on the untampered artifacts and a text its output
+    holds, for a reader whose untampered run stops at a later step on purpose (serve: at the missing
+    --server, so no server starts; the repository passed its check). needs: the parts of `ctx` built
+    on first use that it takes (see `World`).
     """
 
     args: Callable[[dict, Path], list]
@@ -63,6 +69,8 @@ class Command:
     reads: tuple[str, ...] = ()
     rerun: int = 0
     deterministic: bool = False
+    clean: tuple[int, str] = (0, "")
+    needs: tuple[str, ...] = ()
 
 
 def _caps(c: dict) -> Path:
@@ -83,8 +91,7 @@ COMMANDS: dict[str, Command] = {
                                            "--kind", "cpu"], writes="folder", reads=("export",)),
     "make-data": Command(lambda c, out: ["make-data", "--out", out, "--train", "8", "--dev", "4",
                                          "--test", "4", "--regions", "4", "--feature-dim", "16"],
-                         writes="folder",
-                         rerun=2),  # generate_dataset: an existing dataset needs overwrite (tests/data)
+                         writes="folder"),
     "train": Command(lambda c, out: ["train", "--data", c["data"], "--out", out, "--epochs", "1",
                                      *TRAIN_SIZES], writes="folder", rerun=2),
     "encode": Command(lambda c, out: ["encode", c["ckpt"], "--images", _ims(c), "--captions", _caps(c),
@@ -109,9 +116,23 @@ COMMANDS: dict[str, Command] = {
     # build-engine needs a GPU to build, but checks the export before it looks for TensorRT
     "build-engine": Command(lambda c, out: ["build-engine", "--onnx-dir", c["export"], "--out", out],
                             reads=("export",)),
+    # a Ray Data job on the module's one Ray session (2 CPUs): 2 shards, 2 actors
+    "embed": Command(lambda c, out: ["embed", "--onnx-dir", c["export"], "--images", c["shards"],
+                                     "--out", out, "--workers", "2", "--batch", "4"],
+                     writes="folder", reads=("export",), needs=("ray", "shards")),
+    # the repository is checked before serve looks for the server: a --server that is not there ends
+    # the untampered run (exit 2) before any server starts
+    "serve": Command(lambda c, out: ["serve", "--repo", c["triton"], "--http-port", "18000",
+                                     "--grpc-port", "18001", "--server", c["root"] / "no-tritonserver"],
+                     reads=("triton",), clean=(2, "--server")),
 }
-# further reader invocations of a command already listed (another way it reads an artifact)
-EXTRA_READERS: dict[str, Command] = {
+# further invocations of a command already listed (another way it reads or writes an artifact)
+EXTRA_WAYS: dict[str, Command] = {
+    "index --embeddings": Command(lambda c, out: ["index", "--out", out, "--embeddings", c["embeddings"],
+                                                  "--captions", _caps(c), "--boxes", c["boxes"],
+                                                  "--onnx-dir", c["export"], "--threads", "1",
+                                                  "--no-progress"],
+                                  writes="folder", reads=("export", "embeddings")),
     "search --image-id": Command(lambda c, out: ["search", "--index", c["index"], "--image-id", "0",
                                                  "--k", "3"], reads=("index",), deterministic=True),
     "search --text": Command(lambda c, out: ["search", "--index", c["index"], "--text", "a red cube",
@@ -121,10 +142,8 @@ EXTRA_READERS: dict[str, Command] = {
 # commands (or ways of running one) this matrix does not run, each with the reason
 NOT_RUN: dict[str, str] = {
     "demo": "runs make-data, train, export, validate and bench in a row (minutes); each is covered here",
-    "serve": "starts tritonserver (tests/system/serving runs it); it reads the repository triton-repo writes",
-    "embed": "starts a local Ray cluster (~10 s); tests/distributed covers its folder and tampered shards",
-    "index --embeddings": "reads embed's folder, which needs Ray (see embed)",
     "build-engine (writing)": "building a plan needs TensorRT and a GPU",
+    "serve (serving)": "a started tritonserver (tests/system/serving runs one); its repository check is here",
 }
 # commands that neither read nor write an artifact (none today: a new one goes here or above)
 NO_ARTIFACT: set[str] = set()
@@ -135,15 +154,79 @@ def test_every_command_is_classified():
     classified = set(COMMANDS) | {name.split()[0] for name in NOT_RUN} | NO_ARTIFACT
     assert listed - classified == set(), "classify the new command in test_matrix.COMMANDS or NOT_RUN"
     assert classified - listed == set(), "a classified command is gone from --help"
-    assert all(cmd.writes or cmd.reads for cmd in COMMANDS.values())
+    assert all(cmd.writes or cmd.reads for cmd in ALL.values())
+    assert {name.split()[0] for name in EXTRA_WAYS} <= set(COMMANDS)
+
+
+ALL = {**COMMANDS, **EXTRA_WAYS}
+# the commands that take the one Ray session (embed, or embed's folder): conftest runs their cases
+# last in this module, so that Ray is up only for them
+TAKES_RAY = {name for name, cmd in ALL.items() if {"ray", "embeddings"} & {*cmd.needs, *cmd.reads}}
+
+
+def takes_ray(item) -> bool:
+    """Whether a collected case of this module runs a command of TAKES_RAY."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return bool({params.get("name"), params.get("reader")} & TAKES_RAY)
 
 
 # --- the tiny world ----------------------------------------------------------------------------
 
+class World(dict):
+    """`ctx`: paths of the tiny world; the parts few cases take are built on first use (`needs`, or a
+    case reading that artifact kind): "ray" (one local Ray session, 2 CPUs, shut down with the
+    module), "shards" (a glob of two .npy shards of the test images), "embeddings" / "other_embeddings"
+    (embed's folder from each export), "triton" / "other_triton" (triton-repo of each export)."""
+
+    ray_started = False
+
+    def __missing__(self, key: str):
+        root = self["root"]
+        if key == "ray":
+            import ray
+
+            if not ray.is_initialized():
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                World.ray_started = True
+            value: object = True
+        elif key == "shards":
+            feats = np.load(self["data"] / "test_ims.npy")
+            (root / "shards").mkdir()
+            half = len(feats) // 2
+            np.save(root / "shards" / "part0.npy", feats[:half])
+            np.save(root / "shards" / "part1.npy", feats[half:])
+            value = str(root / "shards" / "part*.npy")
+        elif key in ("embeddings", "other_embeddings", "triton", "other_triton"):
+            command = "embed" if key.endswith("embeddings") else "triton-repo"
+            export = self["other_export" if key.startswith("other_") else "export"]
+            self.ready(COMMANDS[command])
+            result = cli(*COMMANDS[command].args({**self, "export": export}, root / key))
+            assert result.exit_code == 0, result.output
+            value = root / key
+        else:
+            raise KeyError(key)
+        self[key] = value
+        return value
+
+    def ready(self, cmd: Command) -> World:
+        """Build what `cmd` needs, so that a plain copy of this dict holds it."""
+        for key in (*cmd.needs, *cmd.reads):
+            self[key]
+        return self
+
+    def close(self) -> None:
+        if World.ray_started:
+            import ray
+
+            ray.shutdown()
+            World.ray_started = False
+
+
 @pytest.fixture(scope="module")
-def ctx(world, tmp_path_factory) -> dict:
+def ctx(world, tmp_path_factory):
     """The suite's tiny model, data and export, plus boxes, the other model's export, and an index of
-    each export (built once for the module; cases copy what they change)."""
+    each export (built once for the module; cases copy what they change); the rest on first use (see
+    `World`)."""
     from vsrn_deploy.export import ExportConfig, export_model
 
     root = tmp_path_factory.mktemp("matrix")
@@ -157,7 +240,10 @@ def ctx(world, tmp_path_factory) -> dict:
     for name, export in (("index", world["export"]), ("other_index", other_export)):
         result = cli(*COMMANDS["index"].args({**c, "export": export}, root / name))
         assert result.exit_code == 0, result.output
-    return {**c, "other_export": other_export, "index": root / "index", "other_index": root / "other_index"}
+    made = World({**c, "other_export": other_export, "index": root / "index",
+                  "other_index": root / "other_index"})
+    yield made
+    made.close()
 
 
 # --- 1. writers x planted user things ----------------------------------------------------------
@@ -202,7 +288,7 @@ def plant(out_root: Path, outside: Path) -> dict[str, tuple[int, str]]:
 
 def _target(name: str, folder: Path) -> Path:
     """Where the writer writes: the folder itself, or a file in it."""
-    if COMMANDS[name].writes == "file":
+    if ALL[name].writes == "file":
         return folder / {"attention": "map.png"}.get(name, "report.json")
     return folder
 
@@ -215,12 +301,14 @@ def first_outputs(ctx, tmp_path_factory):
     def get(name: str) -> Path:
         if name not in made:
             folder = tmp_path_factory.mktemp(f"first-{name}") / "out"
-            if name == "export":  # the suite's export is this command's output on these inputs
-                made[name] = Path(shutil.copytree(ctx["export"], folder, symlinks=True))
+            # the suite's export and the world's embed folder are these commands' output on these inputs
+            built = {"export": "export", "embed": "embeddings"}.get(name)
+            if built:
+                made[name] = Path(shutil.copytree(ctx[built], folder, symlinks=True))
                 return made[name]
-            if COMMANDS[name].writes == "file":
+            if ALL[name].writes == "file":
                 folder.mkdir()
-            result = cli(*COMMANDS[name].args(ctx, _target(name, folder)))
+            result = cli(*ALL[name].args(ctx, _target(name, folder)))
             assert result.exit_code == 0, result.output
             made[name] = folder
         return made[name]
@@ -229,16 +317,16 @@ def first_outputs(ctx, tmp_path_factory):
 
 
 def _has_option(name: str, flag: str) -> bool:
-    return any(flag in p.opts for p in ROOT_COMMAND.commands[name].params)
+    return any(flag in p.opts for p in ROOT_COMMAND.commands[name.split()[0]].params)
 
 
-WRITER_CASES = [(name, mode) for name, cmd in COMMANDS.items() if cmd.writes
+WRITER_CASES = [(name, mode) for name, cmd in ALL.items() if cmd.writes
                 for mode in ("rerun", "--overwrite") if mode == "rerun" or _has_option(name, mode)]
 
 
 @pytest.mark.parametrize(("name", "mode"), WRITER_CASES, ids=[f"{n}-{m.strip('-')}" for n, m in WRITER_CASES])
 def test_writer_keeps_every_planted_user_thing(name, mode, ctx, first_outputs, tmp_path):
-    cmd = COMMANDS[name]
+    cmd = ALL[name]
     folder = tmp_path / "out"
     shutil.copytree(first_outputs(name), folder, symlinks=True)
     planted = plant(folder, tmp_path / "outside")
@@ -267,11 +355,16 @@ def test_writer_keeps_every_planted_user_thing(name, mode, ctx, first_outputs, t
 
 # --- 2. readers x tampered listed files ---------------------------------------------------------
 
-MANIFESTS = {"export": "manifest.json", "index": "index.json"}
+MANIFESTS = {"export": "manifest.json", "index": "index.json", "triton": "vsrn_repo.json",
+             "embeddings": "embeddings.json"}
 
 
 def _listed(folder: Path, kind: str) -> list[str]:
-    return list(json.loads((folder / MANIFESTS[kind]).read_text())["files"])
+    """The files the artifact's manifest lists: its "files" (embed's folder: each shard's "file")."""
+    manifest = json.loads((folder / MANIFESTS[kind]).read_text())
+    if kind == "embeddings":
+        return [entry["file"] for entry in manifest["shards"]]
+    return list(manifest["files"])
 
 
 def _other_listed(folder: Path, kind: str, rel: str) -> bytes:
@@ -294,8 +387,7 @@ TAMPER: dict[str, Callable[[bytes, Path, Path, str, str], bytes | None]] = {
     "other-model": lambda b, f, o, kind, rel: (o / rel).read_bytes() if (o / rel).is_file() else None,
 }
 
-READERS = {**{name: cmd for name, cmd in COMMANDS.items() if cmd.reads and name not in ("search",)},
-           **EXTRA_READERS}
+READERS = {name: cmd for name, cmd in ALL.items() if cmd.reads and name not in ("search",)}
 
 
 READER_CASES = [(reader, kind) for reader, cmd in READERS.items() for kind in cmd.reads]
@@ -316,25 +408,40 @@ def _result_of(result, out: Path) -> tuple[str, bytes | None]:
 
 @pytest.fixture(scope="module")
 def clean_runs(ctx, tmp_path_factory):
-    """What each deterministic reader produces from the untampered artifacts."""
-    runs = {}
-    for reader, cmd in READERS.items():
-        if cmd.deterministic:
+    """What a reader produces from the untampered artifacts (run once, on first use): it ends as its
+    `clean` says (exit 0; serve: exit 2 at the missing --server, its repository passed). Asked for the
+    readers whose tampered runs are compared with it (deterministic ones) or whose untampered run is
+    a refusal too (serve): the others' untampered runs are the writer cases and the world's builds."""
+    runs: dict[str, tuple[str, bytes | None]] = {}
+
+    def get(reader: str) -> tuple[str, bytes | None]:
+        if reader not in runs:
+            cmd = READERS[reader]
             out = _reader_out(reader, tmp_path_factory.mktemp("clean") / "out")
-            result = cli(*cmd.args(ctx, out))
-            assert result.exit_code == 0, result.output
+            result = cli(*cmd.args(ctx.ready(cmd), out))
+            code, says = cmd.clean
+            if code == 0:
+                assert result.exit_code == 0, result.output
+            else:
+                assert_refused(result, code, says)
             runs[reader] = _result_of(result, out)
-    return runs
+        return runs[reader]
+
+    return get
 
 
 @pytest.mark.parametrize(("reader", "kind"), READER_CASES, ids=[f"{r}-{k}" for r, k in READER_CASES])
 def test_reader_refuses_every_tampered_listed_file(reader, kind, ctx, clean_runs, tmp_path):
     cmd = READERS[reader]
+    # the untampered run ends as declared: a refusal below is the tamper's
+    clean = clean_runs(reader) if cmd.deterministic or cmd.clean[0] != 0 else ("", None)
     art = Path(shutil.copytree(ctx[kind], tmp_path / kind, symlinks=True))
     other = ctx[f"other_{kind}"]
-    case_ctx = {**ctx, kind: art, "reading": True}
+    case_ctx = {**ctx.ready(cmd), kind: art, "reading": True}
     listed = _listed(art, kind)
     assert listed, f"{kind} manifest lists no files"
+    if cmd.clean[0] != 0:  # the untampered run's refusal is another step's, not one of these files
+        assert not any(rel in clean[0] for rel in listed), clean[0]
     failures, ran = [], 0
     for rel in listed:
         original = (art / rel).read_bytes()
@@ -349,8 +456,8 @@ def test_reader_refuses_every_tampered_listed_file(reader, kind, ctx, clean_runs
             result = cli(*cmd.args(case_ctx, out))
             ran += 1
             (art / rel).write_bytes(original)
-            if (result.exit_code == 0 and cmd.deterministic
-                    and _result_of(result, out) == clean_runs[reader]):
+            if (result.exit_code == cmd.clean[0] == 0 and cmd.deterministic
+                    and _result_of(result, out) == clean):
                 continue  # the reader does not use this file, and its result shows it
             try:
                 assert_refused(result, 2, rel)
@@ -365,7 +472,7 @@ def test_reader_refuses_every_tampered_listed_file(reader, kind, ctx, clean_runs
 NUMERIC = {"--k", "--batch-size", "--top", "--lam", "--limit", "--synthetic", "--workers", "--min-batch",
            "--opt-batch", "--max-batch", "--threads", "--seed", "--batch", "--max-tokens", "--instances",
            "--max-queue-delay-us", "--image-id", "--train", "--dev", "--test", "--regions", "--feature-dim",
-           "--epochs"}
+           "--epochs", "--http-port", "--grpc-port"}
 # options where a big valid value is a big job (the user asked for it: a 1024-thread pool, a billion
 # images): their strategy leaves out values from 65 up to MAX_SIZE, keeping the small ones and the
 # absurd ones (beyond any bound, which must be refused at once)
@@ -374,7 +481,8 @@ SCALES_WORK = {("train", "--epochs"), ("bench", "--iters"), ("bench", "--warmup"
                ("make-data", "--regions"), ("make-data", "--feature-dim"), ("index", "--threads"),
                ("validate", "--threads"), ("bench", "--threads"), ("train", "--workers"),
                ("export", "--max-batch")}
-EXPENSIVE = {"train", "export", "bench"}  # seconds per run: fewer examples (a valid bench run: 4-6 s)
+# seconds per run: fewer examples (a valid bench run: 4-6 s; embed: a Ray Data job)
+EXPENSIVE = {"train", "export", "bench", "embed"}
 
 
 def _number_kind(param) -> str | None:
@@ -420,7 +528,8 @@ def _is_big(text: str) -> bool:
 @pytest.mark.parametrize(("name", "flag", "kind"), NUMERIC_CASES,
                          ids=[f"{n}{f}" for n, f, _ in NUMERIC_CASES])
 def test_numeric_options_end_in_0_or_one_error_line(name, flag, kind, ctx, tmp_path_factory):
-    cmd = {**COMMANDS, **EXTRA_READERS}[name]
+    cmd = ALL[name]
+    ctx.ready(cmd)
     examples = 3 if name.split()[0] in EXPENSIVE else 15
 
     # derandomize: the same cases every run (a suite that passes by luck is no check)
