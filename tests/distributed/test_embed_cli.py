@@ -140,3 +140,28 @@ def test_bad_parquet_shard_is_one_line(tiny_export, shards, tmp_path, ray_sessio
     result = CliRunner().invoke(app, [*args, str(tmp_path / "o2")])
     one_error_line(result, f"c.parquet: image 1 holds {REGIONS * FEATURE_DIM - 1} feature values")
     assert good.exists() and not list((tmp_path / "o2").glob("*.parquet"))
+
+
+def test_an_actor_no_node_can_hold_is_refused_not_waited_for(tiny_export, shards, tmp_path, ray_session):
+    """--threads above the session's CPUs: Ray would wait for such an actor forever."""
+    out = tmp_path / "emb"
+    result = CliRunner().invoke(app, ["embed", "--onnx-dir", str(tiny_export), "--images",
+                                      str(shards[0].parent / "*.npy"), "--out", str(out), "--threads", "3"])
+    one_error_line(result, "--threads 3 asks for 3 CPUs", "has 2; pass --threads 2 or fewer")
+    assert not out.exists()  # refused before --out is made
+
+
+def test_a_changed_export_file_is_refused_on_the_driver(tiny_export, shards, tmp_path, ray_session):
+    """Every file the export lists is checked before Ray work starts, the text graph and vocabulary
+    included (the actors open only the image graph)."""
+    export = Path(shutil.copytree(tiny_export, tmp_path / "export"))
+    out = tmp_path / "emb"
+    for name in ("vocab.json", "text_encoder.onnx", "image_encoder.onnx"):
+        path = export / name
+        original = path.read_bytes()
+        path.write_bytes(original[:-1])
+        result = CliRunner().invoke(app, ["embed", "--onnx-dir", str(export), "--images",
+                                          str(shards[0].parent / "*.npy"), "--out", str(out)])
+        path.write_bytes(original)
+        one_error_line(result, str(path), "changed since export")
+        assert not out.exists()
