@@ -90,7 +90,8 @@ def verify_repository(repo: str | os.PathLike) -> dict[str, Any] | None:
     rebuild = KIND.rebuild_command(folder)
     if isinstance(export.get("dir"), str) and export["dir"]:
         rebuild = rebuild.replace("EXPORT", export["dir"], 1)
-    fix = f"write the repository again: {rebuild}"
+    fix = (f"write the repository again: {rebuild} (or, to serve it with your own edits, remove "
+           f"{MARKER_NAME}: a repository without it is served as it is, unchecked)")
     files = data.get("files")
     if files is None:
         return data  # written before vsrn_repo.json listed its files: nothing recorded to check

@@ -24,6 +24,7 @@ def test_a_model_that_fails_to_load_is_one_line_and_no_server_is_left(tiny_expor
     broken = repo / "image_encoder" / "1" / "model.py"
     broken.write_text(broken.read_text() + "\nraise RuntimeError('this model.py is broken on purpose')\n")
     shutil.rmtree(repo / "caption_encoder")  # only what the test needs: fewer stubs to start
+    (repo / "vsrn_repo.json").unlink()  # edited by hand: served as it is (serve refuses a changed file)
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     result = subprocess.run(["vsrn-deploy", "serve", "--repo", str(repo), "--http-port", str(free_port()),
                              "--grpc-port", str(free_port())], env=env, capture_output=True, text=True,
