@@ -9,8 +9,10 @@ Steps, the same on a laptop and a cluster:
    cluster; otherwise Ray starts on this machine (`ray.init(num_cpus=actors * threads)`, actors =
    min(workers, shards)) and is shut down at the end; an actor no node of a local session can hold
    (more --threads than its CPUs, a GPU backend without a GPU) is refused, not waited for forever;
-3. a Ray Data `map` pass reads every shard once (one task each): NaN/Inf, the source's sha256, and
-   the sha256 of an earlier output; a bad shard is named before any encoding;
+3. every shard is read once: NaN/Inf, the source's sha256, and the sha256 of an earlier output; a bad
+   shard is named before any encoding. On a cluster a Ray Data `map` pass does it (one task per
+   shard, next to the data); on a session whose only node is this machine, the driver does (no
+   worker start-up for it, `_all_here`);
 4. shards whose output is missing or unverified (its sha256 or its source's differs from
    embeddings.json) are encoded by an actor pool of `workers` actors (`threads` intra-op threads
    each; one GPU each for a backend that runs engines): each actor opens the export's image graph
@@ -247,6 +249,31 @@ def _check_room(ray: Any, cfg: EmbedConfig) -> None:
                         "has none; choose a CPU backend or a session with GPUs")
 
 
+def _all_here(ray: Any, cfg: EmbedConfig) -> bool:
+    """True when the session's only node is this machine (a local Ray, started by the job or by the
+    caller): the content check then reads the shards in this process, at disk speed, instead of in a
+    Ray Data pass whose first tasks pay for starting and importing into worker processes (about 3 s
+    measured here, against 0.13 s to check 118 MB in the driver). A cluster given by address, or a
+    Ray client connection, keeps the pass on the cluster, next to the data."""
+    if cfg.ray_address:
+        return False
+    try:
+        if ray.util.client.ray.is_connected():
+            return False
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        return len(nodes) == 1 and nodes[0].get("NodeID") == ray.get_runtime_context().get_node_id()
+    except Exception:  # an older or remote session that cannot tell: the pass on the cluster is right
+        return False
+
+
+def _scan_here(item: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return scan_shard(item)
+    except OSError as exc:  # gone or unreadable since its header was read
+        raise VsrnError(f"cannot read feature shard {item['path']} ({type(exc).__name__}: "
+                        f"{exc.strerror or exc}); check it, then run embed again") from None
+
+
 @contextlib.contextmanager
 def _job_errors(cfg: EmbedConfig):
     """A task or actor that failed on the cluster (a shard path a node cannot read, the export missing
@@ -312,10 +339,13 @@ def run_embed(cfg: EmbedConfig) -> dict[str, Any]:
             ray.data.DataContext.get_current().enable_progress_bars = cfg.progress
             items = [{"index": s.index, "path": s.path, "out": str(out / output_name(s.index)),
                       "regions": export.num_regions, "feature_dim": export.feature_dim} for s in shards]
-            with _job_errors(cfg):
-                scanned = (ray.data.from_items(items, override_num_blocks=len(items))
-                           .map(scan_shard, num_cpus=1))
-                scans = {int(r["index"]): r for r in scanned.take_all()}
+            if _all_here(ray, cfg):  # the shards are on this machine's disk: read them here
+                scans = {int(item["index"]): _scan_here(item) for item in items}
+            else:
+                with _job_errors(cfg):
+                    scanned = (ray.data.from_items(items, override_num_blocks=len(items))
+                               .map(scan_shard, num_cpus=1))
+                    scans = {int(r["index"]): r for r in scanned.take_all()}
             check_scans(shards, scans)
             pending: list[Shard] = []
             for s, entry in zip(shards, entries, strict=True):
