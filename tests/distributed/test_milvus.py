@@ -151,3 +151,31 @@ def test_search_with_milvus_gone_is_one_line(faiss_and_milvus, tmp_path):
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "cannot reach Milvus at http://127.0.0.1:9" in errors[0], result.output
+
+
+def test_filled_collection_is_searched_through_its_index(tmp_path):
+    """What `fill` returns is searched through the collection's index, as a later process searches it:
+    a deliberately weak HNSW (M 4, ef 10) on random vectors misses neighbours right after the build
+    (not recall 1.0 from the raw rows), and a release and reload changes no result."""
+    from vsrn_deploy.search.kinds import KindParams
+    from vsrn_deploy.search.milvus import MilvusStore
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[rng.choice(len(vectors), 40, replace=False)] + 0.3 * rng.standard_normal((40, 32))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    store = MilvusStore(str(tmp_path / "m.db"), "weak")
+    try:
+        index = store.fill("images", "hnsw", vectors, KindParams(hnsw_m=4, ef_construction=8, ef_search=10))
+        _, built = index.search(queries, 10)
+        truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(built, truth, strict=True)])
+        assert recall < 0.95, recall  # an index, not a scan of the rows
+        store.client.release_collection(index.collection)
+        store.client.load_collection(index.collection)
+        _, served = index.search(queries, 10)
+        np.testing.assert_array_equal(built, served)
+    finally:
+        store.abort()
+        store.close()
