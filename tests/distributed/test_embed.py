@@ -185,6 +185,22 @@ def test_index_embeddings_refused_when_not_this_export_or_changed(tiny_export, f
     assert not (tmp_path / "idx").exists()
 
 
+def _second_shard_gone_after_check(folder, monkeypatch) -> list:
+    """Shards whose second file disappears right after the driver read their headers."""
+    import vsrn_deploy.distributed.job as job
+
+    parts = write_shards(folder)
+    checked = job.open_shards
+
+    def then_gone(*args, **kwargs):
+        found = checked(*args, **kwargs)
+        parts[1].unlink()
+        return found
+
+    monkeypatch.setattr(job, "open_shards", then_gone)
+    return parts
+
+
 def test_failure_on_a_worker_is_one_line(tiny_export, tmp_path, monkeypatch, ray_session):
     """A shard a worker cannot read (gone after the driver checked it, as on a node without the shared
     file system) ends the job with one error naming the file, not Ray's traceback. (The session here
@@ -194,15 +210,7 @@ def test_failure_on_a_worker_is_one_line(tiny_export, tmp_path, monkeypatch, ray
 
     monkeypatch.setattr(job, "_all_here", lambda ray, cfg: False)
 
-    parts = write_shards(tmp_path / "f")
-    checked = job.open_shards
-
-    def then_gone(*args, **kwargs):
-        found = checked(*args, **kwargs)
-        parts[1].unlink()
-        return found
-
-    monkeypatch.setattr(job, "open_shards", then_gone)
+    parts = _second_shard_gone_after_check(tmp_path / "f", monkeypatch)
     with pytest.raises(VsrnError, match=r"failed on the local Ray \(FileNotFoundError: .*part1\.npy"):
         embed(tiny_export, parts, tmp_path / "emb")
     assert not list((tmp_path / "emb").glob("*.parquet"))
@@ -216,15 +224,7 @@ def test_unreadable_shard_on_a_one_node_session_is_one_line(tiny_export, tmp_pat
     assert job._all_here(ray_session, job.EmbedConfig(onnx_dir="e", images="i", out="o"))
     assert not job._all_here(ray_session, job.EmbedConfig(onnx_dir="e", images="i", out="o",
                                                           ray_address="ray://elsewhere:10001"))
-    parts = write_shards(tmp_path / "f")
-    checked = job.open_shards
-
-    def then_gone(*args, **kwargs):
-        found = checked(*args, **kwargs)
-        parts[1].unlink()
-        return found
-
-    monkeypatch.setattr(job, "open_shards", then_gone)
+    parts = _second_shard_gone_after_check(tmp_path / "f", monkeypatch)
     with pytest.raises(VsrnError, match=r"cannot read feature shard .*part1\.npy \(FileNotFoundError"):
         embed(tiny_export, parts, tmp_path / "emb")
     assert not list((tmp_path / "emb").glob("*.parquet"))

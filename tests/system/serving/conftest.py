@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -57,3 +58,22 @@ def int8_export(tmp_path_factory) -> Path:
 def all_export(tmp_path_factory) -> Path:
     """A tiny export with the FP32, FP16 and INT8 graphs (and test_vectors/), max batch 8."""
     return _export(tmp_path_factory.mktemp("serving_all"), "all", 0)
+
+
+@pytest.fixture(scope="session")
+def running_server():
+    """`with running_server(repo) as srv:` tritonserver on `repo` (a load failure fails the test with the
+    server's reason); at the end it must stop with status 0."""
+    @contextlib.contextmanager
+    def run(repo: Path):
+        from vsrn_deploy.core.errors import VsrnError
+        from vsrn_deploy.serving.triton_server import start_server
+
+        try:
+            srv = start_server(repo, timeout=120)
+        except VsrnError as exc:  # set-up did not install the server, or it does not load the repository
+            pytest.fail(str(exc))
+        yield srv
+        assert srv.stop() == 0, srv.log_tail()
+
+    return run

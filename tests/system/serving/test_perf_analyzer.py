@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from vsrn_deploy.core.contract import IMAGE, TEXT, UNK_ID
-from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.core.tokens import unusable_query
 from vsrn_deploy.data.vocab import load_vocab
 from vsrn_deploy.export.test_vectors import read_test_vectors
@@ -43,20 +42,14 @@ def perf_analyzer() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_export, tmp_path_factory):
+def server(tiny_export, tmp_path_factory, running_server):
     """tritonserver on a python-backend CPU repository of the tiny export with the shipped batching
     defaults (max batch 8 from the export; preferred sizes and queue delay not given)."""
-    from vsrn_deploy.serving.triton_server import start_server
-
     repo = build_model_repository(TritonRepoConfig(
         onnx_dir=tiny_export, out=tmp_path_factory.mktemp("triton_pa") / "repo", backend="python",
         kind="cpu"))
-    try:
-        srv = start_server(repo, timeout=120)
-    except VsrnError as exc:
-        pytest.fail(str(exc))
-    yield srv
-    assert srv.stop() == 0, srv.log_tail()
+    with running_server(repo) as srv:
+        yield srv
 
 
 def _stats(server) -> dict[str, tuple[int, int]]:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from vsrn_deploy.core.contract import IMAGE, TEXT, onnx_name
-from vsrn_deploy.core.errors import VsrnError
 from vsrn_deploy.data.vocab import load_vocab
 from vsrn_deploy.export.test_vectors import read_test_vectors
 from vsrn_deploy.serving.triton_repo import (
@@ -24,18 +23,12 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def server(int8_export, tmp_path_factory):
-    from vsrn_deploy.serving.triton_server import start_server
-
+def server(int8_export, tmp_path_factory, running_server):
     repo = build_model_repository(TritonRepoConfig(
         onnx_dir=int8_export, out=tmp_path_factory.mktemp("triton_int8") / "repo", backend="python",
         kind="cpu", precision="int8", max_batch=8, max_tokens=64))
-    try:
-        srv = start_server(repo, timeout=120)
-    except VsrnError as exc:
-        pytest.fail(str(exc))
-    yield srv
-    assert srv.stop() == 0, srv.log_tail()
+    with running_server(repo) as srv:
+        yield srv
 
 
 def _infer(server, model: str, feeds: dict[str, np.ndarray], outputs) -> dict[str, np.ndarray]:
