@@ -161,3 +161,14 @@ def test_peaks_and_runs_share_one_thread_count_when_none_is_given():
     assert report["machine"]["threads"] == threads
     assert report["machine"]["matmul_peak"]["float32"]["threads"] == threads
     assert report["settings"]["threads"] == threads
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0, 3600.5])
+def test_a_time_budget_beyond_its_bounds_is_refused(seconds):
+    """NaN compares false with everything: it must not slip through as a budget that never ends."""
+    from vsrn_deploy.bench.core import MAX_SECONDS
+    from vsrn_deploy.core.errors import VsrnError
+
+    with pytest.raises(VsrnError, match="seconds in"):
+        BenchConfig(seconds=seconds, iters=None)
+    assert BenchConfig(seconds=MAX_SECONDS, iters=None).seconds == MAX_SECONDS

@@ -237,3 +237,16 @@ def test_silent_fp32_engine_fails_the_build(fake_trt, monkeypatch, export_dir, t
     with pytest.raises(CheckFailed):
         B.build_engines(export_dir, tmp_path / "engines", B.BuildSettings(precision="fp16"))
     assert not (tmp_path / "engines" / "image_encoder.fp16.plan").exists()
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"workspace_mib": B.MAX_WORKSPACE_MIB + 1}, "--workspace must lie in"),
+    ({"workspace_mib": 0}, "--workspace must lie in"),
+    ({"opt_level": B.OPT_LEVELS[1] + 1}, "--opt-level must lie in"),
+])
+def test_settings_beyond_their_bounds_are_refused(change, says):
+    """A workspace the size_t of TensorRT cannot hold fails here, not inside the builder."""
+    with pytest.raises(VsrnError, match=says):
+        B.BuildSettings(precision="fp32", **change)
+    top = B.MAX_WORKSPACE_MIB
+    assert B.BuildSettings(precision="fp32", workspace_mib=top).workspace_mib == top

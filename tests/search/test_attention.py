@@ -105,3 +105,11 @@ def test_render_outlines_top_regions_over_a_picture(tmp_path):
     assert blank.size == (w, h) and scaled.max() == pytest.approx(w)
     pixel_boxes = boxes * 100
     assert Image.open(io.BytesIO(render_attention(regions, image, pixel_boxes))).size == (100, 100)
+
+
+def test_a_lambda_that_overflows_the_map_is_refused_by_the_library_too():
+    """The command line stops such a --lam first; a caller of the library gets the same refusal."""
+    regions = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    boxes = np.array([[0, 0, 4, 4], [1.2, 0.0, 2.0, 1.5]], dtype=np.float32)
+    with pytest.raises(VsrnError, match="too large"):
+        attention_map(regions, np.array([1.0, 0.0], dtype=np.float32), boxes, 3, 4, lam=1e308)

@@ -119,3 +119,27 @@ def test_config_checks(tiny_data: Path, tmp_path: Path) -> None:
         for name in ("train_caps.txt", "dev_caps.txt", "dev_ims.npy", "train_ims.npy"):
             (tmp_path / name).write_bytes((tiny_data / name).read_bytes())
         train(_cfg(tmp_path, tmp_path / "run", region_order="box"))
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"lr": float("nan")}, "lr must lie in"), ({"lr": float("inf")}, "lr must lie in"),
+    ({"lr": 11.0}, "lr must lie in"), ({"margin": 2.5}, "margin must lie in"),
+    ({"grad_clip": float("inf")}, "grad_clip must lie in"), ({"embed_size": 65537}, "embed_size must be <="),
+    ({"word_dim": 2**40}, "word_dim must be <="), ({"caption_hidden": 70000}, "caption_hidden must be <="),
+    ({"gcn_layers": 65}, "gcn_layers must be <="),
+])
+def test_config_refuses_values_beyond_its_bounds(change, says) -> None:
+    """The library's own line of defence (the command line refuses these first): a config made in code
+    with a NaN learning rate or a model too wide to allocate fails at once, not in the first step."""
+    with pytest.raises(VsrnError, match=says):
+        TrainConfig(data="x", **change)
+
+
+def test_model_config_refuses_a_dimension_beyond_max_dim() -> None:
+    from vsrn_deploy.model.config import MAX_DIM, VSRNConfig
+
+    assert VSRNConfig.tiny(embed_size=MAX_DIM).embed_size == MAX_DIM  # the bound itself is allowed
+    with pytest.raises(VsrnError, match="embed_size must be <="):
+        VSRNConfig.tiny(embed_size=MAX_DIM + 1)
+    with pytest.raises(VsrnError, match="gcn_layers must lie in"):
+        VSRNConfig.tiny(gcn_layers=-1)

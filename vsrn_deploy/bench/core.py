@@ -46,6 +46,10 @@ _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}  # int8: every weight matr
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 
+# the longest time budget per backend and batch (an hour): longer measurements ask for --iters
+MAX_SECONDS = 3600.0
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """What to benchmark and how.
@@ -108,8 +112,9 @@ class BenchConfig:
             problems.append(f"warmup must be >= 0, got {self.warmup}")
         if self.iters is not None and self.iters < 1:
             problems.append(f"iters must be >= 1, got {self.iters}")
-        if self.iters is None and (self.seconds is None or self.seconds < 0):
-            problems.append("give iters >= 1 or seconds >= 0 (with min_iters calls at least)")
+        if self.iters is None and (self.seconds is None or not 0 <= self.seconds <= MAX_SECONDS):  # NaN too
+            problems.append(f"give iters >= 1 or seconds in [0, {MAX_SECONDS:g}] (with min_iters calls at "
+                            f"least), got seconds={self.seconds}")
         if self.min_iters < 1:
             problems.append(f"min_iters must be >= 1, got {self.min_iters}")
         if self.threads is not None and self.threads < 1:

@@ -38,6 +38,10 @@ from vsrn_deploy.engine.profiles import ProfileSpec, input_shapes
 from vsrn_deploy.io.files import atomic_write_bytes, sha256_bytes, sha256_file
 
 PRECISIONS = contract.PLAN_PRECISIONS  # what plans are built in: the contract says
+# the builder's optimisation levels (TensorRT's range; its default is 3)
+OPT_LEVELS = (0, 5)
+# the largest workspace cap, in MiB (1 TiB: more than any GPU holds; TensorRT takes bytes in a size_t)
+MAX_WORKSPACE_MIB = 2**20
 
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
@@ -72,10 +76,10 @@ class BuildSettings:
             raise VsrnError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not self.profiles:
             raise VsrnError("at least one optimisation profile is needed")
-        if self.workspace_mib is not None and self.workspace_mib < 1:
-            raise VsrnError(f"--workspace must be >= 1 MiB, got {self.workspace_mib}")
-        if self.opt_level is not None and not 0 <= self.opt_level <= 5:
-            raise VsrnError(f"--opt-level must lie in 0..5, got {self.opt_level}")
+        if self.workspace_mib is not None and not 1 <= self.workspace_mib <= MAX_WORKSPACE_MIB:
+            raise VsrnError(f"--workspace must lie in 1..{MAX_WORKSPACE_MIB} MiB, got {self.workspace_mib}")
+        if self.opt_level is not None and not OPT_LEVELS[0] <= self.opt_level <= OPT_LEVELS[1]:
+            raise VsrnError(f"--opt-level must lie in {OPT_LEVELS[0]}..{OPT_LEVELS[1]}, got {self.opt_level}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "profiles": [p.to_dict() for p in self.profiles],

@@ -12,6 +12,12 @@ from typing import Any
 from vsrn_deploy.core.errors import VsrnError
 
 F30K_DATA_NAME = "f30k_precomp"
+# the largest model dimension (embed_size, word_dim, caption_hidden): weights grow with its square, and
+# beyond this one GRU's weights alone (3 x 2 x D^2 floats) outgrow any GPU's memory; the paper's sizes
+# are 300 to 2048
+MAX_DIM = 65536
+# region relationship reasoning layers: the paper uses 4; each is four D x D matrices
+MAX_GCN_LAYERS = 64
 
 
 def dataclass_from_dict(cls: type, data: dict[str, Any], what: str, hint: str = "") -> Any:
@@ -56,8 +62,12 @@ class VSRNConfig:
         for name in ("vocab_size", "img_dim", "embed_size", "word_dim", "num_regions", "text_layers"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.gcn_layers < 0:
-            problems.append(f"gcn_layers must be >= 0 (got {self.gcn_layers})")
+        for name in ("embed_size", "word_dim", "caption_hidden"):
+            if getattr(self, name) > MAX_DIM:
+                problems.append(f"{name} must be <= {MAX_DIM}, the largest model dimension (got "
+                                f"{getattr(self, name)})")
+        if not 0 <= self.gcn_layers <= MAX_GCN_LAYERS:
+            problems.append(f"gcn_layers must lie in [0, {MAX_GCN_LAYERS}] (got {self.gcn_layers})")
         if self.img_pool not in ("gru", "mean"):
             problems.append(f"img_pool must be 'gru' or 'mean' (got {self.img_pool!r})")
         if problems:

@@ -147,8 +147,9 @@ class TritonRepoConfig:
         # the ranges of the ModelConfig fields they fill (int32 counts and sizes, uint64 delay, int64 version)
         for flag, number, top in (("--max-batch", self.max_batch, _INT32_MAX),
                                   ("--instances", self.instances, _INT32_MAX),
+                                  ("--max-tokens", self.max_tokens, _INT32_MAX),
                                   ("--max-queue-delay-us", self.max_queue_delay_us, 2**64 - 1),
-                                  ("--model-version", self.model_version, 2**63 - 1),
+                                  ("--model-version", self.model_version, MAX_MODEL_VERSION),
                                   *(("--preferred-batch", b, _INT32_MAX) for b in self.preferred_batch or ())
                                   ):
             if number is not None and number > top:
@@ -169,6 +170,7 @@ class TritonRepoConfig:
 
 
 _INT32_MAX = 2**31 - 1
+MAX_MODEL_VERSION = 2**63 - 1  # a version is an int64 in Triton's model configuration
 _log = logging.getLogger(__name__)  # progress lines; the command line shows them on stderr
 
 

@@ -9,12 +9,19 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.model.config import dataclass_from_dict
+from vsrn_deploy.model.config import MAX_DIM, MAX_GCN_LAYERS, dataclass_from_dict
 
 IMG_POOLS = ("gru", "mean")
 REGION_ORDERS = ("given", "box", "random")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_WORKERS = 256  # DataLoader worker processes
+# the largest Adam learning rate: the paper's is 2e-4; steps of this size already leave any minimum
+MAX_LR = 10.0
+# the largest triplet margin: cosine similarities of unit embeddings differ by at most 2, so with a
+# margin of 2 every negative already counts; more only inflates the loss
+MAX_MARGIN = 2.0
+# the largest gradient-norm clip (0: off): above it nothing is ever clipped; the paper's is 2
+MAX_GRAD_CLIP = 1e6
 
 
 @dataclass(frozen=True)
@@ -103,10 +110,17 @@ class TrainConfig:
             problems.append(f"workers must be <= {MAX_WORKERS} (got {self.workers})")
         if self.batch_size < 2:
             problems.append("batch_size must be >= 2 (the matching loss needs negatives)")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0 (got {self.lr})")
-        if self.grad_clip < 0 or self.margin < 0:
-            problems.append("grad_clip and margin must be >= 0")
+        for name in ("embed_size", "word_dim", "caption_hidden"):
+            if getattr(self, name) > MAX_DIM:
+                problems.append(f"{name} must be <= {MAX_DIM}, the largest model dimension (got "
+                                f"{getattr(self, name)})")
+        if self.gcn_layers > MAX_GCN_LAYERS:
+            problems.append(f"gcn_layers must be <= {MAX_GCN_LAYERS} (got {self.gcn_layers})")
+        if not 0 < self.lr <= MAX_LR:  # NaN fails too
+            problems.append(f"lr must lie in (0, {MAX_LR:g}] (got {self.lr})")
+        for name, top in (("grad_clip", MAX_GRAD_CLIP), ("margin", MAX_MARGIN)):
+            if not 0 <= getattr(self, name) <= top:
+                problems.append(f"{name} must lie in [0, {top:g}] (got {getattr(self, name)})")
         for name, allowed in (("img_pool", IMG_POOLS), ("region_order", REGION_ORDERS),
                               ("device", DEVICES), ("variant", ("auto", "coco", "f30k"))):
             if getattr(self, name) not in allowed:
