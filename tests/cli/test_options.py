@@ -8,6 +8,7 @@ import logging
 import re
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import vsrn_deploy
@@ -193,3 +194,48 @@ def test_each_progress_line_is_printed_once_even_when_a_library_logs_through_the
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stderr.splitlines() == ["progress"], out.stderr
+
+
+# --- numeric bounds: refused at the command line, before any work ------------------------------------
+
+@pytest.mark.parametrize(("args", "flag", "value", "allowed"), [
+    (["train", "--data", "nowhere"], "--lr", "nan", "(0, 10]"),
+    (["train", "--data", "nowhere"], "--lr", "0", "(0, 10]"),
+    (["train", "--data", "nowhere"], "--lr", "inf", "(0, 10]"),
+    (["train", "--data", "nowhere"], "--embed-size", "65537", "[1, 65536]"),
+    (["train", "--data", "nowhere"], "--word-dim", "0", "[1, 65536]"),
+    (["train", "--data", "nowhere"], "--caption-hidden", "9223372036854775808", "[1, 65536]"),
+    (["train", "--data", "nowhere"], "--gcn-layers", "65", "[0, 64]"),
+    (["train", "--data", "nowhere"], "--margin", "-inf", "[0, 2]"),
+    (["train", "--data", "nowhere"], "--grad-clip", "nan", "[0, 1000000]"),
+    (["train", "--data", "nowhere"], "--epochs", "2147483648", "[1, 2147483647]"),
+    (["train", "--data", "nowhere"], "--workers", "257", "[0, 256]"),
+    (["train", "--data", "nowhere"], "--max-train-images", "0", "[1, 2147483647]"),
+    (["bench", "--tiny"], "--seconds", "inf", "[0, 3600]"),
+    (["bench", "--tiny"], "--seconds", "-0.5", "[0, 3600]"),
+    (["bench", "--tiny"], "--iters", "0", "[1, 2147483647]"),
+    (["evaluate", "nowhere.pt", "--data", "nowhere"], "--max-images", "-1", "[1, 2147483647]"),
+    (["build-engine"], "--workspace", "1048577", "[1, 1048576]"),
+    (["build-engine"], "--opt-level", "6", "[0, 5]"),
+    (["build-engine"], "--min-tokens", "0", "[1, 2147483647]"),
+    (["triton-repo"], "--model-version", "0", "[1, 9223372036854775807]"),
+    (["triton-repo"], "--model-version", "9223372036854775808", "[1, 9223372036854775807]"),
+])
+def test_a_number_outside_its_range_is_one_line_naming_the_range(args, flag, value, allowed, tmp_path):
+    result = invoke(*args, flag, value)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines() == [result.output.strip()], result.output
+    line = result.output.strip()
+    assert line.startswith(f"error: Invalid value for '{flag}': must lie in {allowed}"), line
+    assert "Traceback" not in result.output
+
+
+def test_bounded_takes_its_edges_and_refuses_just_beyond():
+    closed = options.bounded("h", 1, 8).callback
+    assert [closed(v) for v in (1, 8, None)] == [1, 8, None]
+    open_low = options.bounded("h", 0, 1.5, above=True).callback
+    assert open_low(1.5) == 1.5 and open_low(5e-324) == 5e-324
+    for check, value in ((closed, 0), (closed, 9), (open_low, 0.0), (open_low, float("nan")),
+                         (open_low, float("inf")), (open_low, 1.5000001)):
+        with pytest.raises(typer.BadParameter, match="must lie in"):
+            check(value)

@@ -9,11 +9,17 @@ import typer
 
 from vsrn_deploy.cli.common import handle_errors
 from vsrn_deploy.cli.options import (
+    MAX_SIZE,
     TORCH_FREE_DEFAULT,
     EngineDir,
     OnnxDir,
     TorchFreeBackendOption,
+    bounded,
 )
+
+# the largest score scale: the map is drawn relative to its largest score, so a larger lambda changes
+# nothing but how soon the scores overflow
+MAX_LAM = 1e6
 
 
 def attention_command(
@@ -25,8 +31,9 @@ def attention_command(
     onnx_dir: OnnxDir = Path("export"),
     picture: Annotated[Path | None, typer.Option(
         help="The photo to draw over (default: a blank canvas of the boxes' extent).")] = None,
-    top: Annotated[int, typer.Option(help="Outline the N best-ranked regions.")] = 3,
-    lam: Annotated[float, typer.Option(help="Score scale lambda: s_i = lambda (k - r_i)^2.")] = 50.0,
+    top: Annotated[int, bounded("Outline the N best-ranked regions.", 0, MAX_SIZE)] = 3,
+    lam: Annotated[float, bounded("Score scale lambda: s_i = lambda (k - r_i)^2.", 0, MAX_LAM, above=True,
+                                  why="the paper uses 50; the map is scaled to its largest score")] = 50.0,
     backend: TorchFreeBackendOption = TORCH_FREE_DEFAULT,
     engine_dir: EngineDir = Path("engines"),
 ) -> None:

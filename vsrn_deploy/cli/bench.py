@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from vsrn_deploy.bench.core import MAX_SECONDS
 from vsrn_deploy.cli.common import handle_errors
 from vsrn_deploy.cli.options import (
+    MAX_SIZE,
     Backends,
     Device,
     OptionalOnnxDir,
@@ -16,6 +18,7 @@ from vsrn_deploy.cli.options import (
     Seed,
     Threads,
     TorchPrecision,
+    bounded,
     value,
 )
 from vsrn_deploy.core.errors import VsrnError
@@ -38,11 +41,12 @@ def bench(
     encoder: Annotated[str, typer.Option(help="image, text or both.")] = "both",
     backends: Backends = "torch,torch-deploy,ort,ort-fp16",  # type: ignore[assignment]  # parse_backends
     batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,128",
-    warmup: Annotated[int, typer.Option(help="Untimed calls before timing each backend and batch.")] = 5,
-    iters: Annotated[int | None, typer.Option(
-        help="Timed calls per backend and batch (instead of --seconds).")] = None,
-    seconds: Annotated[float | None, typer.Option(
-        help="Time budget per backend and batch (default 2 s; at least 5 calls).")] = None,
+    warmup: Annotated[int, bounded("Untimed calls before timing each backend and batch.", 0, MAX_SIZE)] = 5,
+    iters: Annotated[int | None, bounded(
+        "Timed calls per backend and batch (instead of --seconds).", 1, MAX_SIZE)] = None,
+    seconds: Annotated[float | None, bounded(
+        "Time budget per backend and batch (default 2 s; at least 5 calls).", 0, MAX_SECONDS,
+        why="longer measurements: --iters")] = None,
     threads: Threads = None,
     device: Device = "cpu",
     precision: Annotated[TorchPrecision | None, typer.Option(
@@ -69,8 +73,9 @@ def bench(
         raise VsrnError(f"--encoder must be image, text or both; got {encoder!r}")
     from vsrn_deploy.bench import BenchConfig, run_benchmark, to_markdown, write_json, write_markdown
 
+    seconds = None if iters is not None else (2.0 if seconds is None else seconds)  # 0: min_iters calls
     cfg = BenchConfig(encoders=encoders, backends=tuple(backends), batches=_int_list(batch, "--batch"),
-                      warmup=warmup, iters=iters, seconds=None if iters is not None else (seconds or 2.0),
+                      warmup=warmup, iters=iters, seconds=seconds,
                       threads=threads, device=device, dtype=value(precision), checkpoint=checkpoint,
                       onnx_dir=str(onnx_dir) if onnx_dir is not None else None, tiny=tiny, seed=seed)
     from vsrn_deploy.artifacts.outputs import check_out_path

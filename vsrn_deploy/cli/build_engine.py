@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import OnnxDir, PlanPrecision, value
+from vsrn_deploy.cli.options import MAX_SIZE, OnnxDir, PlanPrecision, bounded, value
+from vsrn_deploy.engine.builder import MAX_WORKSPACE_MIB, OPT_LEVELS
+
+_DIMS = "TensorRT's dimensions are int32"
 
 
 def build_engine(
@@ -21,22 +24,25 @@ def build_engine(
              "pinned; TensorRT 11 builds the FP16 graph, strongly typed. Default: fp32.")] = None,
     fp16: Annotated[bool, typer.Option(
         "--fp16", help="The same as --precision fp16.")] = False,
-    min_batch: Annotated[int, typer.Option(help="Smallest batch of the profile.")] = 1,
-    opt_batch: Annotated[int, typer.Option(help="Batch TensorRT tunes for.")] = 32,
-    max_batch: Annotated[int, typer.Option(help="Largest batch of the profile.")] = 128,
-    min_tokens: Annotated[int, typer.Option(help="Text: fewest tokens (incl. <start>/<end>).")] = 2,
-    opt_tokens: Annotated[int, typer.Option(help="Text: token count TensorRT tunes for.")] = 16,
-    max_tokens: Annotated[int | None, typer.Option(
-        help="Text: most tokens (default 64, or the export's limit when smaller).")] = None,
+    min_batch: Annotated[int, bounded("Smallest batch of the profile.", 1, MAX_SIZE, why=_DIMS)] = 1,
+    opt_batch: Annotated[int, bounded("Batch TensorRT tunes for.", 1, MAX_SIZE, why=_DIMS)] = 32,
+    max_batch: Annotated[int, bounded("Largest batch of the profile.", 1, MAX_SIZE, why=_DIMS)] = 128,
+    min_tokens: Annotated[int, bounded("Text: fewest tokens (incl. <start>/<end>).", 1, MAX_SIZE,
+                                       why=_DIMS)] = 2,
+    opt_tokens: Annotated[int, bounded("Text: token count TensorRT tunes for.", 1, MAX_SIZE, why=_DIMS)] = 16,
+    max_tokens: Annotated[int | None, bounded(
+        "Text: most tokens (default 64, or the export's limit when smaller).", 1, MAX_SIZE, why=_DIMS)]
+        = None,
     profile: Annotated[list[str] | None, typer.Option(
         help="An extra optimisation profile 'min,opt,max' batch or 'min,opt,max:min,opt,max' "
              "batch:tokens; repeat for several. Given, these replace the --*-batch/--*-tokens one.")]
         = None,
     timing_cache: Annotated[Path | None, typer.Option(
         help="Timing cache file: loaded when present, saved after the build (faster rebuilds).")] = None,
-    workspace: Annotated[int | None, typer.Option(help="Workspace memory pool limit in MiB.")] = None,
-    opt_level: Annotated[int | None, typer.Option(
-        help="Builder optimisation level 0-5 (TensorRT default 3; higher builds longer).")] = None,
+    workspace: Annotated[int | None, bounded("Workspace memory pool limit in MiB.", 1, MAX_WORKSPACE_MIB,
+                                             why="1 TiB, more than any GPU holds")] = None,
+    opt_level: Annotated[int | None, bounded(
+        "Builder optimisation level (TensorRT default 3; higher builds longer).", *OPT_LEVELS)] = None,
     encoder: Annotated[str, typer.Option(help="image, text or both.")] = "both",
     skip_precision_check: Annotated[bool, typer.Option(
         "--skip-precision-check", help="Do not fail when the engine inspector cannot confirm the "

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import Device, Overwrite, Vocab
+from vsrn_deploy.cli.options import MAX_SIZE, Device, Overwrite, Vocab, bounded
 
 _SHOWN_MATCHES = 20
 
@@ -22,7 +22,7 @@ def encode(
     vocab: Vocab = None,
     out: Annotated[Path, typer.Option(
         help="Folder for image_embeddings.npy / text_embeddings.npy.")] = Path("embeddings"),
-    batch_size: Annotated[int, typer.Option(help="Items per forward pass.")] = 128,
+    batch_size: Annotated[int, bounded("Items per forward pass.", 1, MAX_SIZE)] = 128,
     device: Device = "cpu",
     overwrite: Overwrite = False,
 ) -> None:

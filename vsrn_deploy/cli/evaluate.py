@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import Device, ReportOut, Vocab
+from vsrn_deploy.cli.options import MAX_SIZE, Device, ReportOut, Vocab, bounded
 
 
 def evaluate(
@@ -27,10 +27,10 @@ def evaluate(
     fold5: Annotated[bool, typer.Option(
         "--fold5", help="COCO 1K: mean over 5 folds of 1000 images (n_images/5 in general).")] = False,
     vocab: Vocab = None,
-    batch_size: Annotated[int, typer.Option(help="Images or captions per forward pass.")] = 128,
+    batch_size: Annotated[int, bounded("Images or captions per forward pass.", 1, MAX_SIZE)] = 128,
     device: Device = "auto",
-    max_images: Annotated[int | None, typer.Option(
-        help="Evaluate only the first N images and their captions.")] = None,
+    max_images: Annotated[int | None, bounded(
+        "Evaluate only the first N images and their captions.", 1, MAX_SIZE)] = None,
     out: ReportOut = None,
 ) -> None:
     """R@1/5/10, medr, meanr and rsum in both directions, with the authors' protocol.

@@ -9,11 +9,13 @@ import typer
 
 from vsrn_deploy.cli.common import handle_errors
 from vsrn_deploy.cli.options import (
+    MAX_SIZE,
     TORCH_FREE_DEFAULT,
     EngineDir,
     OnnxDir,
     Threads,
     TorchFreeBackendOption,
+    bounded,
 )
 
 
@@ -31,7 +33,7 @@ def index_command(
         help="Captions, one per line, to search images -> captions.")] = None,
     backend: TorchFreeBackendOption = TORCH_FREE_DEFAULT,
     engine_dir: EngineDir = Path("engines"),
-    batch: Annotated[int, typer.Option(help="Images (captions) per encoder call.")] = 64,
+    batch: Annotated[int, bounded("Images (captions) per encoder call.", 1, MAX_SIZE)] = 64,
     kind: Annotated[str, typer.Option(help="flat (exact), ivfpq or hnsw (approximate; recall@10 "
                                            "against exact search is measured and printed).")] = "flat",
     threads: Threads = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -112,6 +112,31 @@ MAX_SEED = 2**32 - 1
 # the largest count or dimension an option may ask for (array and tensor dimensions are int32 in
 # ONNX Runtime and TensorRT; numpy refuses larger than int64 with a bare ValueError)
 MAX_SIZE = 2**31 - 1
+
+
+def _shown(number: float) -> str:
+    """2147483647, 0.5, 86400 (a float that is a whole number without its '.0')."""
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
+
+
+def bounded(help: str, low: float, high: float, *, why: str = "", above: bool = False) -> Any:
+    """The `typer.Option` of an int or float option that must lie in [low, high] ((low, high] with
+    `above`): anything else (NaN and the infinities too) is a usage error, one `error:` line and exit 2,
+    before the command starts any work. `why` says where the bound comes from; --help shows the range."""
+    allowed = f"{'(' if above else '['}{_shown(low)}, {_shown(high)}]"
+    reason = f" ({why})" if why else ""
+
+    def check(value: Any) -> Any:
+        if value is None:  # an optional option left out
+            return value
+        if not ((low < value) if above else (low <= value)) or not value <= high:  # NaN fails both
+            raise typer.BadParameter(f"must lie in {allowed}{reason}; got {value}; pass a number in that "
+                                     "range")
+        return value
+
+    return typer.Option(callback=check, help=f"{help} Range: {allowed}.")
+
+
 Threads = Annotated[int | None, typer.Option(
     "--threads", min=1, max=MAX_THREADS,
     help="Intra-op threads of torch and ONNX Runtime (default: their own).")]

@@ -13,7 +13,17 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import Device, Overwrite, Seed, Vocab
+from vsrn_deploy.cli.options import MAX_SIZE, Device, Overwrite, Seed, Vocab, bounded
+from vsrn_deploy.training.config import (  # the model's sizes are bounded where the model is configured
+    MAX_DIM,
+    MAX_GCN_LAYERS,
+    MAX_GRAD_CLIP,
+    MAX_LR,
+    MAX_MARGIN,
+    MAX_WORKERS,
+)
+
+_DIM = "a model dimension; weights grow with its square"
 
 
 def train_command(
@@ -22,38 +32,44 @@ def train_command(
     out: Annotated[Path, typer.Option(help="Run folder: model_best.pt, last.pt, metrics.jsonl.")] = Path(
         "runs/vsrn"),
     vocab: Vocab = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
-    batch_size: Annotated[int, typer.Option(
-        help="Captions per step (per process under torchrun).")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
-    lr_update: Annotated[int, typer.Option(help="Divide the learning rate by 10 every N epochs.")] = 15,
-    grad_clip: Annotated[float, typer.Option(help="Gradient-norm clip (0: off).")] = 2.0,
-    margin: Annotated[float, typer.Option(help="Triplet-loss margin.")] = 0.2,
+    epochs: Annotated[int, bounded("Training epochs.", 1, MAX_SIZE)] = 30,
+    batch_size: Annotated[int, bounded(
+        "Captions per step (per process under torchrun).", 2, MAX_SIZE,
+        why="the matching loss needs a negative in the batch")] = 128,
+    lr: Annotated[float, bounded("Adam learning rate.", 0, MAX_LR, above=True,
+                                 why="the paper's is 2e-4; larger steps leave any minimum")] = 2e-4,
+    lr_update: Annotated[int, bounded("Divide the learning rate by 10 every N epochs.", 1, MAX_SIZE)] = 15,
+    grad_clip: Annotated[float, bounded("Gradient-norm clip (0: off).", 0, MAX_GRAD_CLIP,
+                                        why="a larger clip never clips")] = 2.0,
+    margin: Annotated[float, bounded("Triplet-loss margin.", 0, MAX_MARGIN,
+                                     why="cosine similarities differ by at most 2")] = 0.2,
     max_violation: Annotated[bool, typer.Option(
         "--max-violation/--sum-violation", help="Hardest negatives (VSE++) or the sum over all.")] = True,
-    warmup_epochs: Annotated[int, typer.Option(
-        help="Sum over all negatives for the first N epochs, then hardest (0: the paper).")] = 0,
+    warmup_epochs: Annotated[int, bounded(
+        "Sum over all negatives for the first N epochs, then hardest (0: the paper).", 0, MAX_SIZE)] = 0,
     generation_loss: Annotated[bool, typer.Option(
         "--generation-loss/--no-generation-loss", help="Add the caption loss L_G to L_M.")] = True,
-    embed_size: Annotated[int, typer.Option(help="Joint embedding size D.")] = 2048,
-    word_dim: Annotated[int, typer.Option(help="Word embedding size.")] = 300,
-    gcn_layers: Annotated[int, typer.Option(help="Region relationship reasoning (GCN) layers.")] = 4,
+    embed_size: Annotated[int, bounded("Joint embedding size D.", 1, MAX_DIM, why=_DIM)] = 2048,
+    word_dim: Annotated[int, bounded("Word embedding size.", 1, MAX_DIM, why=_DIM)] = 300,
+    gcn_layers: Annotated[int, bounded("Region relationship reasoning (GCN) layers.", 0,
+                                       MAX_GCN_LAYERS, why="the paper uses 4")] = 4,
     img_pool: Annotated[str, typer.Option(help="Image pooling: gru (paper) or mean (baseline).")] = "gru",
-    caption_hidden: Annotated[int, typer.Option(help="Caption decoder hidden size.")] = 512,
+    caption_hidden: Annotated[int, bounded("Caption decoder hidden size.", 1, MAX_DIM, why=_DIM)] = 512,
     variant: Annotated[str, typer.Option(
         help="auto (f30k iff the data folder is f30k_precomp), coco or f30k.")] = "auto",
     region_order: Annotated[str, typer.Option(
         help="Region order fed to the GRU: given, box (largest box first) or random.")] = "given",
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+    workers: Annotated[int, bounded("DataLoader worker processes.", 0, MAX_WORKERS,
+                                    why="each is a process")] = 2,
     group_batches: Annotated[bool, typer.Option(
         "--group-batches/--no-group-batches",
         help="Batches of whole groups of look-alike images from {split}_groups.npy (synthetic "
              "data), so negatives include them; off: shuffled captions (the paper).")] = False,
-    max_train_images: Annotated[int | None, typer.Option(
-        help="Use only the first N train images.")] = None,
-    max_val_images: Annotated[int | None, typer.Option(help="Use only the first N dev images.")] = None,
-    val_every: Annotated[int, typer.Option(help="Also validate every N steps (0: per epoch).")] = 0,
-    log_every: Annotated[int, typer.Option(help="Write a metrics record every N steps.")] = 20,
+    max_train_images: Annotated[int | None, bounded("Use only the first N train images.", 1, MAX_SIZE)]
+        = None,
+    max_val_images: Annotated[int | None, bounded("Use only the first N dev images.", 1, MAX_SIZE)] = None,
+    val_every: Annotated[int, bounded("Also validate every N steps (0: per epoch).", 0, MAX_SIZE)] = 0,
+    log_every: Annotated[int, bounded("Write a metrics record every N steps.", 1, MAX_SIZE)] = 20,
     seed: Seed = 0,
     device: Device = "auto",
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = True,

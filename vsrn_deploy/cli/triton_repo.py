@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from vsrn_deploy.cli.common import handle_errors
-from vsrn_deploy.cli.options import EngineDir, OnnxDir, OptionalPrecision, Overwrite, value
-from vsrn_deploy.serving.triton_repo import DEFAULT_MAX_TOKENS
+from vsrn_deploy.cli.options import MAX_SIZE, EngineDir, OnnxDir, OptionalPrecision, Overwrite, bounded, value
+from vsrn_deploy.serving.triton_repo import DEFAULT_MAX_TOKENS, MAX_MODEL_VERSION
 
 
 def triton_repo(
@@ -30,12 +30,13 @@ def triton_repo(
         help="Dynamic batcher: microseconds to wait to fill a batch.")] = 2000,
     instances: Annotated[int, typer.Option(help="Model instances per device (instance_group count).")] = 1,
     kind: Annotated[str, typer.Option(help="gpu or cpu (instance_group kind).")] = "gpu",
-    max_tokens: Annotated[int, typer.Option(
-        help="The tokenizer model refuses captions with more ids than this (<start>/<end> counted).")]
-        = DEFAULT_MAX_TOKENS,
-    model_version: Annotated[int, typer.Option(
-        help="The version folder to write (<model>/N/); every config serves version N only (version_policy "
-             "specific), and other versions an earlier run wrote are kept, not served.")] = 1,
+    max_tokens: Annotated[int, bounded(
+        "The tokenizer model refuses captions with more ids than this (<start>/<end> counted).", 3, MAX_SIZE,
+        why="room for <start>, a word and <end>; Triton's dimensions are int32")] = DEFAULT_MAX_TOKENS,
+    model_version: Annotated[int, bounded(
+        "The version folder to write (<model>/N/); every config serves version N only (version_policy "
+        "specific), and other versions an earlier run wrote are kept, not served.", 1, MAX_MODEL_VERSION,
+        why="Triton's versions are 1, 2, ..., an int64")] = 1,
     python_env: Annotated[Path | None, typer.Option(
         help="A Python environment for the python-backend models, carried inside the repository: a .tar.gz "
              "made by conda-pack or venv-pack, or a venv folder (packed here with venv-pack). It must hold "

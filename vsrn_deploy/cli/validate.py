@@ -18,6 +18,7 @@ from vsrn_deploy.cli.options import (
     Seed,
     Threads,
     Vocab,
+    bounded,
 )
 
 
@@ -31,13 +32,13 @@ def validate(
     data: Annotated[Path | None, typer.Option(
         help="A precomputed-feature data folder (<data>/<split>_ims.npy, <split>_caps.txt).")] = None,
     split: Annotated[str, typer.Option(help="Split of --data.")] = "test",
-    limit: Annotated[int | None, typer.Option(help="Use at most this many images of --data.")] = 1000,
+    limit: Annotated[int | None, bounded("Use at most this many images of --data.", 1, MAX_SIZE)] = 1000,
     synthetic: Annotated[int | None, typer.Option(
         max=MAX_SIZE,
         help="N synthetic images (sparse non-negative features at real magnitudes), 5 captions "
              "each (default when no --data: 500).")] = None,
     vocab: Vocab = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size for encoding.")] = 32,
+    batch_size: Annotated[int, bounded("Batch size for encoding.", 1, MAX_SIZE)] = 32,
     device: Device = "cpu",
     threads: Threads = None,
     seed: Seed = 0,
