@@ -318,7 +318,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         for a in r["approximate"]:
             if "error" in a:
                 lines.append(f"| {a['kind']} | {a['milvus_index_type']} | {a['index_params']} | | | | | | "
-                             f"| not searchable: loading it (in `MilvusStore.fill` or `finish`) raised {a['error']} |")
+                             "| not searchable: loading it (in `MilvusStore.fill` or `finish`) raised "
+                             f"{a['error']} |")
                 continue
             built = "failed: " + a["index_build_failures"][0] if a["index_build_failures"] else "ok"
             lines.append(f"| {a['kind']} | {a['milvus_index_type']} | {a['index_params']} "
