@@ -44,6 +44,16 @@ def _repo(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _temp_in_tmp_path(tmp_path, monkeypatch):
+    """serve keeps a failed start's temporary log (its error names it): here the failures are on
+    purpose, so their logs go to the test's own folder, in this process and in the ones it starts."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
 @pytest.fixture
 def no_server_anywhere(monkeypatch, tmp_path):
     """No $TRITONSERVER, nothing on PATH, no set-up environment: a plain pip install."""
@@ -259,6 +269,53 @@ def test_ctrl_c_or_sigterm_stops_the_server_and_exits_130(tmp_path, signum):
     assert f"stopped tritonserver (pid {server_pid})" in proc.stdout.read()
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+    # a clean stop leaves no temporary log behind (each serve used to leave one in the temp folder)
+    log = Path(re.search(r"server log: (\S+)", out)[1])
+    assert "removed when Ctrl-C stops the server" in out and not log.exists(), log
+
+
+def test_log_file_is_kept_and_a_failure_keeps_the_temporary_log(tmp_path):
+    """--log-file names a new file that stays after the server stops; an existing file, or one in a
+    missing folder, is one line before anything starts (serve never replaces a file); without
+    --log-file a failed start keeps its temporary log, the one the error line names."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "started"
+    server = _fake_server(tmp_path / "s", f"touch {marker}\necho 'E1205 boom: a server that fails'\nexit 1")
+    repo = str(_repo(tmp_path / "repo"))
+    mine = tmp_path / "mine.log"
+    mine.write_text("the user's own notes\n")
+    line = _one_error_line(_serve("--repo", repo, "--server", str(server), "--http-port", _free(),
+                                  "--grpc-port", _free(), "--log-file", str(mine)))
+    assert "exists; give a new path" in line and mine.read_text() == "the user's own notes\n"
+    line = _one_error_line(_serve("--repo", repo, "--server", str(server), "--http-port", _free(),
+                                  "--grpc-port", _free(), "--log-file", str(tmp_path / "no" / "s.log")))
+    assert "does not exist" in line and not marker.exists()
+
+    line = _one_error_line(_serve("--repo", repo, "--server", str(server), "--http-port", _free(),
+                                  "--grpc-port", _free()))
+    kept = Path(re.search(r"server log: ([^)\s]+)", line)[1])
+    assert kept.is_file() and "a server that fails" in kept.read_text(), line
+    kept.unlink()
+
+    binary = _fake_server(tmp_path / "s2", f'exec "{sys.executable}" -c \'{FAKE_TRITON}\' "$@"')
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen(["vsrn-deploy", "serve", "--repo", repo, "--server", str(binary), "--http-port",
+                             _free(), "--grpc-port", _free(), "--log-file", str(log)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = ""
+    deadline = time.monotonic() + 60
+    while "Ctrl-C stops it" not in out and time.monotonic() < deadline and proc.poll() is None:
+        out += proc.stdout.readline()
+    assert f"server log: {log}; Ctrl-C stops it" in out, out
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert log.is_file()
 
 
 def _running(pid: int) -> bool:

@@ -23,13 +23,16 @@ def serve(
     host: Annotated[str, typer.Option(
         help="Address to listen on. Triton has no authentication: anything other than 127.0.0.1 lets "
              "whoever reaches the port run the models.")] = "127.0.0.1",
+    log_file: Annotated[Path | None, typer.Option(
+        help="A new file for the server's log, kept. Default: a temporary file, removed when the server "
+             "is stopped with Ctrl-C, kept and named when something failed.")] = None,
 ) -> None:
     """Start tritonserver on --repo in the foreground; prints the URLs and each model's state, and stops
     the server on Ctrl-C or SIGTERM (exit 130)."""
     from vsrn_deploy.serving.serve import serve as run
 
     code = run(repo, http_port=http_port, grpc_port=grpc_port, server=server, host=host, python=python,
-              say=typer.echo)
+              log_file=log_file, say=typer.echo)
     raise typer.Exit(code)
 
 

@@ -55,7 +55,8 @@ def _check_port(flag: str, port: int) -> None:
 
 def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int = 8001,
           server: str | os.PathLike[str] | None = None, host: str = "127.0.0.1",
-          python: str | os.PathLike[str] | None = None, timeout: float = 300.0,
+          python: str | os.PathLike[str] | None = None, log_file: str | os.PathLike[str] | None = None,
+          timeout: float = 300.0,
           say: Callable[[str], None] = print,
           ready: Callable[[triton_server.TritonServer], None] | None = None) -> int:
     """Serve `repo` until interrupted; returns 130 after Ctrl-C / SIGTERM.
@@ -67,6 +68,8 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         host: the address to listen on (127.0.0.1: this machine only).
         python: the Python the python-backend models run in (default: `stub_python()`); warned about
             when it lacks numpy, onnxruntime or nltk, or has numpy 2.
+        log_file: a new file for the server's log, kept. Default: a temporary file, removed when the
+            server is stopped by Ctrl-C / SIGTERM, kept (and named in the error) when anything failed.
         timeout: seconds to wait for every model to be ready.
         say: where the URLs and model states go (stdout); warnings go to the `logging` warning level.
         ready: called with the running server once it is ready (tests, embedding callers).
@@ -87,9 +90,7 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
     for problem in triton_server.python_problems(python) if not packed else []:
         _log.warning(f"warning: in {python}, the Python the python-backend models run in, {problem}; "
                      "pass --python a Python 3.11 with 'numpy<2' onnxruntime nltk")
-    fd, log_name = tempfile.mkstemp(prefix="vsrn-tritonserver-", suffix=".log")
-    os.close(fd)
-    log = Path(log_name)
+    log, keep_log = _new_log(log_file)
     if host not in LOOPBACK:
         _log.warning(f"warning: listening on {host}: Triton has no authentication, so anyone who reaches "
                      "these ports can run the models (put it behind an authenticating proxy or a firewall)")
@@ -109,7 +110,8 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         missing = sorted(set(models) - {s.name for s in states if s.state == "READY"})
         if missing:
             raise VsrnError(f"models not ready: {', '.join(missing)} (server log: {log})")
-        say(f"server log: {log}; Ctrl-C stops it")
+        kept = "" if keep_log else " (removed when Ctrl-C stops the server; --log-file keeps one)"
+        say(f"server log: {log}{kept}; Ctrl-C stops it")
         if ready is not None:
             ready(running)
         while running.alive():
@@ -121,11 +123,35 @@ def serve(repo: str | os.PathLike[str], *, http_port: int = 8000, grpc_port: int
         if running is not None:
             _stop(running)
             say(f"stopped tritonserver (pid {running.pid})")
+        if not keep_log:  # a clean stop: the temporary log goes (a failure keeps it: its path was named)
+            log.unlink(missing_ok=True)
         return INTERRUPTED
     finally:
         if running is not None and running.alive():
             _stop(running)
         restore()
+
+
+def _new_log(log_file: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """(the server log's path, whether it is kept after a clean stop): --log-file, created new (serve
+    never replaces a file), or a temporary file."""
+    if log_file is None:
+        fd, name = tempfile.mkstemp(prefix="vsrn-tritonserver-", suffix=".log")
+        os.close(fd)
+        return Path(name), False
+    path = Path(log_file)
+    if not path.parent.is_dir():
+        raise VsrnError(f"--log-file {log_file}: the folder {path.parent} does not exist; create it or "
+                        "give another path")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        raise VsrnError(f"--log-file {log_file} exists; give a new path (serve never replaces a "
+                        "file)") from None
+    except OSError as exc:
+        raise VsrnError(f"--log-file {log_file} cannot be created ({exc.strerror}); give a writable "
+                        "path") from None
+    return path, True
 
 
 def _interruptible() -> Callable[[], None]:
