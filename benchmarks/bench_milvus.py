@@ -15,10 +15,16 @@ flat: for each query whether faiss's and Milvus's top-10 ids are identical in or
 set, and the largest score difference; approximate kinds: recall@10 against exact (numpy brute
 force), as searched (candidates re-scored exactly) and raw (the store's own top-10).
 
+Milvus is Milvus Lite in a temporary .db file unless --milvus-uri names a server
+(http://host:19530): then the same runs against that server, in collections named
+bench_<kind>_<random hex> that the run creates and drops itself (a name the server already holds is
+refused, nothing else on it is touched), and the results record the server's version.
+
 Usage (10^5 x 2048 takes a few minutes on 2 cores; --kinds flat for the side-by-side only):
 
     .venv/bin/python benchmarks/bench_milvus.py --n 100000 --dim 2048
     .venv/bin/python benchmarks/bench_milvus.py --n 5000 --no-save      # quick check
+    .venv/bin/python benchmarks/bench_milvus.py --n 20000 --milvus-uri http://127.0.0.1:19530
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -105,7 +112,8 @@ def strip(res: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in res.items() if k != "found"}
 
 
-def milvus_fill(db: Path, collection: str, kind: str, emb: np.ndarray, params: Any) -> tuple[Any, Any, float]:
+def milvus_fill(db: Path | str, collection: str, kind: str, emb: np.ndarray,
+                params: Any) -> tuple[Any, Any, float]:
     """The collection as `index --store milvus` leaves it and `search` opens it: `MilvusStore.fill`
     (staging collection: create, insert, flush, load), `finish` (renamed into place and loaded),
     then `milvus.open_collection` of the store's record. Searching the staging collection straight
@@ -114,10 +122,44 @@ def milvus_fill(db: Path, collection: str, kind: str, emb: np.ndarray, params: A
     finished collection 0.27, on 20,000 uniform 64-d vectors)."""
     store = MilvusStore(str(db), collection)
     t0 = time.perf_counter()
-    store.fill("images", kind, emb, params)
-    store.finish()
-    index = open_collection(store.record(kind, False), "images", kind, params, len(emb), {})
+    if isinstance(db, Path):  # Milvus Lite: the temporary folder goes with everything in it
+        store.fill("images", kind, emb, params)
+        store.finish()
+        index = open_collection(store.record(kind, False), "images", kind, params, len(emb), {})
+        return store, index, time.perf_counter() - t0
+    try:  # a server: a build that fails drops what it created (the staging or the renamed collection)
+        store.fill("images", kind, emb, params)
+        store.finish()
+        index = open_collection(store.record(kind, False), "images", kind, params, len(emb), {})
+    except BaseException:
+        store.abort()
+        try:
+            if store.client.has_collection(collection):  # refused up front if it existed: ours
+                store.client.drop_collection(collection)
+        except Exception:
+            pass
+        store.close()
+        raise
     return store, index, time.perf_counter() - t0
+
+
+def milvus_target(server: str | None, tmp: Path, kind: str) -> tuple[Path | str, str]:
+    """Where a kind's collection goes: a fresh .db in `tmp` (Lite), or the server under a name of
+    this run's own."""
+    if server is None:
+        return tmp / f"{kind}.db", f"bench_{kind}"
+    return server, f"bench_{kind}_{secrets.token_hex(4)}"
+
+
+def server_info(uri: str) -> dict[str, Any]:
+    """The server's version as its client reports it."""
+    from vsrn_deploy.search.milvus import connect
+
+    client = connect(uri)
+    try:
+        return {"uri": uri, "server_version": str(client.get_server_version())}
+    finally:
+        client.close()
 
 
 def staging_check(args: argparse.Namespace) -> None:
@@ -160,6 +202,41 @@ def staging_check(args: argparse.Namespace) -> None:
         write_json(out, args.out + ".json")
 
 
+def index_progress(described: dict[str, Any]) -> dict[str, Any]:
+    return {k: described.get(k) for k in ("total_rows", "indexed_rows", "pending_index_rows", "state")}
+
+
+def indexed_row(first: dict[str, Any], midx: Any, emb: np.ndarray, queries: np.ndarray, exact: np.ndarray,
+                params: Any, build: float, limit_s: float) -> dict[str, Any]:
+    """A server builds a collection's index in the background, after `MilvusStore.fill` has loaded it
+    (until then the rows are searched without it): wait until describe_index counts every row
+    indexed, release and load the collection again, and measure it once more."""
+    t0 = time.perf_counter()
+    while True:
+        progress = index_progress(midx.client.describe_index(midx.collection, "embedding"))
+        done = (progress["pending_index_rows"] == 0 and progress["total_rows"]
+                and progress["indexed_rows"] == progress["total_rows"])
+        if done or time.perf_counter() - t0 > limit_s:
+            break
+        time.sleep(2)
+    waited = time.perf_counter() - t0
+    midx.client.release_collection(midx.collection)
+    midx.client.load_collection(midx.collection)
+    reload_s = time.perf_counter() - t0 - waited
+    res = timed_search(lambda q: rescored_top_k(midx, q, K, emb, params.rerank), queries)
+    _, raw = midx.search(queries, K)
+    return {**{k: first[k] for k in ("kind", "milvus_index_type", "index_params", "search_params", "rerank")},
+            "phase": "index built (describe_index: every row indexed), then released and loaded again"
+                     if done else f"index not built after {limit_s:.0f} s (measured anyway)",
+            "build_s": round(build + waited + reload_s, 2), "index_wait_s": round(waited, 2),
+            "reload_s": round(reload_s, 2), **strip(res),
+            "recall_at_10_rescored": round(recall_at([ids for ids, _ in res["found"]], exact, K), 4),
+            "recall_at_10_raw": round(recall_at(list(raw), exact, K), 4),
+            "describe_index_state": progress["state"], "index_build_failures": [],
+            "load_average_after": loadavg(), "collection": midx.collection,
+            "describe_index": index_progress(midx.client.describe_index(midx.collection, "embedding"))}
+
+
 def milvus_drop(store: Any, index: Any) -> None:
     index.client.drop_collection(store.collection)
     index.client.close()
@@ -177,11 +254,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(RESULTS / "milvus_cpu"))
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--index-wait", type=float, default=3600.0,
+                        help="with --milvus-uri: seconds to wait for the server to finish an index")
+    parser.add_argument("--milvus-uri", default=None,
+                        help="a Milvus server URL (http://host:19530) to measure instead of Milvus Lite in a "
+                             "temporary .db file; the run creates, and drops, collections of its own there")
     parser.add_argument("--staging-check", action="store_true",
                         help="only: is a Milvus Lite HNSW collection searched through its graph right after "
                              "MilvusStore.fill, and after finish? (a deliberately weak graph on 20,000 "
                              "uniform 64-d vectors: an exact scan shows as recall 1.0)")
     args = parser.parse_args()
+    server = args.milvus_uri
+    if server is not None and not server.startswith(("http://", "https://", "tcp://", "grpc://")):
+        parser.error("--milvus-uri takes a server URL (http://host:19530); without it Milvus Lite is used")
     if args.staging_check:
         staging_check(args)
         return
@@ -202,6 +287,10 @@ def main() -> None:
         "machine": machine_info(threads=faiss.omp_get_max_threads()),
         "store": "Milvus Lite (a local .db file, in this process), one machine",
     }
+    if server is not None:
+        report["milvus_server"] = server_info(server)
+        report["store"] = (f"a Milvus server ({report['milvus_server']['server_version']} at {server}), "
+                           "on the same machine, reached over gRPC")
     rng = np.random.default_rng(args.seed)
     centres = rng.normal(size=(args.centres, dim)) / np.sqrt(dim)
     t0 = time.perf_counter()
@@ -217,14 +306,14 @@ def main() -> None:
     kinds = args.kinds.split(",")
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         if "flat" in kinds:
-            run_flat(report, emb, queries, exact, Path(tmp))
+            run_flat(report, emb, queries, exact, Path(tmp), server)
         # --- approximate kinds in Milvus: recall@10 against exact -------------------------------------
         report["approximate"] = []
         for kind in [k for k in kinds if k in ("hnsw", "ivfpq")]:
             params = default_params(kind, n, dim)
             before = len(watch.messages)
             try:
-                store, midx, build = milvus_fill(Path(tmp) / f"{kind}.db", f"bench_{kind}", kind, emb, params)
+                store, midx, build = milvus_fill(*milvus_target(server, Path(tmp), kind), kind, emb, params)
             except Exception as exc:  # Milvus Lite 3.2.2 refuses to load an IVF_PQ collection
                 row = {"kind": kind, "milvus_index_type": INDEX_TYPES[kind],
                        "index_params": _index_params(kind, params),
@@ -246,9 +335,20 @@ def main() -> None:
                    "describe_index_state": described.get("state"),
                    "index_build_failures": watch.messages[before:][:1],
                    "load_average_after": loadavg()}
-            milvus_drop(store, midx)
+            if server is not None:
+                row["phase"] = "as MilvusStore.fill + finish + open_collection leave it"
+                row["collection"] = midx.collection
+                row["describe_index"] = index_progress(described)
             report["approximate"].append(row)
             print(json.dumps(row), flush=True)
+            if server is not None:  # the server builds the index after the load: again once it is built
+                try:
+                    row = indexed_row(row, midx, emb, queries, exact, params, build, args.index_wait)
+                finally:
+                    milvus_drop(store, midx)
+                report["approximate"].append(row)
+                print(json.dumps(row), flush=True)
+                continue
     report["load_average_after"] = loadavg()
     text = to_markdown(report)
     print(text)
@@ -260,7 +360,7 @@ def main() -> None:
 
 
 def run_flat(report: dict[str, Any], emb: np.ndarray, queries: np.ndarray, exact: np.ndarray,
-             tmp: Path) -> None:
+             tmp: Path, server: str | None = None) -> None:
     """faiss IndexFlatIP vs Milvus FLAT, both searched by kinds.exact_top_k; into report["flat"]."""
     n, dim = emb.shape
     params = default_params("flat", n, dim)
@@ -269,7 +369,7 @@ def run_flat(report: dict[str, Any], emb: np.ndarray, queries: np.ndarray, exact
     faiss_build = time.perf_counter() - t0
     fres = timed_search(lambda q: exact_top_k(fidx, q, K), queries)
     fidx.reset()  # frees its n x dim floats before Milvus holds its own copy
-    store, midx, milvus_build = milvus_fill(tmp / "flat.db", "bench_flat", "flat", emb, params)
+    store, midx, milvus_build = milvus_fill(*milvus_target(server, tmp, "flat"), "flat", emb, params)
     mres = timed_search(lambda q: exact_top_k(midx, q, K), queries)
     milvus_drop(store, midx)
     f_ids = [ids for ids, _ in fres["found"]]
@@ -294,13 +394,16 @@ def run_flat(report: dict[str, Any], emb: np.ndarray, queries: np.ndarray, exact
 
 def to_markdown(r: dict[str, Any]) -> str:
     f = r.get("flat")
+    srv = r.get("milvus_server")
     lines = [
-        f"# faiss vs Milvus Lite ({r['n']:,} x {r['dim']}-d clustered unit vectors, {r['queries']} queries, "
-        f"k = {K})",
+        f"# faiss vs {'Milvus server ' + srv['server_version'] if srv else 'Milvus Lite'} "
+        f"({r['n']:,} x {r['dim']}-d clustered unit vectors, {r['queries']} queries, k = {K})",
         "",
         f"Store: {r['store']}. Versions: faiss {r['versions']['faiss']}, "
         f"pymilvus {r['versions']['pymilvus']}, "
-        f"milvus-lite {r['versions']['milvus_lite']}, numpy {r['versions']['numpy']}; "
+        + (f"Milvus server {srv['server_version']} (as its client reports it), " if srv else
+           f"milvus-lite {r['versions']['milvus_lite']}, ")
+        + f"numpy {r['versions']['numpy']}; "
         f"{r['machine']['cpu']}, {r['logical_cpus']} logical CPUs (shared with other jobs). "
         f"Command: `{r['command']}`.",
         "",
@@ -318,16 +421,29 @@ def to_markdown(r: dict[str, Any]) -> str:
         for a in r["approximate"]:
             if "error" in a:
                 lines.append(f"| {a['kind']} | {a['milvus_index_type']} | {a['index_params']} | | | | | | "
-                             "| not searchable: loading it (in `MilvusStore.fill` or `finish`) raised "
-                             f"{a['error']} |")
+                             "| not searchable: " + ("building it" if srv else "loading it")
+                             + f" (in `MilvusStore.fill` or `finish`) raised {a['error']} |")
                 continue
             built = "failed: " + a["index_build_failures"][0] if a["index_build_failures"] else "ok"
-            lines.append(f"| {a['kind']} | {a['milvus_index_type']} | {a['index_params']} "
+            kind = a["kind"]
+            if "phase" in a:
+                when = "index built, reloaded" if a["phase"].startswith("index built") else "as left"
+                kind += (f" ({when}; indexed {a['describe_index']['indexed_rows']} of "
+                         f"{a['describe_index']['total_rows']})")
+            lines.append(f"| {kind} | {a['milvus_index_type']} | {a['index_params']} "
                          f"| {a['search_params']} "
                          f"| {a['build_s']:.1f} | {a['queries_per_s']:.1f} | {a['single_p50_ms']:.2f} | "
                          f"{a['recall_at_10_rescored']:.4f} | {a['recall_at_10_raw']:.4f} | {built} |")
         lines += ["", "Re-scored: as `search` does (rerank x k candidates re-scored exactly from the "
                   "embeddings); raw: the store's own top-10."]
+        if srv:
+            lines += ["", "As left: searched straight after `MilvusStore.fill` + `finish` + "
+                      "`open_collection`, as a first `search` would be; the server builds the index in "
+                      "the background after that load, and describe_index's indexed count (taken after "
+                      "the searches) shows how much of the collection had it. Index built, reloaded: "
+                      "once describe_index counted every row indexed, the collection was released and "
+                      "loaded again and searched once more; its build s = the as-left build + the wait "
+                      "+ the reload."]
     return "\n".join(lines) + "\n"
 
 
@@ -348,8 +464,9 @@ def flat_markdown(r: dict[str, Any], f: dict[str, Any]) -> list[str]:
         f"{f['faiss_equals_numpy_exact_in_order']} of {r['queries']}.",
         "",
         "Build: faiss = add to IndexFlatIP; Milvus = `MilvusStore.fill` (create the collection, insert "
-        "in 8 MB batches, flush, load), `finish` (rename into place, load: Lite builds the index "
-        "here) and `open_collection`, as `index --store milvus` then `search` do.",
+        "in 8 MB batches, flush, load), `finish` (rename into place, load"
+        + ("" if r.get("milvus_server") else ": Lite builds the index here")
+        + ") and `open_collection`, as `index --store milvus` then `search` do.",
     ]
 
 
