@@ -179,3 +179,82 @@ def test_filled_collection_is_searched_through_its_index(tmp_path):
     finally:
         store.abort()
         store.close()
+
+
+class _ServerLike:
+    """Milvus Lite made to report index progress as a Milvus server does after a flush: the rows are
+    pending for the first `busy` calls of describe_index (Lite itself has indexed them already).
+    Records the calls in order."""
+
+    def __init__(self, client, busy: int, state: str = "Finished"):
+        self.client, self.busy, self.state, self.calls = client, busy, state, []
+
+    def describe_index(self, collection, index_name):
+        info = dict(self.client.describe_index(collection, index_name))
+        self.calls.append("describe_index")
+        if self.busy > 0:
+            self.busy -= 1
+            info.update(indexed_rows=0, pending_index_rows=info["total_rows"], state=self.state,
+                        index_state_fail_reason="out of disk (a test's)" if self.state == "Failed" else "")
+        return info
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.client, name)
+
+
+def test_fill_waits_until_the_server_has_indexed_every_row(tmp_path, monkeypatch):
+    """A Milvus server builds the index after the flush and searches the rows by brute force until
+    then (its state already says "Finished"): fill waits for pending_index_rows to reach 0 before
+    the reload, so the build's recall and the first searches are the index's; a failed build or a
+    wait past the limit is one VsrnError naming the collection."""
+    from vsrn_deploy.search import milvus
+    from vsrn_deploy.search.kinds import KindParams
+
+    monkeypatch.setattr(milvus, "_POLL_S", 0.0)
+    vectors = np.random.default_rng(1).standard_normal((300, 8)).astype(np.float32)
+    store = milvus.MilvusStore(str(tmp_path / "m.db"), "waited")
+    try:
+        server = store.client = _ServerLike(store.client, busy=3)
+        store.fill("images", "flat", vectors, KindParams())
+        calls = [c for c in server.calls if c in ("describe_index", "flush", "release_collection")]
+        assert calls == ["flush"] + ["describe_index"] * 4 + ["release_collection"], server.calls
+        store.abort()
+
+        store.client = _ServerLike(server.client, busy=1, state="Failed")
+        with pytest.raises(VsrnError, match="failed to build the index of waited_captions: out of disk"):
+            store.fill("captions", "flat", vectors, KindParams())
+        store.abort()
+
+        store.client = _ServerLike(server.client, busy=10**6)
+        monkeypatch.setattr(milvus, "INDEX_WAIT_S", 0.0)
+        with pytest.raises(VsrnError, match=r"still had 300 of 300 rows of waited to index after 0 s"):
+            store.fill("images", "flat", vectors, KindParams())
+    finally:
+        store.abort()
+        store.close()
+
+
+def test_a_rebuild_without_captions_drops_its_old_caption_collection(tiny_export, corpus, tmp_path):
+    """Rebuilt without --captions, the index's old caption collection is dropped with the old index
+    (nothing refers to it any more): a later rebuild with captions is not refused as if it were
+    someone else's. Moved to another --collection, the old pair goes too; a foreign one stays."""
+    from vsrn_deploy.search.milvus import connect
+
+    db = tmp_path / "m.db"
+    common = {"onnx_dir": str(tiny_export), "images": str(corpus["images"]), "progress": False,
+              "store": "milvus", "milvus_uri": str(db), "out": str(tmp_path / "idx")}
+    build_index(IndexConfig(captions=str(corpus["captions"]), **common))
+    client = connect(str(db))
+    try:
+        assert set(client.list_collections()) == {"vsrn_idx", "vsrn_idx_captions"}
+        build_index(IndexConfig(**common))
+        assert set(client.list_collections()) == {"vsrn_idx"}
+        build_index(IndexConfig(captions=str(corpus["captions"]), **common))
+        assert set(client.list_collections()) == {"vsrn_idx", "vsrn_idx_captions"}
+        build_index(IndexConfig(out=str(tmp_path / "foreign"), collection="theirs", **{
+            k: v for k, v in common.items() if k != "out"}))
+        build_index(IndexConfig(collection="moved", **common))
+        assert set(client.list_collections()) == {"moved", "theirs"}
+    finally:
+        client.close()
