@@ -14,7 +14,9 @@ A random VSRN at the paper's sizes (36 regions x 2048 features, a 2048-d joint s
 3. embed end to end as the command runs it on a laptop: Ray started and shut down by the job.
 
 Images/s of each and the ratios to (1); the load average before and after (the machine may be
-shared). Results: benchmarks/results/embed_cpu.{json,md}.
+shared), and the largest difference between embed's embeddings and the single process's, read
+back from embed's parquet shards (the issue's bound: 1e-6). Results:
+benchmarks/results/embed_cpu.{json,md}.
 """
 
 from __future__ import annotations
@@ -73,21 +75,34 @@ def make_shards(work: Path, images: int, shards: int) -> Path:
     return folder
 
 
-def single_process(export: Path, shards: Path, batch: int) -> tuple[float, float, int]:
-    """(seconds with the session's opening, as `index` pays it; seconds of encoding alone; images)."""
+def single_process(export: Path, shards: Path, batch: int) -> tuple[float, float, np.ndarray, str]:
+    """(seconds with the session's opening, as `index` pays it; seconds of encoding alone; the
+    embeddings in id order; the export's manifest sha256)."""
     from vsrn_deploy.search.encoders import ExportEncoders, FeatureFile
 
-    n = 0
+    rows = []
     opened = time.perf_counter()
     with ExportEncoders(export, threads=2) as enc:
         enc.encode_images(np.zeros((1, 36, 2048), np.float32))  # opens the session
         clock = time.perf_counter()
         for path in sorted(glob.glob(str(shards / "*.npy"))):
             for _, block in FeatureFile(path, 36, 2048).batches(batch):
-                enc.encode_images(block)
-                n += len(block)
+                rows.append(enc.encode_images(block)[0])
         end = time.perf_counter()
-        return end - opened, end - clock, n
+        return end - opened, end - clock, np.concatenate(rows), enc.manifest_sha256
+
+
+def largest_difference(folder: Path, reference: np.ndarray, export: Path, export_sha256: str) -> float:
+    """Largest |embed's embedding - the single process's| over every id, read back from embed's
+    verified parquet shards (ids in order, every id once: EmbeddingShards checks both)."""
+    from vsrn_deploy.artifacts.embeddings import open_embeddings
+
+    shards = open_embeddings(folder, export_sha256, export, reference.shape[1])
+    assert len(shards) == len(reference), (len(shards), len(reference))
+    worst = 0.0
+    for start, block in shards.batches():
+        worst = max(worst, float(np.abs(block - reference[start : start + len(block)]).max()))
+    return worst
 
 
 def ray_job(export: Path, shards: Path, out: Path, batch: int) -> float:
@@ -114,7 +129,8 @@ def main() -> None:
     export = make_export(args.work, args.embed_size)
     shards = make_shards(args.work, args.images, args.shards)
 
-    single_s, steady_s, n = single_process(export, shards, args.batch)
+    single_s, steady_s, reference, export_sha256 = single_process(export, shards, args.batch)
+    n = len(reference)
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -124,6 +140,8 @@ def main() -> None:
         ray.shutdown()
     end_to_end_s = ray_job(export, shards, args.work / "emb_cold", args.batch)
     load_after = os.getloadavg()
+    differences = {name: largest_difference(args.work / name, reference, export, export_sha256)
+                   for name in ("emb_session", "emb_cold")}
 
     rows = [("single process, ExportEncoders, 2 threads (opening the session included, as index does)",
              single_s),
@@ -135,6 +153,8 @@ def main() -> None:
         "regions": 36, "feature_dim": 2048,
         "runs": [{"what": what, "seconds": round(s, 3), "images_per_s": round(n / s, 2),
                   "x_single": round(single_s / s, 3)} for what, s in rows],
+        "max_abs_difference_to_single_process": {k: float(f"{v:.3g}") for k, v in differences.items()},
+        "equal_within_1e-6": all(v <= 1e-6 for v in differences.values()),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
@@ -148,6 +168,11 @@ def main() -> None:
              "| run | seconds | images/s | x single process |", "|---|---:|---:|---:|"]
     lines += [f"| {r['what']} | {r['seconds']:.2f} | {r['images_per_s']:.1f} | {r['x_single']:.2f}x |"
               for r in result["runs"]]
+    lines += ["", "Embeddings: the largest |embed - single process| over all "
+              f"{n} x {args.embed_size} values, read back from embed's parquet shards: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in differences.items())
+              + f" ({'within' if result['equal_within_1e-6'] else 'NOT within'} 1e-6; same backend, "
+              "ONNX Runtime FP32, 2 threads against 1 per actor)."]
     lines += ["", f"Load average (1, 5, 15 min) before: {result['load_average_before']}, after: "
               f"{result['load_average_after']}; {os.cpu_count()} CPUs; "
               "command: .venv/bin/python benchmarks/bench_embed.py"]
