@@ -186,15 +186,15 @@ class _ServerLike:
     pending for the first `busy` calls of describe_index (Lite itself has indexed them already).
     Records the calls in order."""
 
-    def __init__(self, client, busy: int, state: str = "Finished"):
-        self.client, self.busy, self.state, self.calls = client, busy, state, []
+    def __init__(self, client, busy: int, state: str = "Finished", indexed: int = 0):
+        self.client, self.busy, self.state, self.indexed, self.calls = client, busy, state, indexed, []
 
     def describe_index(self, collection, index_name):
         info = dict(self.client.describe_index(collection, index_name))
         self.calls.append("describe_index")
         if self.busy > 0:
             self.busy -= 1
-            info.update(indexed_rows=0, pending_index_rows=info["total_rows"], state=self.state,
+            info.update(indexed_rows=self.indexed, pending_index_rows=info["total_rows"], state=self.state,
                         index_state_fail_reason="out of disk (a test's)" if self.state == "Failed" else "")
         return info
 
@@ -219,6 +219,12 @@ def test_fill_waits_until_the_server_has_indexed_every_row(tmp_path, monkeypatch
         store.fill("images", "flat", vectors, KindParams())
         calls = [c for c in server.calls if c in ("describe_index", "flush", "release_collection")]
         assert calls == ["flush"] + ["describe_index"] * 4 + ["release_collection"], server.calls
+        store.abort()
+
+        # every row indexed while a compaction's re-index is pending: searched through the index already
+        store.client = compacting = _ServerLike(server.client, busy=10**6, indexed=300)
+        store.fill("images", "flat", vectors, KindParams())
+        assert compacting.calls.count("describe_index") == 1
         store.abort()
 
         store.client = _ServerLike(server.client, busy=1, state="Failed")
