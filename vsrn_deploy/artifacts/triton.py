@@ -19,13 +19,12 @@ from typing import Any
 
 from vsrn_deploy.artifacts.base import ABSENT, Kind, Manifest, verify_files
 from vsrn_deploy.artifacts.outputs import parse_manifest
+from vsrn_deploy.core.contract import CAPTION_ENCODER, TOKENIZER
 from vsrn_deploy.core.errors import VsrnError
 
 MARKER_NAME = "vsrn_repo.json"
 REPO_KIND = "triton repository"
 FORMAT_VERSION = 1
-TOKENIZER = "tokenizer"
-CAPTION_ENCODER = "caption_encoder"
 
 
 def owned_files(marker_data: dict[str, Any]) -> list[str]:

@@ -20,13 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from vsrn_deploy.core.contract import IMAGE, TEXT
+from vsrn_deploy.core.contract import CAPTION_ENCODER, CAPTIONS, IMAGE, TEXT
 from vsrn_deploy.core.errors import VsrnError
 
 __all__ = ["TritonClient"]
 
-CAPTION_ENCODER = "caption_encoder"  # the ensemble triton-repo writes: captions -> text_embedding
-CAPTIONS = "captions"  # its BYTES input, [batch, 1]
 PROTOCOLS = ("http", "grpc")
 INSTALL = "pip install 'tritonclient[http,grpc]'"
 

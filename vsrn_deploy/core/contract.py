@@ -153,6 +153,12 @@ class Precision(str, enum.Enum):
 MAX_EXPORT_BATCH = 4096
 MANIFEST_NAME = "manifest.json"
 VOCAB_NAME = "vocab.json"
+
+# the Triton models beside the two encoders (vsrn-deploy triton-repo): the tokenizer turns caption
+# strings into the text encoder's inputs; caption_encoder is the ensemble clients send strings to
+TOKENIZER = "tokenizer"
+CAPTION_ENCODER = "caption_encoder"
+CAPTIONS = "captions"  # their string input (TYPE_STRING / BYTES, dims [1]: [batch, 1])
 # trained models: a training run folder's checkpoints (vsrn-deploy format; TRAINED_NAMES are the
 # files that make a folder hold "a trained model"), and the name the authors gave their files
 BEST_CHECKPOINT_NAME = "model_best.pt"

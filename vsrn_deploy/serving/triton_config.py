@@ -20,12 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vsrn_deploy.core.contract import TEXT
+from vsrn_deploy.core.contract import CAPTION_ENCODER, CAPTIONS, TEXT, TOKENIZER
 from vsrn_deploy.core.errors import VsrnError, import_optional
 
-TOKENIZER = "tokenizer"  # python backend: captions -> token_ids + lengths
-CAPTION_ENCODER = "caption_encoder"  # ensemble: captions -> text_embedding
-CAPTIONS = "captions"  # the string input of both (TYPE_STRING, dims [1])
 PAD_TO_MULTIPLE = 8  # the tokenizer pads each request to a multiple of this (helps dynamic batching)
 CAPTION_BYTES_PER_TOKEN = 32  # the tokenizer refuses captions over max_tokens * this many UTF-8 bytes
 ENV_PARAMETER = "EXECUTION_ENV_PATH"  # the python backend's packed-environment parameter

@@ -55,12 +55,10 @@ from vsrn_deploy.core.contract import TEXT
 from vsrn_deploy.core.errors import VsrnError, import_optional
 from vsrn_deploy.io.files import atomic_write_json, atomic_write_text, sha256_file
 from vsrn_deploy.serving import triton_config
-from vsrn_deploy.serving.triton_config import (  # noqa: F401 - importable from here too
-    CAPTION_BYTES_PER_TOKEN,
+from vsrn_deploy.serving.triton_config import (
     CAPTIONS,
     PAD_TO_MULTIPLE,
     WarmupInput,
-    max_caption_bytes,
     render_config,
     render_ensemble_config,
     render_tokenizer_config,
@@ -284,10 +282,15 @@ def _owned_entries(marker_data: dict[str, Any]) -> list[str]:
     return repo_artifact.owned_files(marker_data)
 
 
+def _env_needs(backend: str) -> tuple[str, ...]:
+    """The modules the python-backend models of a repository import."""
+    return ("numpy", "nltk", "onnxruntime") if backend == "python" else ("numpy", "nltk")
+
+
 def _needs(backend: str) -> str:
-    """What the python-backend models of a repository import (pip names)."""
+    """The same as pip arguments."""
     # numpy < 2: the python backend stub of these Triton releases garbles string tensors under numpy 2
-    return "'numpy<2' nltk onnxruntime" if backend == "python" else "'numpy<2' nltk"
+    return " ".join("'numpy<2'" if module == "numpy" else module for module in _env_needs(backend))
 
 
 def _readme(cfg: TritonRepoConfig, out: Path, sources: list[_Source], max_batch: int,
@@ -400,7 +403,6 @@ ENV_FILE = f"{TOKENIZER}/python_env/vsrn-python.tar.gz"  # the packed environmen
 # (tritonserver refuses a repository-root folder without config.pbtxt; in a model folder a non-numeric
 # folder is only a warning). Every python-backend config names it by the same path, so it is unpacked once.
 ENV_FROM_MODEL = f"../{ENV_FILE}"
-_ENV_MODULES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "nltk": "nltk"}
 WARMUP_DIR = "warmup"  # <model>/warmup/<file>: where Triton reads model_warmup's input_data_file
 _WARMUP_WORDS = 3  # the warmup caption: the vocabulary's first words the tokeniser reproduces
 _NUMPY = {"TYPE_INT64": "<i8", "TYPE_INT32": "<i4"}  # little-endian, as Triton reads warmup files
@@ -512,11 +514,6 @@ def _keep_other_versions(folder: Any, tmp: Path, version: int) -> list[str]:
             shutil.copy2(source, target)
         kept.append(str(rel))
     return kept
-
-
-def _env_needs(backend: str) -> tuple[str, ...]:
-    """The modules the python-backend models of a repository import."""
-    return ("numpy", "nltk", "onnxruntime") if backend == "python" else ("numpy", "nltk")
 
 
 def _env_hint(backend: str) -> str:
