@@ -101,6 +101,24 @@ def load_manifest(path: str | os.PathLike, *, what: str, fix: str) -> dict[str, 
     return data
 
 
+def check_sizes(folder: str | os.PathLike, listed: dict[str, Any], *, manifest_name: str, fix: str,
+                since: str = "it was written", required: bool = False) -> None:
+    """The cheap check before `verify_files` hashes anything: every listed file exists and has the size
+    ("bytes") its manifest records (`required`: an entry without one fails too).
+
+    The error text: `<file> is missing (listed in <manifest>); <fix>` or `<file> has N bytes, <manifest>
+    records M: it is truncated or changed since <since>; <fix>`."""
+    folder = Path(folder)
+    for name, entry in listed.items():
+        path = folder / str(name)
+        if not path.is_file():
+            raise VsrnError(f"{path} is missing (listed in {manifest_name}); {fix}")
+        size = entry.get("bytes") if isinstance(entry, dict) else None
+        if (isinstance(size, int) or required) and path.stat().st_size != size:
+            raise VsrnError(f"{path} has {path.stat().st_size} bytes, {manifest_name} records {size}: it is "
+                            f"truncated or changed since {since}; {fix}")
+
+
 def verify_files(folder: str | os.PathLike, listed: dict[str, Any], names: Iterable[str] | None = None, *,
                  manifest_name: str, fix: str, since: str = "it was written") -> None:
     """Check files against the sha256 their manifest records, before they are used.

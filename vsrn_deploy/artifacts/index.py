@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vsrn_deploy.artifacts.base import ABSENT, Kind, Manifest, load_manifest, verify_files
+from vsrn_deploy.artifacts.base import ABSENT, Kind, Manifest, check_sizes, load_manifest, verify_files
 from vsrn_deploy.core.errors import VsrnError
 
 FORMAT = "vsrn-deploy-index"
@@ -100,14 +100,7 @@ def open_index_manifest(path: str | os.PathLike, *, verify: bool = True) -> dict
     files = manifest.get("files")
     if not isinstance(files, dict) or not isinstance(manifest.get("export"), dict):
         raise VsrnError(f"{path / MANIFEST} lacks its file list; {fix}")
-    for name, entry in files.items():
-        file = path / name
-        if not file.is_file():
-            raise VsrnError(f"{file} is missing (listed in {MANIFEST}); {fix}")
-        size = entry.get("bytes") if isinstance(entry, dict) else None
-        if file.stat().st_size != size:
-            raise VsrnError(f"{file} has {file.stat().st_size} bytes, the index wrote {size}: it is "
-                            f"truncated or changed; {fix}")
+    check_sizes(path, files, manifest_name=MANIFEST, fix=fix, since="the index was built", required=True)
     if verify:
         verify_files(path, files, manifest_name=MANIFEST, fix=fix, since="the index was built")
     return manifest

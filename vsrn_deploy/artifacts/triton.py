@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vsrn_deploy.artifacts.base import ABSENT, Kind, Manifest, verify_files
+from vsrn_deploy.artifacts.base import ABSENT, Kind, Manifest, check_sizes, verify_files
 from vsrn_deploy.artifacts.outputs import parse_manifest
 from vsrn_deploy.core.contract import CAPTION_ENCODER, TOKENIZER
 from vsrn_deploy.core.errors import VsrnError
@@ -96,14 +96,10 @@ def verify_repository(repo: str | os.PathLike) -> dict[str, Any] | None:
         return data  # written before vsrn_repo.json listed its files: nothing recorded to check
     if not isinstance(files, dict):
         raise VsrnError(f"{path} lists its files in an unknown form; {fix}")
-    for name, entry in files.items():
+    for name in files:
         rel = PurePosixPath(str(name))
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
             raise VsrnError(f"{path} lists {name!r}, a path outside the repository; {fix}")
-        target = folder / rel
-        size = entry.get("bytes") if isinstance(entry, dict) else None
-        if isinstance(size, int) and target.is_file() and target.stat().st_size != size:
-            raise VsrnError(f"{target} changed since triton-repo wrote it (size {target.stat().st_size} "
-                            f"bytes, {MARKER_NAME} records {size}); {fix}")
+    check_sizes(folder, files, manifest_name=MARKER_NAME, fix=fix, since="triton-repo wrote it")
     verify_files(folder, files, manifest_name=MARKER_NAME, since="triton-repo wrote it", fix=fix)
     return data

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vsrn_deploy.core.errors import VsrnError
+from vsrn_deploy.serving.triton_config import ENV_PARAMETER
 
 # where .ci/setup.d/30-triton.sh puts the server of the nvidia-pytriton wheel, inside an environment
 PYTRITON_SERVER = Path("triton") / "pytriton" / "tritonserver"
@@ -173,7 +174,7 @@ def carries_python_env(repository: str | os.PathLike[str]) -> bool:
             continue
         if not re.search(r'^\s*backend:\s*"python"', text, re.MULTILINE):
             continue
-        if re.search(r'key:\s*"EXECUTION_ENV_PATH"', text):
+        if re.search(rf'key:\s*"{ENV_PARAMETER}"', text):
             packed += 1
         else:
             plain += 1
