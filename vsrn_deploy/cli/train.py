@@ -14,9 +14,8 @@ import typer
 
 from vsrn_deploy.cli.common import handle_errors
 from vsrn_deploy.cli.options import MAX_SIZE, Device, Overwrite, Seed, Vocab, bounded
-from vsrn_deploy.training.config import (  # the model's sizes are bounded where the model is configured
-    MAX_DIM,
-    MAX_GCN_LAYERS,
+from vsrn_deploy.model.config import MAX_DIM, MAX_GCN_LAYERS  # bounded where the model is configured
+from vsrn_deploy.training.config import (
     MAX_GRAD_CLIP,
     MAX_LR,
     MAX_MARGIN,

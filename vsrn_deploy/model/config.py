@@ -20,6 +20,13 @@ MAX_DIM = 65536
 MAX_GCN_LAYERS = 64
 
 
+def dimension_problems(config: Any) -> list[str]:
+    """The model dimensions (embed_size, word_dim, caption_hidden) of `config` (a model or a training
+    config) above MAX_DIM."""
+    return [f"{name} must be <= {MAX_DIM}, the largest model dimension (got {getattr(config, name)})"
+            for name in ("embed_size", "word_dim", "caption_hidden") if getattr(config, name) > MAX_DIM]
+
+
 def dataclass_from_dict(cls: type, data: dict[str, Any], what: str, hint: str = "") -> Any:
     """`cls(**data)` for a config dataclass, refusing keys it does not have (a VsrnError naming them)."""
     unknown = sorted(set(data) - {f.name for f in fields(cls)})
@@ -62,10 +69,7 @@ class VSRNConfig:
         for name in ("vocab_size", "img_dim", "embed_size", "word_dim", "num_regions", "text_layers"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("embed_size", "word_dim", "caption_hidden"):
-            if getattr(self, name) > MAX_DIM:
-                problems.append(f"{name} must be <= {MAX_DIM}, the largest model dimension (got "
-                                f"{getattr(self, name)})")
+        problems += dimension_problems(self)
         if not 0 <= self.gcn_layers <= MAX_GCN_LAYERS:
             problems.append(f"gcn_layers must lie in [0, {MAX_GCN_LAYERS}] (got {self.gcn_layers})")
         if self.img_pool not in ("gru", "mean"):

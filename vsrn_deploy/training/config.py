@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from vsrn_deploy.core.errors import VsrnError
-from vsrn_deploy.model.config import MAX_DIM, MAX_GCN_LAYERS, dataclass_from_dict
+from vsrn_deploy.model.config import MAX_GCN_LAYERS, dataclass_from_dict, dimension_problems
 
 IMG_POOLS = ("gru", "mean")
 REGION_ORDERS = ("given", "box", "random")
@@ -110,10 +110,7 @@ class TrainConfig:
             problems.append(f"workers must be <= {MAX_WORKERS} (got {self.workers})")
         if self.batch_size < 2:
             problems.append("batch_size must be >= 2 (the matching loss needs negatives)")
-        for name in ("embed_size", "word_dim", "caption_hidden"):
-            if getattr(self, name) > MAX_DIM:
-                problems.append(f"{name} must be <= {MAX_DIM}, the largest model dimension (got "
-                                f"{getattr(self, name)})")
+        problems += dimension_problems(self)
         if self.gcn_layers > MAX_GCN_LAYERS:
             problems.append(f"gcn_layers must be <= {MAX_GCN_LAYERS} (got {self.gcn_layers})")
         if not 0 < self.lr <= MAX_LR:  # NaN fails too
