@@ -17,9 +17,12 @@ round:
   sides alike.
 
 Reported: captions/s and images/s, Triton (perf_analyzer) against direct, their ratio, and the
-execution/inference ratios (medians over rounds); the load average before and after, the command
-line, versions. The client never imports torch (the export runs in a child process). Server, client
-and perf_analyzer share the machine's cores.
+execution/inference ratios (medians over rounds); where the cores went while perf_analyzer ran (CPU
+seconds per second of the server's own threads, of each python model's process and of perf_analyzer,
+read from Linux /proc) and the encoder's items per CPU-second against the direct client's, which
+tells a gap of cores (the server's hops and the load generator take them) from a slower encoder; the
+load average before and after, the command line, versions. The client never imports torch (the
+export runs in a child process). Server, client and perf_analyzer share the machine's cores.
 
     .venv/bin/python benchmarks/bench_triton.py --precision fp32 --out benchmarks/results/triton_cpu
     .venv/bin/python benchmarks/bench_triton.py --precision int8 --out benchmarks/results/triton_cpu_int8
@@ -33,6 +36,7 @@ import csv
 import importlib.metadata
 import json
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -99,6 +103,31 @@ def _perf_analyzer(binary: Path, server, model: str, concurrency: int, requests:
              "p99_ms": float(row["p99 latency"]) / 1000}, cmd)
 
 
+def _cpu_by_part(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server's own threads ("tritonserver") and by each python-backend
+    model's stub process, named by its model (the stub runs <repository>/<model>/<version>/model.py);
+    empty where the OS has no /proc."""
+    from vsrn_deploy.bench.machine import process_cpu_seconds
+
+    parts: dict[str, float] = {}
+    for pid, (cmdline, seconds) in (process_cpu_seconds(server_pid) or {}).items():
+        if pid == server_pid:
+            name = "tritonserver"
+        elif len(cmdline) > 1 and cmdline[1].endswith("model.py") and len(Path(cmdline[1]).parts) >= 3:
+            name = Path(cmdline[1]).parts[-3]
+        else:
+            name = Path(cmdline[0]).name if cmdline else str(pid)
+        parts[name] = parts.get(name, 0.0) + seconds
+    return parts
+
+
+def _cpu_of(who: int) -> float:
+    """CPU seconds (user + system) of this process (RUSAGE_SELF, all its threads) or of its ended,
+    waited-for children (RUSAGE_CHILDREN: perf_analyzer, once subprocess.run has returned)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _direct_rate(fn, batch: int, seconds: float) -> float:
     """Items/s of `fn()` (one batch of `batch` items) called for at least `seconds` after one warm-up."""
     fn()
@@ -119,6 +148,32 @@ def _usage(message: str) -> None:
     """Bad input: one `error:` line, exit 2."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _cores_lines(summary: dict, cpus: int, models: dict[str, str]) -> list[str]:
+    """The report's table of where the cores went while perf_analyzer ran, and the encoders' items per
+    CPU-second against the direct client's; one line saying so where /proc was not there."""
+    if not all(s["cores"] for s in summary.values()):
+        return ["Where the cores went: not measured (it reads Linux /proc).", ""]
+    first = ["tritonserver", "tokenizer"]
+    names = [n for n in first if any(n in s["cores"] for s in summary.values())]
+    names += sorted({n for s in summary.values() for n in s["cores"]} - {*first, "perf_analyzer"})
+    names.append("perf_analyzer")
+    lines = [f"Where the {cpus} cores went while perf_analyzer ran (CPU-seconds per second of each process, "
+             "median of rounds; tritonserver is the server's own threads: gRPC, the ensemble, the batchers; "
+             "each python model runs in a process of its own):", "",
+             "| run | " + " | ".join(names) + " | left (idle, other work) |",
+             "|---|" + "---:|" * (len(names) + 1)]
+    for kind, s in summary.items():
+        used = [s["cores"].get(n, 0.0) for n in names]
+        lines.append(f"| {models[kind]} | " + " | ".join(f"{c:.2f}" for c in used)
+                     + f" | {max(0.0, cpus - sum(used)):.2f} |")
+    lines += ["", "Items per CPU-second, the encoder's python model process under perf_analyzer against ONNX "
+              "Runtime called directly (this process, all its threads; for captions tokenising included):"
+              + "".join(f" {kind} {s['items_per_cpu_s']['triton_encoder'] or 0:.0f} against "
+                        f"{s['items_per_cpu_s']['direct']:.0f} (direct used {s['direct_cores']:.2f} cores);"
+                        for kind, s in summary.items()).rstrip(";") + ".", ""]
+    return lines
 
 
 def main() -> None:
@@ -225,20 +280,29 @@ def main() -> None:
         commands: dict[str, list[str]] = {}
         for r in range(args.rounds):
             for kind, model, concurrency, data, counted, batch_model, direct in plan:
-                before = _stats(client)
+                before, cpu_before = _stats(client), _cpu_by_part(server.pid)
+                children_before, started = _cpu_of(resource.RUSAGE_CHILDREN), time.perf_counter()
                 figures, commands[model] = _perf_analyzer(binary, server, model, concurrency, requests, tmp,
                                                           data)
-                after = _stats(client)
+                wall = time.perf_counter() - started
+                cpu_after, after = _cpu_by_part(server.pid), _stats(client)
+                # CPU-seconds per second of each process while perf_analyzer ran: where the cores went
+                cores = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) / wall for name in cpu_after}
+                if cores:
+                    cores["perf_analyzer"] = (_cpu_of(resource.RUSAGE_CHILDREN) - children_before) / wall
                 counts = {m: {"inferences": after[m][0] - before[m][0],
                               "executions": after[m][1] - before[m][1]} for m in counted}
                 for c in counts.values():
                     c["executions_per_inference"] = c["executions"] / max(1, c["inferences"])
                 formed = counts[batch_model]["inferences"] / max(1, counts[batch_model]["executions"])
                 batch = max(1, min(MAX_BATCH, round(formed)))
+                self_before, started = _cpu_of(resource.RUSAGE_SELF), time.perf_counter()
                 rate = _direct_rate(direct(batch), batch, args.seconds)
+                direct_cores = (_cpu_of(resource.RUSAGE_SELF) - self_before) / (time.perf_counter() - started)
                 rounds[kind].append({"triton": figures, "counts": counts, "formed_batch": formed,
                                      "direct_batch": batch, "direct_items_per_s": rate,
-                                     "ratio": figures["items_per_s"] / rate})
+                                     "ratio": figures["items_per_s"] / rate, "cores": cores,
+                                     "direct_cores": direct_cores, "encoder": batch_model})
                 print(f"round {r + 1} {kind}: triton {figures['items_per_s']:.1f}/s, batch formed "
                       f"{formed:.2f}, direct at batch {batch} {rate:.1f}/s", file=sys.stderr)
     except VsrnError as exc:  # the server is not installed, or does not load the repository
@@ -258,6 +322,9 @@ def main() -> None:
                       "inferences": sum(x["counts"][m]["inferences"] for x in rows),
                       "executions": sum(x["counts"][m]["executions"] for x in rows)}
                   for m in rows[0]["counts"]}
+        names = sorted({n for x in rows for n in x["cores"]})
+        cores = {n: _median([x["cores"].get(n, 0.0) for x in rows]) for n in names}
+        encoder = rows[0]["encoder"]
         summary[kind] = {
             "triton_items_per_s": _median([x["triton"]["items_per_s"] for x in rows]),
             "triton_p50_ms": _median([x["triton"]["p50_ms"] for x in rows]),
@@ -267,6 +334,16 @@ def main() -> None:
             "direct_items_per_s": _median([x["direct_items_per_s"] for x in rows]),
             "ratio": _median([x["ratio"] for x in rows]),
             "counts": counts,
+            # CPU-seconds per second while perf_analyzer ran, by process (median of rounds; {} without /proc)
+            "cores": cores,
+            "direct_cores": _median([x["direct_cores"] for x in rows]),
+            # items per CPU-second: the encoder's python model process against the direct client (all
+            # its threads, tokenising included for captions); equal means the gap is cores, not speed
+            "items_per_cpu_s": {
+                "triton_encoder": (_median([x["triton"]["items_per_s"] / x["cores"][encoder] for x in rows])
+                                   if all(x["cores"].get(encoder) for x in rows) else None),
+                "direct": _median([x["direct_items_per_s"] / x["direct_cores"] for x in rows]),
+            },
         }
     text_ok = all(summary["captions"]["counts"][m]["executions_per_inference"] <= 1 / MIN_BATCH
                   for m in TEXT_MODELS)
@@ -325,6 +402,8 @@ def main() -> None:
         *(f"| {m} | {c['inferences']} | {c['executions']} | {c['executions_per_inference']:.3f} |"
           for s in (cap, img) for m, c in s["counts"].items()),
         "",
+        *_cores_lines(summary, result["machine"]["logical_cpus"], {"captions": CAPTION_ENCODER,
+                                                                    "images": IMAGE.graph}),
         "Targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}"
                                 for k, v in result["targets"].items()) + ".",
         "",

@@ -56,6 +56,32 @@ def load_average() -> float | None:
         return None
 
 
+def process_cpu_seconds(pid: int) -> dict[int, tuple[list[str], float]] | None:
+    """CPU seconds (user + system) used so far by process `pid` and by each of its children, by pid,
+    with the command line: where a server's time goes (its own threads, the worker processes it
+    started). Linux /proc only: None elsewhere, or when `pid` is gone. A child that exits between
+    two readings drops out of the later one.
+    """
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found: dict[int, tuple[list[str], float]] = {}
+    try:
+        entries = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except (OSError, IndexError):
+            continue  # exited meanwhile, or not ours to read
+        # after the name: state, ppid, ..., utime and stime are fields 14 and 15 of proc(5)
+        if entry == pid or int(fields[1]) == pid:
+            found[entry] = (cmdline, (int(fields[11]) + int(fields[12])) / tick)
+    return found if pid in found else None
+
+
 def physical_cores() -> int | None:
     """Physical cores visible to this process (Linux: distinct (package, core) pairs), else None."""
     try:

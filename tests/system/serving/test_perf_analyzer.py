@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,27 @@ def test_image_encoder_under_perf_analyzer(perf_analyzer, server, tmp_path):
     after = _stats(server)[IMAGE.graph]
     assert float(row["Inferences/Second"]) > 0, row
     assert after[0] - before[0] >= 64, (before, after)
+
+
+def test_bench_triton_reports_where_the_cores_went(perf_analyzer, tmp_path):
+    """benchmarks/bench_triton.py end to end on the tiny model (one round, short windows): its report
+    says, per process, how much CPU the server, each python model and perf_analyzer took, and the
+    encoders' items per CPU-second beside the direct client's."""
+    out = tmp_path / "tiny"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_triton.py"), "--tiny", "--rounds",
+                           "1", "--requests", "50", "--seconds", "0.5", "--perf-analyzer", str(perf_analyzer),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    captions, images = report["summary"]["captions"], report["summary"]["images"]
+    for name in ("tritonserver", TOKENIZER, TEXT.graph, "perf_analyzer"):
+        assert captions["cores"][name] > 0, (name, captions["cores"])
+    assert images["cores"][IMAGE.graph] > 0
+    assert images["cores"].get(TOKENIZER, 0.0) < captions["cores"][TOKENIZER]
+    cpus = report["machine"]["logical_cpus"]
+    for summary in (captions, images):
+        assert sum(summary["cores"].values()) <= cpus * 1.1, summary["cores"]  # shares of the machine
+        assert summary["items_per_cpu_s"]["triton_encoder"] > 0 and summary["items_per_cpu_s"]["direct"] > 0
+        assert 0 < summary["direct_cores"] <= cpus * 1.1
+    md = out.with_suffix(".md").read_text()
+    assert f"Where the {cpus} cores went" in md and "| caption_encoder | " in md
