@@ -113,7 +113,8 @@ def test_image_encoder_under_perf_analyzer(perf_analyzer, server, tmp_path):
 def test_bench_triton_reports_where_the_cores_went(perf_analyzer, tmp_path):
     """benchmarks/bench_triton.py end to end on the tiny model (one round, short windows): its report
     says, per process, how much CPU the server, each python model and perf_analyzer took, and the
-    encoders' items per CPU-second beside the direct client's."""
+    encoders' items per CPU-second beside the direct client's; its direct rate is over the batch sizes
+    the server ran."""
     out = tmp_path / "tiny"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_triton.py"), "--tiny", "--rounds",
                            "1", "--requests", "50", "--seconds", "0.5", "--perf-analyzer", str(perf_analyzer),
@@ -130,5 +131,12 @@ def test_bench_triton_reports_where_the_cores_went(perf_analyzer, tmp_path):
         assert sum(summary["cores"].values()) <= cpus * 1.1, summary["cores"]  # shares of the machine
         assert summary["items_per_cpu_s"]["triton_encoder"] > 0 and summary["items_per_cpu_s"]["direct"] > 0
         assert 0 < summary["direct_cores"] <= cpus * 1.1
+    # the direct side runs the batch sizes the server ran, weighted by the server's executions at each
+    for summary, encoder in ((captions, TEXT.graph), (images, IMAGE.graph)):
+        assert sum(summary["batches"].values()) == summary["counts"][encoder]["executions"]
+        (row,) = report["rounds_per_kind"]["captions" if encoder == TEXT.graph else "images"]
+        rates = row["direct_items_per_s_by_batch"].values()
+        assert set(row["direct_items_per_s_by_batch"]) == set(row["batches"])
+        assert min(rates) * 0.999 <= row["direct_items_per_s"] <= max(rates) * 1.001
     md = out.with_suffix(".md").read_text()
     assert f"Where the {cpus} cores went" in md and "| caption_encoder | " in md
