@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/triton_cpu", help="writes OUT.json and OUT.md")
     parser.add_argument("--tiny", action="store_true", help="tiny model (a quick look, not the figures)")
     parser.add_argument("--precision", default="fp32", help="fp32 or int8: the graphs the server runs")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0, help="direct ONNX Runtime: per model and round")
     parser.add_argument("--caption-concurrency", type=int, default=16, help="requests in flight, captions")
     parser.add_argument("--image-concurrency", type=int, default=4, help="requests in flight, images")
@@ -422,11 +422,11 @@ def main() -> None:
         f"| {CAPTION_ENCODER} (captions) | {args.caption_concurrency} | {cap['triton_items_per_s']:.1f} | "
         f"{cap['triton_p50_ms']:.1f} / {cap['triton_p99_ms']:.1f} | {cap['formed_batch']:.2f} | "
         f"{cap['direct_items_per_s']:.1f} ({_sizes(cap['direct_batches'])}) | "
-        f"{cap['ratio']:.2f}x |",
+        f"{cap['ratio']:.3f}x |",
         f"| {IMAGE.graph} (images) | {args.image_concurrency} | {img['triton_items_per_s']:.1f} | "
         f"{img['triton_p50_ms']:.1f} / {img['triton_p99_ms']:.1f} | {img['formed_batch']:.2f} | "
         f"{img['direct_items_per_s']:.1f} ({_sizes(img['direct_batches'])}) | "
-        f"{img['ratio']:.2f}x |",
+        f"{img['ratio']:.3f}x |",
         "",
         "Executions per inference over the perf_analyzer runs (server statistics; median of rounds, "
         "totals over all rounds):",
