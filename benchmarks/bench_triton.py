@@ -332,7 +332,7 @@ def main() -> None:
                                      "batches": batches, "direct_items_per_s_by_batch": by_batch,
                                      "direct_items_per_s": rate,
                                      "ratio": figures["items_per_s"] / rate, "cores": cores,
-                                     "direct_cores": direct_cores, "encoder": batch_model})
+                                     "direct_cores": direct_cores})
                 print(f"round {r + 1} {kind}: triton {figures['items_per_s']:.1f}/s, batch formed "
                       f"{formed:.2f} {batches}, direct at those batches {rate:.1f}/s", file=sys.stderr)
     except VsrnError as exc:  # the server is not installed, or does not load the repository
@@ -346,6 +346,7 @@ def main() -> None:
     load_after = load_average()
 
     summary = {}
+    encoder_of = {kind: batch_model for kind, _, _, _, _, batch_model, _ in plan}
     for kind, rows in rounds.items():
         counts = {m: {"executions_per_inference": _median([x["counts"][m]["executions_per_inference"]
                                                            for x in rows]),
@@ -354,16 +355,17 @@ def main() -> None:
                   for m in rows[0]["counts"]}
         names = sorted({n for x in rows for n in x["cores"]})
         cores = {n: _median([x["cores"].get(n, 0.0) for x in rows]) for n in names}
-        encoder = rows[0]["encoder"]
+        encoder = encoder_of[kind]
+        # executions per batch size of the encoder, all rounds together
+        batches = {b: sum(x["batches"].get(b, 0) for x in rows)
+                   for b in sorted({b for x in rows for b in x["batches"]})}
         summary[kind] = {
             "triton_items_per_s": _median([x["triton"]["items_per_s"] for x in rows]),
             "triton_p50_ms": _median([x["triton"]["p50_ms"] for x in rows]),
             "triton_p99_ms": _median([x["triton"]["p99_ms"] for x in rows]),
             "formed_batch": _median([x["formed_batch"] for x in rows]),
-            "direct_batches": sorted({b for x in rows for b in x["batches"]}),
-            # executions per batch size of the encoder, all rounds together
-            "batches": {b: sum(x["batches"].get(b, 0) for x in rows)
-                        for b in sorted({b for x in rows for b in x["batches"]})},
+            "direct_batches": list(batches),
+            "batches": batches,
             "direct_items_per_s": _median([x["direct_items_per_s"] for x in rows]),
             "ratio": _median([x["ratio"] for x in rows]),
             "counts": counts,

@@ -72,13 +72,14 @@ def process_cpu_seconds(pid: int) -> dict[int, tuple[list[str], float]] | None:
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+            # after the name: state, ppid, ..., utime and stime are fields 14 and 15 of proc(5)
+            if entry != pid and int(fields[1]) != pid:
+                continue  # the command line is read for the process and its children only
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
         except (OSError, IndexError):
             continue  # exited meanwhile, or not ours to read
-        # after the name: state, ppid, ..., utime and stime are fields 14 and 15 of proc(5)
-        if entry == pid or int(fields[1]) == pid:
-            found[entry] = (cmdline, (int(fields[11]) + int(fields[12])) / tick)
+        found[entry] = (cmdline, (int(fields[11]) + int(fields[12])) / tick)
     return found if pid in found else None
 
 
